@@ -5,10 +5,11 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from . import _core
+from .rnn import loss_and_grad, rollout
 
 try:
     __version__ = version("rnnschur")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
-__all__ = ["__version__", "_core"]
+__all__ = ["__version__", "_core", "loss_and_grad", "rollout"]

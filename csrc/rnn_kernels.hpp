@@ -1,0 +1,69 @@
+// Batched tanh-RNN forward pass and BPTT: the pure C++ interface (no pybind11).
+//
+// All arrays are dense, C-contiguous and already validated by the caller:
+//   W_xh (Nh, Nx), W_hh (K, Nh, Nh), W_hy (Ny, Nh), b_h (Nh), b_y (Ny),
+//   x (T, B, Nx), h0 (B, Nh) or (Nh) (h0_bstride = Nh or 0), y (K, T, B, Ny),
+//   hidden (K, T, B, Nh), target (T, B, Ny), mask (T, B, Ny) as 0/1 bytes.
+// Optional pointers may be null (biases and h0 then count as zero).
+#pragma once
+
+#include <cstdint>
+
+namespace rnnschur {
+
+struct RnnDims {
+    std::int64_t K, T, B, Nx, Nh, Ny;
+};
+
+template <class T>
+struct ForwardArgs {
+    RnnDims d;
+    const T* W_xh;
+    const T* W_hh;
+    const T* W_hy;
+    const T* b_h;  // may be null
+    const T* b_y;  // may be null
+    const T* x;
+    const T* h0;  // may be null
+    std::int64_t h0_bstride;
+    T* y;
+    T* hidden;  // may be null
+};
+
+template <class T>
+struct GradArgs {
+    RnnDims d;  // d.K == 1
+    const T* W_xh;
+    const T* W_hh;
+    const T* W_hy;
+    const T* b_h;  // may be null
+    const T* b_y;  // may be null
+    const T* x;
+    const T* target;
+    const std::uint8_t* mask;  // may be null: every entry counts
+    std::int64_t count;        // number of counted entries (> 0)
+    T* g_W_xh;
+    T* g_W_hh;
+    T* g_W_hy;
+    T* g_b_h;  // may be null: not wanted
+    T* g_b_y;  // may be null: not wanted
+    double loss;
+};
+
+// SIMD levels of the hot kernels, picked once at import (see rnn_dispatch.cpp).
+enum class SimdLevel : int { baseline = 0, avx2 = 1 };
+
+// n_threads <= 0 means "all hardware threads". Both return false when the
+// result holds a non-finite value (overflow), true otherwise.
+bool rnn_forward(const ForwardArgs<float>& a, int n_threads);
+bool rnn_forward(const ForwardArgs<double>& a, int n_threads);
+bool rnn_loss_and_grad(GradArgs<float>& a, int n_threads);
+bool rnn_loss_and_grad(GradArgs<double>& a, int n_threads);
+
+SimdLevel simd_level();
+const char* simd_level_name(SimdLevel level);
+// Forces a level (clamped to what the CPU supports); returns the level in force.
+SimdLevel set_simd_level(SimdLevel level);
+int hardware_threads();
+
+}  // namespace rnnschur

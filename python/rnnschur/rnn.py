@@ -1,0 +1,290 @@
+"""Batched tanh-RNN rollout and exact BPTT gradients (wrappers around ``_core``).
+
+The model is
+
+    h_t = tanh(W_xh x_t + W_hh h_{t-1} + b_h),   y_t = W_hy h_t + b_y,
+
+with time-major inputs ``x`` of shape ``(T, B, Nx)``. The compiled kernels release
+the GIL, split whole batch shards (or whole ``W_hh`` variants) between threads and
+check every input for NaN/inf.
+
+Conventions shared by both functions
+------------------------------------
+* dtypes: every floating argument is float32 or float64. When all are float32 the
+  work is done in float32; if any is float64 everything is promoted to float64
+  (NumPy's rule). Integer, bool, complex and float16 arrays raise ``TypeError``.
+* Layout: any strides, views and read-only arrays are accepted; they are copied
+  only when not C-contiguous (or of another dtype).
+* ``n_threads``: ``None`` uses every hardware thread (``_core.hardware_threads()``);
+  small problems run on the calling thread regardless, because waking a worker
+  costs more than it saves.
+* Bad input raises ``ValueError``/``TypeError`` naming the argument. Results that
+  overflow to inf/NaN (absurdly large weights) raise ``ValueError`` instead of being
+  returned.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import numpy as np
+
+from . import _core
+
+__all__ = ["loss_and_grad", "rollout"]
+
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+
+
+def _float_array(a: Any, name: str) -> np.ndarray:
+    if type(a) is not np.ndarray:
+        try:
+            a = np.asarray(a)
+        except (ValueError, TypeError) as exc:  # e.g. ragged nested sequences
+            msg = f"{name} must be a float32 or float64 array: {exc}"
+            raise TypeError(msg) from None
+    dt = a.dtype
+    if dt is not _F32 and dt is not _F64 and dt != _F32 and dt != _F64:
+        msg = f"{name} must be a float32 or float64 array, got dtype {dt}"
+        raise TypeError(msg)
+    return a
+
+
+def _coerce(arrays: list[np.ndarray], dtype: np.dtype) -> list[np.ndarray]:
+    out = []
+    for a in arrays:
+        if a.dtype != dtype or not a.flags.c_contiguous or not a.flags.aligned:
+            a = np.array(a, dtype=dtype, order="C")
+        out.append(a)
+    return out
+
+
+def _n_threads(n_threads: Any) -> int:
+    if n_threads is None:
+        return 0
+    try:
+        n = operator.index(n_threads)
+    except TypeError:
+        msg = f"n_threads must be None or a positive int, got {n_threads!r}"
+        raise TypeError(msg) from None
+    if n < 1:
+        msg = f"n_threads must be None or a positive int, got {n}"
+        raise ValueError(msg)
+    return n
+
+
+def _check_ndim(a: np.ndarray, name: str, ndim: int | tuple[int, ...]) -> None:
+    ok = a.ndim in ndim if isinstance(ndim, tuple) else a.ndim == ndim
+    if not ok:
+        want = (
+            " or ".join(f"{n}-D" for n in ndim)
+            if isinstance(ndim, tuple)
+            else (f"{ndim}-D")
+        )
+        msg = f"{name} must be {want}, got shape {a.shape}"
+        raise ValueError(msg)
+
+
+def rollout(
+    W_xh: Any,
+    W_hh: Any,
+    W_hy: Any,
+    x: Any,
+    *,
+    b_h: Any = None,
+    b_y: Any = None,
+    h0: Any = None,
+    return_hidden: bool = False,
+    n_threads: int | None = None,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Run a batch of sequences through a tanh RNN (or a stack of K variants).
+
+    Parameters
+    ----------
+    W_xh : array_like, shape (Nh, Nx)
+        Input weights.
+    W_hh : array_like, shape (Nh, Nh) or (K, Nh, Nh)
+        Recurrent weights, or a stack of K variants that share ``W_xh``, ``W_hy``,
+        the biases and ``h0``.
+    W_hy : array_like, shape (Ny, Nh)
+        Readout weights.
+    x : array_like, shape (T, B, Nx)
+        Inputs, time-major. ``T = 0`` or ``B = 0`` gives empty results.
+    b_h : array_like, shape (Nh,), optional
+        Hidden bias (zero when omitted).
+    b_y : array_like, shape (Ny,), optional
+        Readout bias (zero when omitted).
+    h0 : array_like, shape (B, Nh) or (Nh,), optional
+        Initial state, per sequence or shared by all (zero when omitted).
+    return_hidden : bool, default False
+        Also return the hidden states ``h_1 .. h_T`` (not ``h_0``).
+    n_threads : int, optional
+        Worker threads; ``None`` means all hardware threads.
+
+    Returns
+    -------
+    y : ndarray, shape (T, B, Ny) or (K, T, B, Ny)
+        Outputs ``y_t = W_hy h_t + b_y``, in the working dtype (float32 if every
+        floating input is float32, else float64).
+    h : ndarray, shape (T, B, Nh) or (K, T, B, Nh)
+        Hidden states; only when ``return_hidden`` is true.
+
+    Raises
+    ------
+    TypeError
+        An argument is not a float32/float64 array.
+    ValueError
+        Wrong number of dimensions, mismatched sizes, NaN/inf in an input, or an
+        overflow in the result.
+    """
+    names = ["W_xh", "W_hh", "W_hy", "x"]
+    arrays = [
+        _float_array(a, n) for a, n in zip((W_xh, W_hh, W_hy, x), names, strict=False)
+    ]
+    for value, name in ((b_h, "b_h"), (b_y, "b_y"), (h0, "h0")):
+        if value is not None:
+            arrays.append(_float_array(value, name))
+            names.append(name)
+    dtype = _F32 if all(a.dtype == _F32 for a in arrays) else _F64
+    arrays = _coerce(arrays, dtype)
+    _check_ndim(arrays[1], "W_hh", (2, 3))
+    opt = dict(zip(names[4:], arrays[4:], strict=False))
+    return _core.rollout(
+        *arrays[:4],
+        opt.get("b_h"),
+        opt.get("b_y"),
+        opt.get("h0"),
+        bool(return_hidden),
+        _n_threads(n_threads),
+    )
+
+
+def _mask_array(mask: Any, shape: tuple[int, int, int]) -> np.ndarray:
+    m = mask if type(mask) is np.ndarray else np.asarray(mask)
+    if m.dtype != np.bool_:
+        if m.dtype.kind not in "iu":
+            msg = f"mask must be a bool (or 0/1 integer) array, got dtype {m.dtype}"
+            raise TypeError(msg)
+        if m.size and (m.min() < 0 or m.max() > 1):
+            msg = "mask must contain only 0 and 1 when given as integers"
+            raise ValueError(msg)
+        m = m != 0
+    if m.shape != shape:
+        try:
+            m = np.broadcast_to(m, shape)
+        except ValueError:
+            msg = f"mask of shape {m.shape} does not broadcast to (T, B, Ny) = {shape}"
+            raise ValueError(msg) from None
+    if not m.flags.c_contiguous:
+        m = np.ascontiguousarray(m)
+    return m
+
+
+def loss_and_grad(
+    W_xh: Any,
+    W_hh: Any,
+    W_hy: Any,
+    x: Any,
+    y: Any,
+    mask: Any = None,
+    *,
+    b_h: Any = None,
+    b_y: Any = None,
+    n_threads: int | None = None,
+) -> tuple[float, dict[str, np.ndarray]]:
+    """Masked mean squared error of a tanh RNN and its exact BPTT gradient.
+
+    The loss is ``sum(mask * (ŷ - y)**2) / sum(mask)`` over all ``(t, b, j)``, with
+    ``ŷ`` from :func:`rollout` (``h_0 = 0``).
+
+    Parameters
+    ----------
+    W_xh : array_like, shape (Nh, Nx)
+    W_hh : array_like, shape (Nh, Nh)
+        A single recurrent matrix (stacks are for :func:`rollout` only).
+    W_hy : array_like, shape (Ny, Nh)
+    x : array_like, shape (T, B, Nx)
+        Inputs, time-major.
+    y : array_like, shape (T, B, Ny)
+        Targets.
+    mask : array_like of bool, optional
+        Broadcastable to ``(T, B, Ny)``; entries that count in the loss. Integer
+        arrays holding only 0/1 are accepted. ``None`` counts every entry.
+    b_h : array_like, shape (Nh,), optional
+    b_y : array_like, shape (Ny,), optional
+        Biases; their gradients are returned only when they are passed.
+    n_threads : int, optional
+        Worker threads; ``None`` means all hardware threads.
+
+    Returns
+    -------
+    loss : float
+        The masked mean squared error (a Python float, accumulated in float64).
+    grads : dict of str to ndarray
+        ``"W_xh"``, ``"W_hh"``, ``"W_hy"`` and, when passed, ``"b_h"``, ``"b_y"``;
+        each has its parameter's shape and dtype (the work is done in float64 when
+        any input is float64, and the gradient is cast back).
+
+    Raises
+    ------
+    TypeError
+        An argument is not a float32/float64 array, or ``mask`` is not boolean.
+    ValueError
+        Wrong number of dimensions, mismatched sizes, NaN/inf in an input, a mask
+        that selects no entry (this includes ``T = 0`` and ``B = 0``: the mean over
+        nothing is undefined), or an overflow in the result.
+    """
+    names = ["W_xh", "W_hh", "W_hy", "x", "y"]
+    arrays = [
+        _float_array(a, n)
+        for a, n in zip((W_xh, W_hh, W_hy, x, y), names, strict=False)
+    ]
+    for value, name in ((b_h, "b_h"), (b_y, "b_y")):
+        if value is not None:
+            arrays.append(_float_array(value, name))
+            names.append(name)
+    param_dtypes = {
+        n: a.dtype for n, a in zip(names, arrays, strict=False) if n not in ("x", "y")
+    }
+    dtype = _F32 if all(a.dtype == _F32 for a in arrays) else _F64
+    arrays = _coerce(arrays, dtype)
+    m = None
+    if mask is not None:
+        xa, wy = arrays[3], arrays[2]
+        _check_ndim(xa, "x", 3)
+        _check_ndim(wy, "W_hy", 2)
+        m = _mask_array(mask, (xa.shape[0], xa.shape[1], wy.shape[0]))
+    opt = dict(zip(names[5:], arrays[5:], strict=False))
+    loss, grads = _core.loss_and_grad(
+        *arrays[:5], m, opt.get("b_h"), opt.get("b_y"), _n_threads(n_threads)
+    )
+    if dtype == _F64:
+        for name, pdt in param_dtypes.items():
+            if pdt != _F64:
+                grads[name] = grads[name].astype(pdt)
+    return loss, grads
+
+
+def _loss_and_grad_unchecked(
+    W_xh: np.ndarray,
+    W_hh: np.ndarray,
+    W_hy: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    mask: np.ndarray | None = None,
+    b_h: np.ndarray | None = None,
+    b_y: np.ndarray | None = None,
+    n_threads: int = 0,
+) -> tuple[float, dict[str, np.ndarray]]:
+    """Private lean entry point of :func:`loss_and_grad` for hot training loops.
+
+    Every array must already share one dtype (float32 or float64) and be
+    C-contiguous; ``mask`` must be ``None`` or a C-contiguous bool array of shape
+    exactly ``(T, B, Ny)``; ``n_threads`` is an int, 0 meaning all hardware threads.
+    Shapes, dtypes, layouts and finiteness are still checked in C++ (so misuse
+    raises rather than crashes), but nothing is converted and mixed dtypes raise
+    ``TypeError``. Not part of the public API.
+    """
+    return _core.loss_and_grad(W_xh, W_hh, W_hy, x, y, mask, b_h, b_y, n_threads)
