@@ -109,7 +109,9 @@ class Task:
         if dtype not in (np.float32, np.float64):
             msg = f"dtype must be float32 or float64; got {dtype}"
             raise TypeError(msg)
-        return self._sample(batch_size, rng, split, dtype)
+        x, y, mask = self._sample(batch_size, rng, split, dtype)
+        # The core's lean entry point wants C-contiguous arrays.
+        return np.ascontiguousarray(x), np.ascontiguousarray(y), mask
 
     def _sample(self, batch_size, rng, split, dtype):  # pragma: no cover - abstract
         raise NotImplementedError

@@ -326,10 +326,39 @@ def _rollout(W_xh, W_hh, W_hy, x, n_threads):
 
 
 def _loss_and_grad(W_xh, W_hh, W_hy, x, y, mask, n_threads):
+    """Loss and gradients through the core's lean entry point.
+
+    All arrays share one dtype and are C-contiguous; ``mask`` is ``None`` or a bool
+    array of exactly ``(T, B, Ny)``.
+    """
     from . import rnn
 
-    loss, g = rnn.loss_and_grad(W_xh, W_hh, W_hy, x, y, mask, n_threads=n_threads)
+    loss, g = rnn._loss_and_grad_unchecked(
+        W_xh, W_hh, W_hy, x, y, mask, n_threads=0 if n_threads is None else n_threads
+    )
     return loss, g["W_xh"], g["W_hh"], g["W_hy"]
+
+
+def _is_divergence(exc: ValueError) -> bool:
+    """The core's errors for non-finite weights or an overflowing result."""
+    text = str(exc)
+    return "overflowed" in text or "only finite values" in text
+
+
+class _MaskCache:
+    """Full ``(T, B, Ny)`` masks for the lean core entry (``None`` when all true)."""
+
+    def __init__(self):
+        self.key = None
+        self.full = None
+
+    def __call__(self, mask: np.ndarray, shape: tuple[int, int, int]):
+        key = (mask.shape, shape, mask.tobytes())
+        if key != self.key:
+            self.key = key
+            full = np.broadcast_to(mask, shape)
+            self.full = None if full.all() else np.ascontiguousarray(full)
+        return self.full
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -386,26 +415,87 @@ def evaluate(model: TrainedModel, *, W_hh=None, size=None, seed=None, n_threads=
 # --------------------------------------------------------------------------- training
 
 
-class _Params:
-    """All trainable arrays as views into one flat buffer (same layout for grads)."""
+class _Network:
+    """Trainable parameters as views into one flat buffer, and one loss/grad step.
 
-    def __init__(self, init: dict[str, np.ndarray], names: list[str], dtype):
+    ``theta`` and ``grad`` share a layout: ``W_xh, W_hh, W_hy`` for dense
+    constructions, ``W_xh, A, D, W_hy`` for Cayley (then ``W_hh`` is a separate buffer
+    refreshed from ``A, D``).
+    """
+
+    def __init__(self, init: dict[str, np.ndarray], construction: str, dtype):
+        self.cayley = construction == "cayley"
+        names = ["W_xh", "A", "D", "W_hy"] if self.cayley else ["W_xh", "W_hh", "W_hy"]
         self.names = names
         self.shapes = [init[n].shape for n in names]
         sizes = [int(np.prod(s)) for s in self.shapes]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+        self.dtype = np.dtype(dtype)
         self.theta = np.empty(self.offsets[-1], dtype=dtype)
         self.grad = np.zeros_like(self.theta)
-        self.p = self._views(self.theta)
-        self.g = self._views(self.grad)
+        self.p = self.views(self.theta)
+        self.g = self.views(self.grad)
         for n in names:
             self.p[n][...] = init[n]
+        if self.cayley:
+            self.blocks = np.asarray(init["D_blocks"], dtype=np.int64)
+            nh = init["A"].shape[0]
+            self.W_hh = np.empty((nh, nh), dtype=dtype)
+        else:
+            self.blocks = None
+            self.W_hh = self.p["W_hh"]
+        self.cmap: CayleyMap | None = None
+        self._mask = _MaskCache()
 
-    def _views(self, flat):
+    def views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
         return {
             n: flat[self.offsets[i] : self.offsets[i + 1]].reshape(self.shapes[i])
             for i, n in enumerate(self.names)
         }
+
+    def refresh(self) -> None:
+        """Recompute ``W_hh`` from ``A, D`` (Cayley only), in float64."""
+        if self.cayley:
+            p = self.p
+            self.cmap = CayleyMap(
+                p["A"].astype(np.float64), p["D"].astype(np.float64), self.blocks
+            )
+            self.W_hh[...] = self.cmap.W
+
+    def loss_grad(self, x, y, mask, n_threads) -> float:
+        """Loss of a batch; the gradient lands in ``self.grad``."""
+        self.refresh()
+        p, g = self.p, self.g
+        loss, gxh, ghh, ghy = _loss_and_grad(
+            p["W_xh"], self.W_hh, p["W_hy"], x, y, self._mask(mask, y.shape), n_threads
+        )
+        g["W_xh"][...] = gxh
+        g["W_hy"][...] = ghy
+        if self.cayley:
+            dA, dD = self.cmap.pullback(ghh.astype(np.float64))
+            g["A"][...] = dA
+            g["D"][...] = dD
+        else:
+            g["W_hh"][...] = ghh
+        return loss
+
+    def rollout(self, x, n_threads):
+        self.refresh()
+        return _rollout(self.p["W_xh"], self.W_hh, self.p["W_hy"], x, n_threads)
+
+    def arrays(self, theta: np.ndarray) -> dict[str, Any]:
+        """Copies of the model arrays at parameter vector ``theta``."""
+        v = self.views(theta.copy())
+        out: dict[str, Any] = {"W_xh": v["W_xh"], "W_hy": v["W_hy"], "cayley": None}
+        if self.cayley:
+            cmap = CayleyMap(
+                v["A"].astype(np.float64), v["D"].astype(np.float64), self.blocks
+            )
+            out["W_hh"] = cmap.W.astype(self.dtype)
+            out["cayley"] = {"A": v["A"], "D": v["D"], "D_blocks": self.blocks.copy()}
+        else:
+            out["W_hh"] = v["W_hh"]
+        return out
 
 
 class _Adam:
@@ -513,47 +603,18 @@ def train(task, construction, hidden, *, seed, config=None, progress=True):
         np.random.default_rng(init_ss),
     )
     data_rng = np.random.default_rng(data_ss)
-    is_cayley = construction == "cayley"
-    names = ["W_xh", "A", "D", "W_hy"] if is_cayley else ["W_xh", "W_hh", "W_hy"]
-    params = _Params(init, names, dtype)
-    p, g = params.p, params.g
-    adam = _Adam(params.theta, cfg.betas, cfg.eps)
-    last_good = params.theta.copy()
-    if is_cayley:
-        blocks = init["D_blocks"]
-        W_hh = np.empty((hidden, hidden), dtype=dtype)
-    else:
-        blocks = None
-        W_hh = p["W_hh"]
-
-    def refresh_w():
-        cmap = CayleyMap(p["A"].astype(np.float64), p["D"].astype(np.float64), blocks)
-        W_hh[...] = cmap.W
-        return cmap
-
+    net = _Network(init, construction, dtype)
+    adam = _Adam(net.theta, cfg.betas, cfg.eps)
+    last_good = net.theta.copy()
     x_ev, y_ev, m_ev = heldout_batch(task, cfg.eval_size, cfg.eval_seed, dtype)
-    history: dict[str, list[float]] = {
-        k: [] for k in ("train_loss", "grad_norm", "lr", "eval_loss", "eval_fvu")
-    }
+    keys = ["train_loss", "grad_norm", "lr", "eval_loss", "eval_fvu"]
     if isinstance(task, CopyTask):
-        history["eval_accuracy"] = []
-    history["seconds"] = []
+        keys.append("eval_accuracy")
+    history: dict[str, list[float]] = {k: [] for k in [*keys, "seconds"]}
 
     def snapshot(theta) -> TrainedModel:
-        views = params._views(theta.copy())
-        cay = None
-        if is_cayley:
-            cmap = CayleyMap(
-                views["A"].astype(np.float64), views["D"].astype(np.float64), blocks
-            )
-            w = cmap.W.astype(dtype)
-            cay = {"A": views["A"], "D": views["D"], "D_blocks": blocks.copy()}
-        else:
-            w = views["W_hh"]
         return TrainedModel(
-            W_xh=views["W_xh"],
-            W_hh=w,
-            W_hy=views["W_hy"],
+            **net.arrays(theta),
             task=task,
             construction=construction,
             hidden=hidden,
@@ -561,8 +622,15 @@ def train(task, construction, hidden, *, seed, config=None, progress=True):
             seed=seed,
             history={k: list(v) for k, v in history.items()},
             version=_library_version(),
-            cayley=cay,
         )
+
+    def diverged(what, epoch, batch, step, cause=None):
+        msg = (
+            f"non-finite {what} at epoch {epoch}, batch {batch} (step {step})"
+            + (f": {cause}" if cause else "")
+            + "; the last good parameters are in exc.model"
+        )
+        return TrainingDiverged(msg, epoch, batch, snapshot(last_good))
 
     bar = None
     if progress:
@@ -577,50 +645,44 @@ def train(task, construction, hidden, *, seed, config=None, progress=True):
     t0 = time.perf_counter()
     step = 0
     clip = cfg.clip
+    grad = net.grad
     try:
         for epoch in range(cfg.epochs):
             loss_sum = 0.0
             norm_sum = 0.0
             for batch in range(cfg.batches_per_epoch):
                 x, y, mask = task.sample(cfg.batch_size, data_rng, dtype=dtype)
-                cmap = refresh_w() if is_cayley else None
-                loss, gxh, ghh, ghy = _loss_and_grad(
-                    p["W_xh"], W_hh, p["W_hy"], x, y, mask, cfg.n_threads
-                )
-                g["W_xh"][...] = gxh
-                g["W_hy"][...] = ghy
-                if is_cayley:
-                    dA, dD = cmap.pullback(ghh.astype(np.float64))
-                    g["A"][...] = dA
-                    g["D"][...] = dD
-                else:
-                    g["W_hh"][...] = ghh
-                norm = math.sqrt(float(np.dot(params.grad, params.grad)))
+                try:
+                    loss = net.loss_grad(x, y, mask, cfg.n_threads)
+                except ValueError as exc:
+                    if not _is_divergence(exc):
+                        raise
+                    raise diverged("loss or gradient", epoch, batch, step, exc) from exc
+                norm = math.sqrt(float(np.dot(grad, grad)))
                 if not (math.isfinite(loss) and math.isfinite(norm)):
-                    if math.isfinite(loss) and np.all(np.isfinite(params.grad)):
-                        # float32 sum of squares overflowed; the gradient is finite.
-                        norm = float(np.linalg.norm(params.grad.astype(np.float64)))
+                    if math.isfinite(loss) and np.all(np.isfinite(grad)):
+                        # The float32 sum of squares overflowed; the gradient is finite.
+                        norm = float(np.linalg.norm(grad.astype(np.float64)))
                     else:
                         what = "loss" if not math.isfinite(loss) else "gradient"
-                        msg = (
-                            f"non-finite {what} at epoch {epoch}, batch {batch} "
-                            f"(step {step}); the last good parameters are in "
-                            "exc.model"
-                        )
-                        raise TrainingDiverged(msg, epoch, batch, snapshot(last_good))
+                        raise diverged(what, epoch, batch, step)
                 if clip is not None and norm > clip:
-                    params.grad *= clip / norm
-                np.copyto(last_good, params.theta)
-                adam.step(params.grad, cfg.lr_at(step))
+                    grad *= clip / norm
+                np.copyto(last_good, net.theta)
+                adam.step(grad, cfg.lr_at(step))
                 loss_sum += loss
                 norm_sum += norm
                 step += 1
                 if bar is not None:
                     bar.update(1)
-            if is_cayley:
-                refresh_w()
-            y_hat = _rollout(p["W_xh"], W_hh, p["W_hy"], x_ev, cfg.n_threads)
-            sc = _scores(task, y_hat, y_ev, m_ev)
+            try:
+                sc = _scores(task, net.rollout(x_ev, cfg.n_threads), y_ev, m_ev)
+            except ValueError as exc:
+                if not _is_divergence(exc):
+                    raise
+                raise diverged(
+                    "held-out output", epoch, cfg.batches_per_epoch - 1, step - 1, exc
+                ) from exc
             history["train_loss"].append(loss_sum / cfg.batches_per_epoch)
             history["grad_norm"].append(norm_sum / cfg.batches_per_epoch)
             history["lr"].append(cfg.lr_at(step - 1))
@@ -640,7 +702,7 @@ def train(task, construction, hidden, *, seed, config=None, progress=True):
     finally:
         if bar is not None:
             bar.close()
-    return snapshot(params.theta)
+    return snapshot(net.theta)
 
 
 # --------------------------------------------------------------------------- checkpoints
