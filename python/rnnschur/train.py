@@ -472,7 +472,9 @@ class _Network:
         g["W_xh"][...] = gxh
         g["W_hy"][...] = ghy
         if self.cayley:
-            dA, dD = self.cmap.pullback(ghh.astype(np.float64))
+            # A non-finite dW must surface as a non-finite gradient, not a warning.
+            with np.errstate(invalid="ignore", over="ignore"):
+                dA, dD = self.cmap.pullback(ghh.astype(np.float64))
             g["A"][...] = dA
             g["D"][...] = dD
         else:
