@@ -219,14 +219,17 @@ class FlipFlop(Task):
 
     def _sample(self, batch_size, rng, split, dtype):  # noqa: ARG002
         shape = (self.length, batch_size, self.bits)
-        pulse = rng.random(shape) < self.pulse_prob
-        pulse[0] = True
-        sign = np.where(rng.random(shape) < 0.5, -1.0, 1.0)
-        x = np.where(pulse, sign, 0.0).astype(dtype)
-        # Index of the last pulse at or before t, per (b, bit): running max of t*pulse.
-        t_idx = np.where(pulse, np.arange(self.length)[:, None, None], 0)
-        last = np.maximum.accumulate(t_idx, axis=0)
-        y = np.take_along_axis(x, last, axis=0)
+        # One uniform per entry: u < p/2 gives a -1 pulse, p/2 <= u < p a +1 pulse.
+        u = rng.random(shape)
+        x = np.where(
+            u < self.pulse_prob, np.where(u < 0.5 * self.pulse_prob, -1.0, 1.0), 0.0
+        )
+        x[0] = np.where(u[0] < 0.5, -1.0, 1.0)  # forced pulse, fair sign
+        x = x.astype(dtype)
+        y = np.empty_like(x)
+        y[0] = x[0]
+        for t in range(1, self.length):
+            np.copyto(y[t], np.where(x[t] != 0, x[t], y[t - 1]))
         mask = np.ones((1, 1, 1), dtype=bool)
         return x, y, mask
 

@@ -15,7 +15,8 @@ Cayley map and its pullback are evaluated in float64 and ``W_hh`` is rounded to
 the network was trained and evaluated with.
 
 Determinism: the seed is split with ``numpy.random.SeedSequence(seed).spawn(2)`` into an
-initialisation stream and a data stream; the held-out set is drawn from
+initialisation stream and a data stream (training batches are drawn 16 at a time
+with one ``task.sample`` call, then split); the held-out set is drawn from
 ``config.eval_seed`` (the same for every model). Same seed, machine and thread count
 give bitwise identical parameters.
 """
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from . import metrics
 from .constructions import CONSTRUCTIONS, CayleyMap, init_params
@@ -415,6 +417,42 @@ def evaluate(model: TrainedModel, *, W_hh=None, size=None, seed=None, n_threads=
 # --------------------------------------------------------------------------- training
 
 
+class _BatchStream:
+    """Training batches drawn ``chunk`` at a time (one vectorised ``task.sample`` call
+    per chunk), each returned as contiguous ``(x, y, mask)`` views.
+
+    The stream depends only on the task, the batch size, the chunk size and the
+    generator, so runs of different lengths see the same leading batches.
+    """
+
+    def __init__(self, task: Task, batch_size: int, rng, dtype, chunk: int = 16):
+        self.task, self.batch_size, self.rng, self.dtype = task, batch_size, rng, dtype
+        self.chunk = chunk
+        self.i = chunk
+        self.xs = self.ys = self.masks = None
+
+    @staticmethod
+    def _split(a: np.ndarray, k: int, b: int) -> np.ndarray:
+        # (T, k*b, N) -> contiguous (k, T, b, N)
+        t, _, n = a.shape
+        return np.ascontiguousarray(a.reshape(t, k, b, n).transpose(1, 0, 2, 3))
+
+    def next(self):
+        if self.i == self.chunk:
+            k, b = self.chunk, self.batch_size
+            x, y, mask = self.task.sample(k * b, self.rng, dtype=self.dtype)
+            self.xs, self.ys = self._split(x, k, b), self._split(y, k, b)
+            if mask.shape[1] == 1:
+                self.masks = [mask] * k
+            else:
+                full = np.broadcast_to(mask, y.shape)
+                self.masks = list(self._split(full, k, b))
+            self.i = 0
+        i = self.i
+        self.i += 1
+        return self.xs[i], self.ys[i], self.masks[i]
+
+
 class _Network:
     """Trainable parameters as views into one flat buffer, and one loss/grad step.
 
@@ -604,7 +642,7 @@ def train(task, construction, hidden, *, seed, config=None, progress=True):
         task.n_outputs,
         np.random.default_rng(init_ss),
     )
-    data_rng = np.random.default_rng(data_ss)
+    batches = _BatchStream(task, cfg.batch_size, np.random.default_rng(data_ss), dtype)
     net = _Network(init, construction, dtype)
     adam = _Adam(net.theta, cfg.betas, cfg.eps)
     last_good = net.theta.copy()
@@ -648,12 +686,15 @@ def train(task, construction, hidden, *, seed, config=None, progress=True):
     step = 0
     clip = cfg.clip
     grad = net.grad
+    # The loop's own BLAS calls are tiny (Cayley map, norms): threads there only
+    # contend with the core's workers, so BLAS runs single-threaded during training.
+    blas = threadpool_limits(limits=1, user_api="blas")
     try:
         for epoch in range(cfg.epochs):
             loss_sum = 0.0
             norm_sum = 0.0
             for batch in range(cfg.batches_per_epoch):
-                x, y, mask = task.sample(cfg.batch_size, data_rng, dtype=dtype)
+                x, y, mask = batches.next()
                 try:
                     loss = net.loss_grad(x, y, mask, cfg.n_threads)
                 except ValueError as exc:
@@ -702,6 +743,7 @@ def train(task, construction, hidden, *, seed, config=None, progress=True):
                     post["acc"] = f"{sc['accuracy']:.4f}"
                 bar.set_postfix(post, refresh=False)
     finally:
+        blas.restore_original_limits()
         if bar is not None:
             bar.close()
     return snapshot(net.theta)
