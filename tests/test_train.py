@@ -101,6 +101,48 @@ def test_config_validation(kw, exc):
         TrainConfig(**kw)
 
 
+def test_copy_curriculum_phases_and_validation():
+    cfg = TrainConfig(epochs=6, copy_curriculum=[[1, 4], (3, 16), (5, 128)])
+    assert cfg.copy_curriculum == ((1, 4), (3, 16), (5, 128))
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    phases = tr._curriculum_phases(CopyTask(), cfg)
+    assert [p.lags for p in phases] == [128, 4, 4, 16, 16, 128]
+    assert phases[1] is phases[2]
+    for bad in ([(2, 4), (1, 8)], [(0, 0)], [(0, 4, 1)], [(-1, 4)], [(0, 2.5)], 3):
+        with pytest.raises(ValueError, match="copy_curriculum"):
+            TrainConfig(copy_curriculum=bad)
+    with pytest.raises(ValueError, match="copy task only"):
+        train(
+            FlipFlop(),
+            "cayley",
+            4,
+            seed=0,
+            config=_small(copy_curriculum=[(0, 3)]),
+            progress=False,
+        )
+
+
+def test_copy_curriculum_trains_on_short_sequences_and_evaluates_on_the_full_task(
+    monkeypatch,
+):
+    seen = []
+    real = tr._loss_and_grad
+
+    def spy(W_xh, W_hh, W_hy, x, y, mask, n):
+        seen.append(x.shape[0])
+        return real(W_xh, W_hh, W_hy, x, y, mask, n)
+
+    monkeypatch.setattr(tr, "_loss_and_grad", spy)
+    task = CopyTask(symbols=2, dim=2, lags=12)
+    cfg = _small(epochs=3, batches_per_epoch=2, copy_curriculum=[(0, 3), (2, 12)])
+    m = train(task, "dense_orthogonal", 8, seed=0, config=cfg, progress=False)
+    assert seen == [5, 5, 5, 5, 14, 14]
+    x, y, mask = tr.heldout_batch(task, cfg.eval_size, cfg.eval_seed)
+    y_ref = ref.rollout(m.W_xh, m.W_hh, m.W_hy, x)
+    acc = float(metrics.replay_accuracy(y_ref, y, mask))
+    assert m.history["eval_accuracy"][-1] == pytest.approx(acc)
+
+
 # ----------------------------------------------------------------------- Adam
 
 

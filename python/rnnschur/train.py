@@ -106,6 +106,13 @@ class TrainConfig:
     n_threads : int or None
         Threads for the compiled core (``None``: the core's default). Part of the
         determinism contract.
+    copy_curriculum : tuple of (int, int) pairs
+        Copy task only: ``((first_epoch, lags), ...)`` trains from ``first_epoch`` on
+        on copy sequences with only ``lags`` replay steps (shorter, cheaper rollouts),
+        until the next pair's first epoch (the last pair: until the end; end on a pair
+        with the task's own ``lags`` to finish on the full task). Epochs before the
+        first pair use the task itself. The held-out evaluation always uses the full
+        task. Empty: no curriculum.
     """
 
     epochs: int = 30
@@ -122,6 +129,7 @@ class TrainConfig:
     eval_seed: int = 20260616
     dtype: str = "float32"
     n_threads: int | None = None
+    copy_curriculum: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self):
         for name in ("epochs", "batches_per_epoch", "batch_size", "eval_size"):
@@ -178,6 +186,20 @@ class TrainConfig:
                 f"n_threads must be None or a positive integer; got {self.n_threads!r}"
             )
             raise ValueError(msg)
+        try:
+            cur = tuple((int(e), int(n)) for e, n in self.copy_curriculum)
+            ok = all(
+                _is_int(e) and _is_int(n) for e, n in self.copy_curriculum
+            ) and all(e >= 0 and n >= 1 for e, n in cur)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok or [e for e, _ in cur] != sorted({e for e, _ in cur}):
+            msg = (
+                "copy_curriculum must be ((first_epoch, lags), ...) with increasing "
+                f"epochs >= 0 and lags >= 1; got {self.copy_curriculum!r}"
+            )
+            raise ValueError(msg)
+        object.__setattr__(self, "copy_curriculum", cur)
 
     @property
     def total_steps(self) -> int:
@@ -199,6 +221,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["betas"] = list(self.betas)
+        d["copy_curriculum"] = [list(p) for p in self.copy_curriculum]
         return d
 
     @classmethod
@@ -570,6 +593,18 @@ class _Adam:
         self.theta -= tmp
 
 
+def _curriculum_phases(task: Task, cfg: TrainConfig) -> list[Task]:
+    """The training task of every epoch (``cfg.copy_curriculum`` applied)."""
+    tasks = [task] * cfg.epochs
+    pairs = list(cfg.copy_curriculum)
+    for i, (first, lags) in enumerate(pairs):
+        end = pairs[i + 1][0] if i + 1 < len(pairs) else cfg.epochs
+        phase = dataclasses.replace(task, lags=lags)
+        for e in range(first, min(end, cfg.epochs)):
+            tasks[e] = phase
+    return tasks
+
+
 def _check_train_args(task, construction, hidden, seed, config):
     if isinstance(task, str):
         task = make_task(task)
@@ -642,7 +677,11 @@ def train(task, construction, hidden, *, seed, config=None, progress=True):
         task.n_outputs,
         np.random.default_rng(init_ss),
     )
-    batches = _BatchStream(task, cfg.batch_size, np.random.default_rng(data_ss), dtype)
+    data_rng = np.random.default_rng(data_ss)
+    if cfg.copy_curriculum and not isinstance(task, CopyTask):
+        msg = f"copy_curriculum is for the copy task only; got task {task.name!r}"
+        raise ValueError(msg)
+    phase_of_epoch = _curriculum_phases(task, cfg)
     net = _Network(init, construction, dtype)
     adam = _Adam(net.theta, cfg.betas, cfg.eps)
     last_good = net.theta.copy()
@@ -690,7 +729,12 @@ def train(task, construction, hidden, *, seed, config=None, progress=True):
     # contend with the core's workers, so BLAS runs single-threaded during training.
     blas = threadpool_limits(limits=1, user_api="blas")
     try:
+        batches = None
         for epoch in range(cfg.epochs):
+            if batches is None or phase_of_epoch[epoch] is not batches.task:
+                batches = _BatchStream(
+                    phase_of_epoch[epoch], cfg.batch_size, data_rng, dtype
+                )
             loss_sum = 0.0
             norm_sum = 0.0
             for batch in range(cfg.batches_per_epoch):
