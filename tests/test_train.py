@@ -261,11 +261,13 @@ def test_train_accepts_task_names_and_copy_history_has_accuracy():
     assert 0.0 <= m.history["eval_accuracy"][0] <= 1.0
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("construction", ["dense_normal", "cayley"])
-def test_same_seed_gives_bitwise_identical_models(construction):
-    a = train(FlipFlop(), construction, 10, seed=3, config=SMALL, progress=False)
-    b = train(FlipFlop(), construction, 10, seed=3, config=SMALL, progress=False)
-    c = train(FlipFlop(), construction, 10, seed=4, config=SMALL, progress=False)
+def test_same_seed_gives_bitwise_identical_models(construction, n_threads):
+    cfg = _small(n_threads=n_threads, batch_size=48)
+    a = train(FlipFlop(), construction, 10, seed=3, config=cfg, progress=False)
+    b = train(FlipFlop(), construction, 10, seed=3, config=cfg, progress=False)
+    c = train(FlipFlop(), construction, 10, seed=4, config=cfg, progress=False)
     for k in ("W_xh", "W_hh", "W_hy"):
         assert np.array_equal(getattr(a, k), getattr(b, k))
         assert not np.array_equal(getattr(a, k), getattr(c, k))
