@@ -297,6 +297,21 @@ void register_rnn(py::module_& m) {
         "level"_a,
         "Force the SIMD level of the RNN kernels (clamped to what the CPU supports); "
         "returns the level in force. For tests and diagnostics.");
+    m.def(
+        "_tanh",
+        [](const py::array& x) -> py::array {
+            if (is_f64(x)) {
+                auto in = py::array_t<double, py::array::c_style>::ensure(x);
+                py::array_t<double> out(in.size());
+                rnn_tanh(in.data(), out.mutable_data(), in.size());
+                return out;
+            }
+            auto in = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(x);
+            py::array_t<float> out(in.size());
+            rnn_tanh(in.data(), out.mutable_data(), in.size());
+            return out;
+        },
+        "x"_a, "Test hook: the kernels' vector tanh of a flat float32/float64 array.");
     m.def("hardware_threads", &hardware_threads,
           "Threads used when n_threads is None.");
 }

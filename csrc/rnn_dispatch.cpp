@@ -1,188 +1,297 @@
-// Work splitting and SIMD dispatch for the RNN kernels.
-#include <algorithm>
+// Work splitting, threads and SIMD dispatch for the RNN kernels.
+//
+// One call = pack the weights once, then run independent work items (whole
+// batch shards, or whole W_hh variants) on a persistent pool, synchronising
+// once at the end. Per-item workspaces are thread-local and reused across
+// calls, so nothing is allocated per time step (nor, in steady state, per call).
+#include <atomic>
 #include <cmath>
+#include <condition_variable>
+#include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
-#include "rnn_kernels.hpp"
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#endif
+
+#include "rnn_simd.hpp"
 
 namespace rnnschur {
 namespace {
 
-template <class T>
-void forward_shard(const ForwardArgs<T>& a, std::int64_t k, std::int64_t b0,
-                   std::int64_t b1, std::vector<T>& hbuf) {
-    const auto& d = a.d;
-    const std::int64_t Nh = d.Nh, Nx = d.Nx, Ny = d.Ny, B = d.B;
-    const T* Whh = a.W_hh + k * Nh * Nh;
-    hbuf.assign(static_cast<std::size_t>(2 * Nh), T(0));
-    for (std::int64_t b = b0; b < b1; ++b) {
-        T* prev = hbuf.data();
-        T* cur = hbuf.data() + Nh;
-        if (a.h0)
-            std::memcpy(prev, a.h0 + b * a.h0_bstride, sizeof(T) * Nh);
-        else
-            std::fill(prev, prev + Nh, T(0));
-        for (std::int64_t t = 0; t < d.T; ++t) {
-            const T* xt = a.x + (t * B + b) * Nx;
-            for (std::int64_t j = 0; j < Nh; ++j) {
-                T s = a.b_h ? a.b_h[j] : T(0);
-                for (std::int64_t m = 0; m < Nx; ++m) s += a.W_xh[j * Nx + m] * xt[m];
-                for (std::int64_t m = 0; m < Nh; ++m) s += Whh[j * Nh + m] * prev[m];
-                cur[j] = std::tanh(s);
-            }
-            T* yt = a.y + ((k * d.T + t) * B + b) * Ny;
-            for (std::int64_t o = 0; o < Ny; ++o) {
-                T s = a.b_y ? a.b_y[o] : T(0);
-                for (std::int64_t j = 0; j < Nh; ++j) s += a.W_hy[o * Nh + j] * cur[j];
-                yt[o] = s;
-            }
-            if (a.hidden)
-                std::memcpy(a.hidden + ((k * d.T + t) * B + b) * Nh, cur,
-                            sizeof(T) * Nh);
-            std::swap(prev, cur);
-        }
-    }
+// ---------------------------------------------------------------------------
+// SIMD level
+
+bool cpu_has_avx2() {
+#if defined(RNNSCHUR_HAVE_AVX2) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return false;
+#endif
 }
 
+SimdLevel initial_level() {
+    SimdLevel best = cpu_has_avx2() ? SimdLevel::avx2 : SimdLevel::baseline;
+    if (const char* env = std::getenv("RNNSCHUR_SIMD")) {
+        if (std::string(env) == "baseline") best = SimdLevel::baseline;
+    }
+    return best;
+}
+
+std::atomic<int> g_level{static_cast<int>(initial_level())};
+
 template <class T>
-struct GradPartial {
-    std::vector<T> W_xh, W_hh, W_hy, b_h, b_y;
-    double loss = 0;
+const KernelSet<T>& kernels_for(SimdLevel level);
+template <>
+const KernelSet<float>& kernels_for<float>(SimdLevel level) {
+#if defined(RNNSCHUR_HAVE_AVX2)
+    if (level == SimdLevel::avx2) return isa_avx2::kernels_f32;
+#endif
+    (void)level;
+    return isa_baseline::kernels_f32;
+}
+template <>
+const KernelSet<double>& kernels_for<double>(SimdLevel level) {
+#if defined(RNNSCHUR_HAVE_AVX2)
+    if (level == SimdLevel::avx2) return isa_avx2::kernels_f64;
+#endif
+    (void)level;
+    return isa_baseline::kernels_f64;
+}
+
+// ---------------------------------------------------------------------------
+// Persistent thread pool. One parallel call at a time; a call that finds the
+// pool busy (another Python thread is using it) runs its items serially on its
+// own thread instead of waiting. Workers spin briefly after a job before
+// sleeping, so back-to-back calls (a training loop) avoid the costly wake-up.
+
+class Pool {
+   public:
+    explicit Pool(int n_workers) : n_(n_workers) {
+        for (int w = 1; w <= n_; ++w) threads_.emplace_back([this, w] { loop(w); });
+    }
+    int size() const { return n_ + 1; }
+    std::mutex& call_mutex() { return call_mu_; }
+
+    // Runs fn(0..parts-1), part p on participant p % size(); the caller holds
+    // call_mutex(). parts <= 65535.
+    void run(int parts, const std::function<void(int)>& fn) {
+        const int helpers = parts - 1 < n_ ? parts - 1 : n_;
+        job_.store(&fn, std::memory_order_relaxed);
+        pending_.store(helpers, std::memory_order_relaxed);
+        {
+            // One atomic word says which job and who takes part, so a worker
+            // can never mix the data of two consecutive jobs.
+            std::lock_guard<std::mutex> lk(mu_);
+            const std::uint64_t gen = (ticket_.load() >> 32) + 1;
+            ticket_.store(gen << 32 | std::uint64_t(parts) << 16 | std::uint64_t(helpers),
+                          std::memory_order_release);
+        }
+        cv_.notify_all();
+        for (int p = 0; p < parts; p += size()) fn(p);
+        for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
+            if (spin > 20000) {  // ~1 ms: a helper was descheduled; sleep instead
+                std::unique_lock<std::mutex> lk(done_mu_);
+                done_cv_.wait(lk, [this] { return pending_.load() == 0; });
+                break;
+            }
+            cpu_relax();
+        }
+    }
+
+   private:
+    static void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#else
+        std::this_thread::yield();
+#endif
+    }
+
+    void loop(int w) {
+        std::uint64_t seen = 0;  // the initial ticket: never miss the first job
+        for (;;) {
+            // Spin ~0.2 ms for the next job (back-to-back calls), then sleep.
+            std::uint64_t t = ticket_.load(std::memory_order_acquire);
+            for (int spin = 0; t == seen && spin < 4000; ++spin) {
+                cpu_relax();
+                t = ticket_.load(std::memory_order_acquire);
+            }
+            if (t == seen) {
+                std::unique_lock<std::mutex> lk(mu_);
+                cv_.wait(lk, [&] { return ticket_.load() != seen; });
+                t = ticket_.load(std::memory_order_acquire);
+            }
+            seen = t;
+            const int parts = static_cast<int>((t >> 16) & 0xffff);
+            const int helpers = static_cast<int>(t & 0xffff);
+            if (w > helpers) continue;
+            const auto* job = job_.load(std::memory_order_relaxed);
+            for (int p = w; p < parts; p += size()) (*job)(p);
+            if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+                std::lock_guard<std::mutex> lk(done_mu_);
+                done_cv_.notify_one();
+            }
+        }
+    }
+
+    int n_;
+    std::vector<std::thread> threads_;
+    std::mutex call_mu_, mu_, done_mu_;
+    std::condition_variable cv_, done_cv_;
+    std::atomic<std::uint64_t> ticket_{0};
+    std::atomic<int> pending_{0};
+    std::atomic<const std::function<void(int)>*> job_{nullptr};
 };
 
-template <class T>
-void grad_shard(const GradArgs<T>& a, std::int64_t b0, std::int64_t b1,
-                GradPartial<T>& g) {
-    const auto& d = a.d;
-    const std::int64_t Nh = d.Nh, Nx = d.Nx, Ny = d.Ny, B = d.B, TT = d.T;
-    g.W_xh.assign(Nh * Nx, T(0));
-    g.W_hh.assign(Nh * Nh, T(0));
-    g.W_hy.assign(Ny * Nh, T(0));
-    g.b_h.assign(Nh, T(0));
-    g.b_y.assign(Ny, T(0));
-    g.loss = 0;
-    std::vector<T> H((TT + 1) * Nh), dy(Ny), dh(Nh), da(Nh), danext(Nh);
-    const T scale = T(2) / static_cast<T>(a.count);
-    for (std::int64_t b = b0; b < b1; ++b) {
-        std::fill(H.begin(), H.begin() + Nh, T(0));
-        for (std::int64_t t = 0; t < TT; ++t) {
-            const T* xt = a.x + (t * B + b) * Nx;
-            const T* prev = H.data() + t * Nh;
-            T* cur = H.data() + (t + 1) * Nh;
-            for (std::int64_t j = 0; j < Nh; ++j) {
-                T s = a.b_h ? a.b_h[j] : T(0);
-                for (std::int64_t m = 0; m < Nx; ++m) s += a.W_xh[j * Nx + m] * xt[m];
-                for (std::int64_t m = 0; m < Nh; ++m) s += a.W_hh[j * Nh + m] * prev[m];
-                cur[j] = std::tanh(s);
-            }
-        }
-        std::fill(danext.begin(), danext.end(), T(0));
-        for (std::int64_t t = TT - 1; t >= 0; --t) {
-            const T* cur = H.data() + (t + 1) * Nh;
-            const T* prev = H.data() + t * Nh;
-            const std::int64_t off = (t * B + b) * Ny;
-            for (std::int64_t o = 0; o < Ny; ++o) {
-                T s = a.b_y ? a.b_y[o] : T(0);
-                for (std::int64_t j = 0; j < Nh; ++j) s += a.W_hy[o * Nh + j] * cur[j];
-                const bool on = a.mask == nullptr || a.mask[off + o] != 0;
-                const T r = s - a.target[off + o];
-                if (on) g.loss += static_cast<double>(r) * static_cast<double>(r);
-                dy[o] = on ? scale * r : T(0);
-                g.b_y[o] += dy[o];
-                for (std::int64_t j = 0; j < Nh; ++j) g.W_hy[o * Nh + j] += dy[o] * cur[j];
-            }
-            for (std::int64_t j = 0; j < Nh; ++j) {
-                T s = 0;
-                for (std::int64_t o = 0; o < Ny; ++o) s += dy[o] * a.W_hy[o * Nh + j];
-                for (std::int64_t m = 0; m < Nh; ++m) s += danext[m] * a.W_hh[m * Nh + j];
-                da[j] = s * (T(1) - cur[j] * cur[j]);
-            }
-            const T* xt = a.x + (t * B + b) * Nx;
-            for (std::int64_t j = 0; j < Nh; ++j) {
-                g.b_h[j] += da[j];
-                for (std::int64_t m = 0; m < Nx; ++m) g.W_xh[j * Nx + m] += da[j] * xt[m];
-                for (std::int64_t m = 0; m < Nh; ++m) g.W_hh[j * Nh + m] += da[j] * prev[m];
-            }
-            std::swap(da, danext);
-        }
+std::mutex g_pool_mu;
+Pool* g_pool = nullptr;  // leaked on purpose: joining threads at exit can deadlock
+
+#if defined(__unix__) || defined(__APPLE__)
+// A forked child has no pool threads: forget the parent's pool (leaking it).
+void forget_pool_in_child() {
+    new (&g_pool_mu) std::mutex();
+    g_pool = nullptr;
+}
+#endif
+
+Pool* get_pool() {
+    std::lock_guard<std::mutex> lk(g_pool_mu);
+    if (!g_pool) {
+#if defined(__unix__) || defined(__APPLE__)
+        static bool registered = [] {
+            pthread_atfork(nullptr, nullptr, forget_pool_in_child);
+            return true;
+        }();
+        (void)registered;
+#endif
+        const int hw = hardware_threads();
+        g_pool = new Pool(hw > 1 ? hw - 1 : 0);
     }
+    return g_pool;
 }
 
-int resolve_threads(int n_threads) {
-    const int hw = hardware_threads();
-    return n_threads <= 0 ? hw : n_threads;
+// Runs fn(0..parts-1), in parallel when parts > 1 and the pool is free.
+void parallel_for(int parts, const std::function<void(int)>& fn) {
+    if (parts <= 1) {
+        if (parts == 1) fn(0);
+        return;
+    }
+    Pool* pool = get_pool();
+    std::unique_lock<std::mutex> lk(pool->call_mutex(), std::try_to_lock);
+    if (!lk.owns_lock() || pool->size() == 1) {
+        for (int p = 0; p < parts; ++p) fn(p);
+        return;
+    }
+    pool->run(parts, fn);
+}
+
+// Thread-local, 64-byte aligned scratch that only grows.
+template <class T>
+T* scratch(int slot, i64 n) {
+    thread_local std::vector<unsigned char> bufs[3];
+    auto& b = bufs[slot];
+    const std::size_t need = static_cast<std::size_t>(n) * sizeof(T) + 64;
+    if (b.size() < need) b.assign(need, 0);
+    auto p = reinterpret_cast<std::uintptr_t>(b.data());
+    return reinterpret_cast<T*>((p + 63) & ~std::uintptr_t(63));
+}
+
+// Below this many flops per call one thread is faster than waking a second one.
+constexpr double kMinParallelFlops = 1.5e6;
+
+int choose_parts(int n_threads, i64 items_max, double flops) {
+    int nt = n_threads <= 0 ? hardware_threads() : n_threads;
+    if (nt > 4096) nt = 4096;
+    if (flops < kMinParallelFlops) nt = 1;
+    return static_cast<int>(items_max < nt ? (items_max < 1 ? 1 : items_max) : nt);
 }
 
 template <class T>
-bool all_finite(const T* p, std::int64_t n) {
-    for (std::int64_t i = 0; i < n; ++i)
-        if (!std::isfinite(p[i])) return false;
-    return true;
+bool all_finite(const T* p, i64 n) {
+    T acc = 0;
+    for (i64 i = 0; i < n; ++i) acc += p[i] * T(0);
+    return acc == T(0);
 }
 
 template <class T>
 bool forward_impl(const ForwardArgs<T>& a, int n_threads) {
-    const auto& d = a.d;
+    const RnnDims& d = a.d;
     if (d.K == 0 || d.T == 0 || d.B == 0) return true;
-    // Work items: (k, batch shard). Enough items for every thread.
-    const int nt = std::max(1, resolve_threads(n_threads));
-    std::int64_t shards = 1;
-    if (d.K < nt) shards = std::min<std::int64_t>(d.B, (nt + d.K - 1) / d.K);
-    const std::int64_t items = d.K * shards;
-    const int workers = static_cast<int>(std::min<std::int64_t>(nt, items));
-    auto run = [&](int w) {
-        std::vector<T> hbuf;
-        for (std::int64_t it = w; it < items; it += workers) {
-            const std::int64_t k = it / shards, s = it % shards;
-            const std::int64_t b0 = d.B * s / shards, b1 = d.B * (s + 1) / shards;
-            forward_shard(a, k, b0, b1, hbuf);
+    const KernelSet<T>& ks = kernels_for<T>(simd_level());
+    const double flops =
+        2.0 * d.K * d.T * d.B * (double(d.Nh) * d.Nh + double(d.Nh) * (d.Nx + d.Ny));
+    // Items: whole variants when there are enough of them, else batch shards.
+    const int nt = choose_parts(n_threads, d.K * d.B, flops);
+    i64 shards = 1;
+    if (d.K < nt) shards = (nt + d.K - 1) / d.K;
+    if (shards > d.B) shards = d.B;
+    const i64 items = d.K * shards;
+    const int parts = static_cast<int>(items < nt ? items : nt);
+    const i64 bs_max = (d.B + shards - 1) / shards;
+    const RnnLayout L = make_layout(d, ks.nr, bs_max, false);
+    T* packed = scratch<T>(0, L.packed_size);
+    ks.pack_forward(a, L, packed);
+    parallel_for(parts, [&](int p) {
+        T* ws = scratch<T>(1, L.ws_size);
+        // Contiguous ranges of items per part (variants stay on one thread).
+        const i64 i0 = items * p / parts, i1 = items * (p + 1) / parts;
+        for (i64 it = i0; it < i1; ++it) {
+            const i64 k = it / shards, s = it % shards;
+            ks.forward_item(a, L, packed, k, d.B * s / shards, d.B * (s + 1) / shards, ws);
         }
-    };
-    std::vector<std::thread> pool;
-    for (int w = 1; w < workers; ++w) pool.emplace_back(run, w);
-    run(0);
-    for (auto& th : pool) th.join();
+    });
     return all_finite(a.y, d.K * d.T * d.B * d.Ny);
 }
 
 template <class T>
 bool grad_impl(GradArgs<T>& a, int n_threads) {
-    const auto& d = a.d;
-    const int nt = std::max(1, resolve_threads(n_threads));
-    const int workers = static_cast<int>(std::min<std::int64_t>(nt, std::max<std::int64_t>(d.B, 1)));
-    std::vector<GradPartial<T>> parts(workers);
-    auto run = [&](int w) {
-        grad_shard(a, d.B * w / workers, d.B * (w + 1) / workers, parts[w]);
-    };
-    std::vector<std::thread> pool;
-    for (int w = 1; w < workers; ++w) pool.emplace_back(run, w);
-    run(0);
-    for (auto& th : pool) th.join();
-    auto reduce = [&](T* out, std::vector<T> GradPartial<T>::*field) {
-        const std::size_t n = (parts[0].*field).size();
-        for (std::size_t i = 0; i < n; ++i) {
-            T s = 0;
-            for (auto& p : parts) s += (p.*field)[i];
-            out[i] = s;
+    const RnnDims& d = a.d;
+    const KernelSet<T>& ks = kernels_for<T>(simd_level());
+    const double flops =
+        6.0 * d.T * d.B * (double(d.Nh) * d.Nh + double(d.Nh) * (d.Nx + d.Ny));
+    const int parts = choose_parts(n_threads, d.B, flops);
+    const i64 bs_max = (d.B + parts - 1) / parts;
+    const RnnLayout L = make_layout(d, ks.nr, bs_max, true);
+    T* packed = scratch<T>(0, L.packed_size);
+    ks.pack_grad(a, L, packed);
+    // Gradient partial sums of every part live side by side in the caller's
+    // scratch until the reduction below.
+    const i64 gstride = align_elems(L.g_size);
+    T* gall = scratch<T>(2, gstride * parts);
+    std::vector<double> sse(static_cast<std::size_t>(parts), 0.0);
+    parallel_for(parts, [&](int p) {
+        sse[static_cast<std::size_t>(p)] =
+            ks.grad_item(a, L, packed, d.B * p / parts, d.B * (p + 1) / parts,
+                         scratch<T>(1, L.ws_size), gall + gstride * p);
+    });
+    auto reduce = [&](T* out, i64 off, i64 n) {
+        if (!out) return;
+        std::memcpy(out, gall + off, sizeof(T) * static_cast<std::size_t>(n));
+        for (int p = 1; p < parts; ++p) {
+            const T* src = gall + gstride * p + off;
+            for (i64 i = 0; i < n; ++i) out[i] += src[i];
         }
     };
-    reduce(a.g_W_xh, &GradPartial<T>::W_xh);
-    reduce(a.g_W_hh, &GradPartial<T>::W_hh);
-    reduce(a.g_W_hy, &GradPartial<T>::W_hy);
-    if (a.g_b_h) reduce(a.g_b_h, &GradPartial<T>::b_h);
-    if (a.g_b_y) reduce(a.g_b_y, &GradPartial<T>::b_y);
-    double loss = 0;
-    for (auto& p : parts) loss += p.loss;
-    a.loss = loss / static_cast<double>(a.count);
+    reduce(a.g_W_hh, L.off_gWhh, d.Nh * d.Nh);
+    reduce(a.g_W_xh, L.off_gWxh, d.Nh * d.Nx);
+    reduce(a.g_W_hy, L.off_gWhy, d.Ny * d.Nh);
+    reduce(a.g_b_h, L.off_gbh, d.Nh);
+    reduce(a.g_b_y, L.off_gby, d.Ny);
+    double total = 0;
+    for (double s : sse) total += s;
+    a.loss = total / static_cast<double>(a.count);
     return std::isfinite(a.loss) && all_finite(a.g_W_xh, d.Nh * d.Nx) &&
            all_finite(a.g_W_hh, d.Nh * d.Nh) && all_finite(a.g_W_hy, d.Ny * d.Nh) &&
            (!a.g_b_h || all_finite(a.g_b_h, d.Nh)) &&
            (!a.g_b_y || all_finite(a.g_b_y, d.Ny));
 }
-
-SimdLevel g_level = SimdLevel::baseline;
 
 }  // namespace
 
@@ -191,18 +300,25 @@ bool rnn_forward(const ForwardArgs<double>& a, int n) { return forward_impl(a, n
 bool rnn_loss_and_grad(GradArgs<float>& a, int n) { return grad_impl(a, n); }
 bool rnn_loss_and_grad(GradArgs<double>& a, int n) { return grad_impl(a, n); }
 
-SimdLevel simd_level() { return g_level; }
+SimdLevel simd_level() { return static_cast<SimdLevel>(g_level.load()); }
 const char* simd_level_name(SimdLevel level) {
     return level == SimdLevel::avx2 ? "avx2" : "baseline";
 }
 SimdLevel set_simd_level(SimdLevel level) {
-    g_level = SimdLevel::baseline;
-    (void)level;
-    return g_level;
+    if (level == SimdLevel::avx2 && !cpu_has_avx2()) level = SimdLevel::baseline;
+    g_level.store(static_cast<int>(level));
+    return level;
 }
 int hardware_threads() {
     const unsigned n = std::thread::hardware_concurrency();
     return n == 0 ? 1 : static_cast<int>(n);
+}
+
+void rnn_tanh(const float* x, float* y, std::int64_t n) {
+    kernels_for<float>(simd_level()).tanh_array(x, y, n);
+}
+void rnn_tanh(const double* x, double* y, std::int64_t n) {
+    kernels_for<double>(simd_level()).tanh_array(x, y, n);
 }
 
 }  // namespace rnnschur

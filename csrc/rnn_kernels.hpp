@@ -65,5 +65,8 @@ const char* simd_level_name(SimdLevel level);
 // Forces a level (clamped to what the CPU supports); returns the level in force.
 SimdLevel set_simd_level(SimdLevel level);
 int hardware_threads();
+// The kernels' vectorised tanh at the current level (exposed for testing).
+void rnn_tanh(const float* x, float* y, std::int64_t n);
+void rnn_tanh(const double* x, double* y, std::int64_t n);
 
 }  // namespace rnnschur

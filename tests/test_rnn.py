@@ -87,10 +87,11 @@ def test_rollout_matches_reference(rng, simd, dtype, biases, h0_kind):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n_threads", [1, 2, 3])
 def test_stack_equals_separate_calls(rng, simd, dtype, n_threads):
-    p = make_problem(rng, T=11, B=6, Nx=2, Nh=13, Ny=3, K=5, dtype=dtype)
+    # large enough (> 1.5 MFLOP) that the work is really split between threads
+    p = make_problem(rng, T=30, B=16, Nx=2, Nh=37, Ny=3, K=5, dtype=dtype)
     kw = {"b_h": p["b_h"], "b_y": p["b_y"], "n_threads": n_threads}
     y, h = rollout(p["W_xh"], p["W_hh"], p["W_hy"], p["x"], return_hidden=True, **kw)
-    assert y.shape == (5, 11, 6, 3) and h.shape == (5, 11, 6, 13)
+    assert y.shape == (5, 30, 16, 3) and h.shape == (5, 30, 16, 37)
     for k in range(5):
         yk, hk = rollout(
             p["W_xh"], p["W_hh"][k], p["W_hy"], p["x"], return_hidden=True, **kw
@@ -236,8 +237,8 @@ def test_empty_time_or_batch(rng, dtype):
 
 
 def test_threads_give_same_result(rng, simd):
-    p = make_problem(rng, T=20, B=33, Nx=3, Nh=24, Ny=3)
-    y = rng.standard_normal((20, 33, 3))
+    p = make_problem(rng, T=30, B=65, Nx=3, Nh=43, Ny=3)
+    y = rng.standard_normal((30, 65, 3))
     ref = rollout(p["W_xh"], p["W_hh"], p["W_hy"], p["x"], n_threads=1)
     lref, gref = loss_and_grad(p["W_xh"], p["W_hh"], p["W_hy"], p["x"], y, n_threads=1)
     for n in (2, 3, 8, 64):
@@ -253,8 +254,8 @@ def test_concurrent_python_threads(rng):
     probs = []
     for i in range(6):
         dt = np.float32 if i % 2 else np.float64
-        p = make_problem(rng, T=15, B=16, Nx=3, Nh=20 + i, Ny=2, K=2, dtype=dt)
-        target = rng.standard_normal((15, 16, 2)).astype(dt)
+        p = make_problem(rng, T=30, B=40, Nx=3, Nh=40 + i, Ny=2, K=2, dtype=dt)
+        target = rng.standard_normal((30, 40, 2)).astype(dt)
         probs.append((p, target))
 
     def compute(p, target):
@@ -292,3 +293,35 @@ def test_exports():
     assert rnnschur.loss_and_grad is loss_and_grad
     assert _core.simd_level() in LEVELS
     assert _core.hardware_threads() >= 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_vector_tanh_accuracy(simd, dtype):
+    """The kernels' tanh against np.tanh: dense grid, tiny, huge, signed zeros, inf."""
+    fi = np.finfo(dtype)
+    grid = np.concatenate(
+        [
+            np.linspace(-25, 25, 100_001),
+            np.geomspace(float(fi.smallest_subnormal), 40.0, 100_000),
+            [float(fi.tiny), float(fi.max), 1e-8, 0.5, 0.55, 1.0, 8.9, 9.5, 19.0, 20.0],
+        ]
+    ).astype(dtype)
+    x = np.concatenate([grid, -grid])
+    y = _core._tanh(x)
+    assert y.dtype == dtype
+    exact = np.tanh(x.astype(np.float64))
+    ref = exact.astype(dtype)
+    ulps = np.abs(y.astype(np.float64) - exact) / np.spacing(np.abs(ref)).astype(
+        np.float64
+    )
+    # float32: within 3 ulp of the exact value; float64: within 4 ulp of numpy's
+    assert ulps.max() <= (3.0 if dtype == np.float32 else 4.0), x[np.argmax(ulps)]
+    if dtype == np.float64:
+        rel = np.abs(y - ref) / np.maximum(np.abs(ref), float(fi.smallest_subnormal))
+        assert rel.max() <= 1e-15
+    special = np.array([0.0, -0.0, np.inf, -np.inf], dtype=dtype)
+    out = _core._tanh(special)
+    np.testing.assert_array_equal(out, [0.0, -0.0, 1.0, -1.0])
+    np.testing.assert_array_equal(np.signbit(out), [False, True, False, True])
+    assert np.all(np.abs(y) <= 1)
+    assert np.all(np.sign(y) == np.sign(x))

@@ -1,0 +1,109 @@
+// Interface between the dispatcher (rnn_dispatch.cpp) and the per-ISA kernel
+// translation units (rnn_simd_<isa>.cpp, each including rnn_simd_impl.hpp).
+//
+// ODR safety: the ISA units are compiled with different -m flags. Everything
+// they define lives in an anonymous namespace (internal linkage) except the
+// entry points of the KernelSet below, whose names carry the ISA; they use no
+// std:: templates and no Eigen, so no inline/template function with external
+// linkage can be emitted by an AVX2 unit and picked by the linker for baseline
+// code. The helpers in this header are `static` for the same reason.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "rnn_kernels.hpp"
+
+namespace rnnschur {
+
+using i64 = std::int64_t;
+
+// Panel widths of the packed right-hand operands (two SIMD vectors).
+static inline i64 round_up(i64 n, i64 m) { return (n + m - 1) / m * m; }
+static inline i64 align_elems(i64 n) { return round_up(n, 16); }  // 64 bytes for f32
+
+// Layout of the per-call packed weights and of one work item's workspace, in
+// elements of T. nr is the kernel's panel width.
+struct RnnLayout {
+    i64 nr, ldh, ldy;
+    // packed weights (shared by all threads of one call)
+    i64 off_whhT, off_whh, off_wxhT, off_whyT, off_why, off_bh, off_by, packed_size;
+    // workspace of one work item with bs batch rows
+    i64 bs, off_H, off_dA, off_X, off_Y, off_pack, ws_size;
+    // one work item's gradient partial sums (a separate buffer)
+    i64 off_gWhh, off_gWxh, off_gWhy, off_gbh, off_gby, g_size;
+};
+
+// gemm packing buffer (elements): KC x NC plus MC x KC panels.
+static constexpr i64 kGemmKC = 256, kGemmMC = 96, kGemmNC = 1024;
+static inline i64 gemm_pack_elems(i64 nr) {
+    return kGemmKC * round_up(kGemmNC, nr) + kGemmKC * kGemmMC + 64;
+}
+
+static inline RnnLayout make_layout(const RnnDims& d, i64 nr, i64 bs, bool grad) {
+    RnnLayout L{};
+    L.nr = nr;
+    L.ldh = round_up(d.Nh < 1 ? 1 : d.Nh, nr);
+    L.ldy = round_up(d.Ny < 1 ? 1 : d.Ny, nr);
+    i64 o = 0;
+    auto take = [&o](i64 n) {
+        const i64 at = o;
+        o += align_elems(n);
+        return at;
+    };
+    L.off_whhT = take(d.K * d.Nh * L.ldh);
+    L.off_whh = take(grad ? d.Nh * L.ldh : 0);
+    L.off_wxhT = take(d.Nx * L.ldh);
+    L.off_whyT = take(d.Nh * L.ldy);
+    L.off_why = take(grad ? d.Ny * L.ldh : 0);
+    L.off_bh = take(L.ldh);
+    L.off_by = take(L.ldy);
+    L.packed_size = o;
+    o = 0;
+    L.bs = bs;
+    L.off_H = take((d.T + 1) * bs * L.ldh);
+    L.off_dA = take(grad ? d.T * bs * L.ldh : 0);
+    L.off_X = take(d.T * bs * d.Nx);
+    L.off_Y = take(d.T * bs * L.ldy);
+    L.off_pack = take(grad ? gemm_pack_elems(nr) : 0);
+    L.ws_size = o;
+    o = 0;
+    L.off_gWhh = take(grad ? d.Nh * d.Nh : 0);
+    L.off_gWxh = take(grad ? d.Nh * d.Nx : 0);
+    L.off_gWhy = take(grad ? d.Ny * d.Nh : 0);
+    L.off_gbh = take(grad ? d.Nh : 0);
+    L.off_gby = take(grad ? d.Ny : 0);
+    L.g_size = o;
+    return L;
+}
+
+// Entry points of one ISA level for one scalar type.
+template <class T>
+struct KernelSet {
+    i64 nr;
+    // Packs the weights of a call into `packed` (layout L, zero padding included).
+    void (*pack_forward)(const ForwardArgs<T>& a, const RnnLayout& L, T* packed);
+    void (*pack_grad)(const GradArgs<T>& a, const RnnLayout& L, T* packed);
+    // Forward pass of variant k for batch rows [b0, b1) (b1 - b0 <= L.bs).
+    void (*forward_item)(const ForwardArgs<T>& a, const RnnLayout& L, const T* packed,
+                         i64 k, i64 b0, i64 b1, T* ws);
+    // Loss and gradient partial sums for batch rows [b0, b1) into g (offsets
+    // L.off_g*); returns the unnormalised masked sum of squared errors.
+    double (*grad_item)(const GradArgs<T>& a, const RnnLayout& L, const T* packed, i64 b0,
+                        i64 b1, T* ws, T* g);
+    // Test hook: y = tanh(x) elementwise with the kernels' vector tanh.
+    void (*tanh_array)(const T* x, T* y, i64 n);
+};
+
+namespace isa_baseline {
+extern const KernelSet<float> kernels_f32;
+extern const KernelSet<double> kernels_f64;
+}  // namespace isa_baseline
+#if defined(RNNSCHUR_HAVE_AVX2)
+namespace isa_avx2 {
+extern const KernelSet<float> kernels_f32;
+extern const KernelSet<double> kernels_f64;
+}  // namespace isa_avx2
+#endif
+
+}  // namespace rnnschur

@@ -1,0 +1,484 @@
+// Hot kernels of the RNN: packed register-blocked GEMMs with fused epilogues and
+// a vectorised tanh, written once with GCC/Clang vector extensions and compiled
+// once per ISA level. Include only from rnn_simd_<isa>.cpp, after defining
+//   RNNSCHUR_ISA_NS  (namespace of this level, e.g. isa_avx2)
+//   RNNSCHUR_VBYTES  (SIMD register width in bytes: 16 for SSE2, 32 for AVX2).
+// See rnn_simd.hpp for the ODR rules this file follows (no std:: templates).
+#include <cstdint>
+#include <cstring>
+
+#include "rnn_simd.hpp"
+
+#if !defined(RNNSCHUR_ISA_NS) || !defined(RNNSCHUR_VBYTES)
+#error "define RNNSCHUR_ISA_NS and RNNSCHUR_VBYTES before including rnn_simd_impl.hpp"
+#endif
+
+namespace rnnschur {
+namespace RNNSCHUR_ISA_NS {
+namespace {
+
+constexpr int VB = RNNSCHUR_VBYTES;
+
+template <class T>
+struct V;
+template <>
+struct V<float> {
+    typedef float vec __attribute__((vector_size(VB)));
+    typedef float vecu __attribute__((vector_size(VB), aligned(4), may_alias));
+    typedef std::int32_t ivec __attribute__((vector_size(VB)));
+    typedef std::int32_t uint_t;
+    static constexpr int L = VB / 4;
+    static constexpr int mant_bits = 23;
+    static constexpr std::int32_t exp_bias = 127;
+};
+template <>
+struct V<double> {
+    typedef double vec __attribute__((vector_size(VB)));
+    typedef double vecu __attribute__((vector_size(VB), aligned(8), may_alias));
+    typedef std::int64_t ivec __attribute__((vector_size(VB)));
+    static constexpr int L = VB / 8;
+    static constexpr int mant_bits = 52;
+    static constexpr std::int64_t exp_bias = 1023;
+};
+
+template <class T>
+using vec_t = typename V<T>::vec;
+template <class T>
+using ivec_t = typename V<T>::ivec;
+
+// Register tile: MR rows x NV vectors. 6 x 2 keeps 12 accumulators + 2 B
+// vectors + 1 broadcast in the 16 ymm (or xmm) registers.
+constexpr int MR = 6;
+constexpr int NV = 2;
+template <class T>
+constexpr i64 NR = NV * V<T>::L;
+
+inline i64 imin(i64 a, i64 b) { return a < b ? a : b; }
+
+template <class T>
+inline vec_t<T> vload(const T* p) {
+    return *reinterpret_cast<const typename V<T>::vecu*>(p);
+}
+template <class T>
+inline void vstore(T* p, vec_t<T> v) {
+    *reinterpret_cast<typename V<T>::vecu*>(p) = v;
+}
+template <class T>
+inline vec_t<T> vbcast(T s) {
+    return s - vec_t<T>{};  // exact for every s (0 + s would turn -0.0 into +0.0)
+}
+
+// ---------------------------------------------------------------------------
+// tanh
+//
+// tanh|x| = -u / (2 + u) with u = expm1(-2|x|) in (-1, 0]; no cancellation for
+// small |x| because expm1 keeps full relative accuracy there. expm1(z) =
+// 2^n (1 + p(r)) - 1 with z = n ln2 + r, |r| <= ln2/2 (Cody-Waite split of ln2),
+// p(r) = expm1(r) by its Taylor series, truncated where the next term is below
+// 2^-60 (f64) / 2^-28 (f32) of |r| on that interval. |x| is clamped where tanh
+// rounds to 1, which also maps inf to 1; the sign is copied back at the end so
+// that tanh(-0) = -0.
+template <class T>
+struct TanhConst;
+template <>
+struct TanhConst<float> {
+    static constexpr float clamp = 9.5f;  // tanh(9.5) = 1 - 1.1e-8 -> 1.0f
+    static constexpr float inv_ln2 = 1.44269504088896341f;
+    static constexpr float ln2_hi = 0.693359375f;  // 10 significant bits: n*hi exact
+    static constexpr float ln2_lo = -2.12194440e-4f;
+    static constexpr float shifter = 12582912.0f;  // 1.5 * 2^23: rounds to integer
+    static constexpr int n_coef = 7;               // 1/2! .. 1/8!
+};
+template <>
+struct TanhConst<double> {
+    static constexpr double clamp = 19.5;  // tanh(19.5) = 1 - 2.3e-17 -> 1.0
+    static constexpr double inv_ln2 = 1.44269504088896338700e+00;
+    static constexpr double ln2_hi = 6.93147180369123816490e-01;  // 32 bits
+    static constexpr double ln2_lo = 1.90821492927058770002e-10;
+    static constexpr double shifter = 6755399441055744.0;  // 1.5 * 2^52
+    static constexpr int n_coef = 13;                      // 1/2! .. 1/14!
+};
+
+// c[i] = 1/(i+2)! as the nearest representable T (compile-time products of
+// exactly representable factors, rounded once at the end).
+template <class T>
+struct InvFact {
+    T c[TanhConst<T>::n_coef];
+    constexpr InvFact() : c() {
+        long double f = 1;
+        for (int i = 0; i < TanhConst<T>::n_coef; ++i) {
+            f *= static_cast<long double>(i + 2);
+            c[i] = static_cast<T>(1.0L / f);
+        }
+    }
+};
+
+template <class T>
+inline vec_t<T> vtanh(vec_t<T> x) {
+    using C = TanhConst<T>;
+    using iv = ivec_t<T>;
+    constexpr InvFact<T> F;
+    const iv sign_mask = (iv)vbcast<T>(T(-0.0));
+    const iv xb = (iv)x;
+    vec_t<T> a = (vec_t<T>)(xb & ~sign_mask);
+    a = a > C::clamp ? vbcast<T>(C::clamp) : a;  // NaN stays NaN
+    const vec_t<T> z = a * T(-2);
+    // n = round(z / ln2) by the shifter trick: s holds n in its low mantissa
+    // bits, so bits(s) - bits(shifter) = n as an integer (no float->int64
+    // conversion, which AVX2 lacks).
+    const vec_t<T> shift = vbcast<T>(C::shifter);
+    const vec_t<T> s = z * C::inv_ln2 + shift;
+    const vec_t<T> n = s - shift;
+    const vec_t<T> r = (z - n * C::ln2_hi) - n * C::ln2_lo;
+    vec_t<T> q = vbcast<T>(F.c[C::n_coef - 1]);
+#pragma GCC unroll 16
+    for (int i = C::n_coef - 2; i >= 0; --i) q = q * r + F.c[i];
+    const vec_t<T> p = r + (r * r) * q;  // expm1(r)
+    // 2^n (n in [-29, 0] for f32, [-57, 0] for f64): exponent field n + bias.
+    const iv eb = (((iv)s - (iv)shift) + V<T>::exp_bias) << V<T>::mant_bits;
+    const vec_t<T> two_n = (vec_t<T>)eb;
+    const vec_t<T> u = two_n * p + (two_n - T(1));  // expm1(z); 2^n - 1 is exact
+    const vec_t<T> t = -u / (u + T(2));
+    return (vec_t<T>)(((iv)t & ~sign_mask) | (xb & sign_mask));
+}
+
+template <class T>
+void tanh_array(const T* x, T* y, i64 n) {
+    constexpr int L = V<T>::L;
+    i64 i = 0;
+    for (; i + L <= n; i += L) vstore<T>(y + i, vtanh<T>(vload<T>(x + i)));
+    if (i < n) {
+        T buf[L] = {};
+        std::memcpy(buf, x + i, sizeof(T) * static_cast<std::size_t>(n - i));
+        vstore<T>(buf, vtanh<T>(vload<T>(buf)));
+        std::memcpy(y + i, buf, sizeof(T) * static_cast<std::size_t>(n - i));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Micro-kernels. acc[i][v] = sum_k A(i, k) * Bp[k][v*L .. v*L+L), where Bp is
+// one packed panel (K rows of NR contiguous values) and A is either row-major
+// (A(i, k) = a[i*lda + k]) or packed (A(i, k) = a[k*MR + i]).
+
+template <class T, int M, bool PACKED_A>
+inline void micro(i64 K, const T* __restrict a, i64 lda, const T* __restrict b,
+                  vec_t<T> (&acc)[MR][NV]) {
+    constexpr int L = V<T>::L;
+#pragma GCC unroll 6
+    for (int i = 0; i < M; ++i) acc[i][0] = acc[i][1] = vec_t<T>{};
+    for (i64 k = 0; k < K; ++k) {
+        const vec_t<T> b0 = vload<T>(b + k * NR<T>);
+        const vec_t<T> b1 = vload<T>(b + k * NR<T> + L);
+#pragma GCC unroll 6
+        for (int i = 0; i < M; ++i) {
+            const vec_t<T> ai = vbcast<T>(PACKED_A ? a[k * MR + i] : a[i * lda + k]);
+            acc[i][0] += ai * b0;
+            acc[i][1] += ai * b1;
+        }
+    }
+}
+
+// C[rows x ncols_pad] = A[rows x K] * Bp (+ epilogue), A row-major with stride
+// lda, Bp packed panels (panel j at Bp + j*K*NR). The epilogue gets
+// (row, column of the panel, acc row) and stores. Rows are split into tiles
+// of nearly equal height so that no tiny remainder tile runs at low ILP.
+template <class T, class Epi>
+inline void rows_gemm(i64 rows, i64 K, const T* A, i64 lda, const T* Bp, i64 ncols_pad,
+                      Epi&& epi) {
+    if (rows <= 0) return;
+    const i64 ntiles = (rows + MR - 1) / MR;
+    for (i64 j0 = 0; j0 < ncols_pad; j0 += NR<T>) {
+        const T* bp = Bp + (j0 / NR<T>)*K * NR<T>;
+        i64 i0 = 0;
+        for (i64 tile = 0; tile < ntiles; ++tile) {
+            const i64 i1 = rows * (tile + 1) / ntiles;
+            const int m = static_cast<int>(i1 - i0);
+            vec_t<T> acc[MR][NV];
+            const T* a = A + i0 * lda;
+            switch (m) {
+                case 6: micro<T, 6, false>(K, a, lda, bp, acc); break;
+                case 5: micro<T, 5, false>(K, a, lda, bp, acc); break;
+                case 4: micro<T, 4, false>(K, a, lda, bp, acc); break;
+                case 3: micro<T, 3, false>(K, a, lda, bp, acc); break;
+                case 2: micro<T, 2, false>(K, a, lda, bp, acc); break;
+                default: micro<T, 1, false>(K, a, lda, bp, acc); break;
+            }
+            for (int i = 0; i < m; ++i) epi(i0 + i, j0, acc[i]);
+            i0 = i1;
+        }
+    }
+}
+
+// Packs B(k, j) = src[k*rs + j*cs] for k < K, j < N into panels of NR columns,
+// zero-padded to ncols_pad columns: dst[(j/NR)*K*NR + k*NR + j%NR].
+template <class T>
+void pack_b(i64 K, i64 N, const T* src, i64 rs, i64 cs, i64 ncols_pad, T* dst) {
+    for (i64 j0 = 0; j0 < ncols_pad; j0 += NR<T>) {
+        T* p = dst + (j0 / NR<T>)*K * NR<T>;
+        const i64 w = imin(NR<T>, N - j0);
+        for (i64 k = 0; k < K; ++k) {
+            T* row = p + k * NR<T>;
+            i64 j = 0;
+            for (; j < w; ++j) row[j] = src[k * rs + (j0 + j) * cs];
+            for (; j < NR<T>; ++j) row[j] = T(0);
+        }
+    }
+}
+
+// C[M x N] (+)= A * B with A(i, k) = a[i*a_rs + k*a_cs], B(k, j) = b[k*b_rs +
+// j*b_cs], C row-major with stride ldc. Cache-blocked (GotoBLAS-style): B is
+// packed in KC x NC blocks, A in MC x KC blocks of MR-row slivers. Used for the
+// gradient reductions over all time steps (K = T * batch rows).
+template <class T>
+void gemm(i64 M, i64 N, i64 K, const T* a, i64 a_rs, i64 a_cs, const T* b, i64 b_rs,
+          i64 b_cs, T* C, i64 ldc, bool accumulate, T* pack) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        if (!accumulate)
+            for (i64 i = 0; i < M; ++i)
+                for (i64 j = 0; j < N; ++j) C[i * ldc + j] = T(0);
+        return;
+    }
+    constexpr int L = V<T>::L;
+    T* bpack = pack;
+    T* apack = pack + kGemmKC * round_up(kGemmNC, NR<T>);
+    for (i64 jc = 0; jc < N; jc += kGemmNC) {
+        const i64 nc = imin(kGemmNC, N - jc);
+        const i64 nc_pad = round_up(nc, NR<T>);
+        for (i64 pc = 0; pc < K; pc += kGemmKC) {
+            const i64 kc = imin(kGemmKC, K - pc);
+            const bool acc_c = accumulate || pc > 0;
+            pack_b<T>(kc, nc, b + pc * b_rs + jc * b_cs, b_rs, b_cs, nc_pad, bpack);
+            for (i64 ic = 0; ic < M; ic += kGemmMC) {
+                const i64 mc = imin(kGemmMC, M - ic);
+                // A slivers: apack[(i/MR)*kc*MR + k*MR + i%MR], rows zero-padded.
+                for (i64 i0 = 0; i0 < mc; i0 += MR) {
+                    T* p = apack + (i0 / MR) * kc * MR;
+                    const i64 h = imin(MR, mc - i0);
+                    for (i64 k = 0; k < kc; ++k) {
+                        const T* src = a + (ic + i0) * a_rs + (pc + k) * a_cs;
+                        i64 i = 0;
+                        for (; i < h; ++i) p[k * MR + i] = src[i * a_rs];
+                        for (; i < MR; ++i) p[k * MR + i] = T(0);
+                    }
+                }
+                for (i64 j0 = 0; j0 < nc; j0 += NR<T>) {
+                    const T* bp = bpack + (j0 / NR<T>)*kc * NR<T>;
+                    const i64 w = imin(NR<T>, nc - j0);
+                    for (i64 i0 = 0; i0 < mc; i0 += MR) {
+                        vec_t<T> acc[MR][NV];
+                        micro<T, MR, true>(kc, apack + (i0 / MR) * kc * MR, 0, bp, acc);
+                        const i64 h = imin(MR, mc - i0);
+                        for (i64 i = 0; i < h; ++i) {
+                            T* c = C + (ic + i0 + i) * ldc + jc + j0;
+                            if (w == NR<T>) {
+                                for (int v = 0; v < NV; ++v) {
+                                    vec_t<T> r = acc[i][v];
+                                    if (acc_c) r += vload<T>(c + v * L);
+                                    vstore<T>(c + v * L, r);
+                                }
+                            } else {
+                                T buf[NR<T>];
+                                for (int v = 0; v < NV; ++v) vstore<T>(buf + v * L, acc[i][v]);
+                                for (i64 j = 0; j < w; ++j) c[j] = acc_c ? c[j] + buf[j] : buf[j];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// RNN passes on one work item (batch rows [b0, b1) of variant k).
+
+template <class T>
+void pack_common(const RnnDims& d, const RnnLayout& L, const T* W_xh, const T* W_hy,
+                 const T* b_h, const T* b_y, T* P) {
+    pack_b<T>(d.Nx, d.Nh, W_xh, 1, d.Nx, L.ldh, P + L.off_wxhT);  // B(m, j) = W_xh[j, m]
+    pack_b<T>(d.Nh, d.Ny, W_hy, 1, d.Nh, L.ldy, P + L.off_whyT);  // B(j, o) = W_hy[o, j]
+    T* bh = P + L.off_bh;
+    T* by = P + L.off_by;
+    for (i64 j = 0; j < L.ldh; ++j) bh[j] = (b_h && j < d.Nh) ? b_h[j] : T(0);
+    for (i64 j = 0; j < L.ldy; ++j) by[j] = (b_y && j < d.Ny) ? b_y[j] : T(0);
+}
+
+template <class T>
+void pack_forward(const ForwardArgs<T>& a, const RnnLayout& L, T* P) {
+    const RnnDims& d = a.d;
+    for (i64 k = 0; k < d.K; ++k)  // B(m, j) = W_hh[j, m]
+        pack_b<T>(d.Nh, d.Nh, a.W_hh + k * d.Nh * d.Nh, 1, d.Nh, L.ldh,
+                  P + L.off_whhT + k * d.Nh * L.ldh);
+    pack_common<T>(d, L, a.W_xh, a.W_hy, a.b_h, a.b_y, P);
+}
+
+template <class T>
+void pack_grad(const GradArgs<T>& a, const RnnLayout& L, T* P) {
+    const RnnDims& d = a.d;
+    pack_b<T>(d.Nh, d.Nh, a.W_hh, 1, d.Nh, L.ldh, P + L.off_whhT);
+    pack_b<T>(d.Nh, d.Nh, a.W_hh, d.Nh, 1, L.ldh, P + L.off_whh);  // B(m, j) = W_hh[m, j]
+    pack_b<T>(d.Ny, d.Nh, a.W_hy, d.Nh, 1, L.ldh, P + L.off_why);  // B(o, j) = W_hy[o, j]
+    pack_common<T>(d, L, a.W_xh, a.W_hy, a.b_h, a.b_y, P);
+}
+
+// Hidden states of rows [b0, b1) into ws H (T+1 blocks of bs x ldh; block 0 =
+// h0) and their inputs into ws X.
+template <class T>
+void forward_hidden(const RnnDims& d, const RnnLayout& L, const T* P, const T* whhT,
+                    const T* x, const T* h0, i64 h0_bstride, i64 b0, i64 b1, T* ws) {
+    constexpr int Lv = V<T>::L;
+    const i64 bs = b1 - b0, ldh = L.ldh, blk = bs * ldh;
+    T* H = ws + L.off_H;
+    T* X = ws + L.off_X;
+    for (i64 t = 0; t < d.T; ++t)
+        std::memcpy(X + t * bs * d.Nx, x + (t * d.B + b0) * d.Nx,
+                    sizeof(T) * static_cast<std::size_t>(bs * d.Nx));
+    for (i64 i = 0; i < bs; ++i) {
+        T* row = H + i * ldh;
+        for (i64 j = 0; j < ldh; ++j)
+            row[j] = (h0 && j < d.Nh) ? h0[(b0 + i) * h0_bstride + j] : T(0);
+    }
+    // Input projection + bias for all steps: one GEMM into H blocks 1..T.
+    const T* bh = P + L.off_bh;
+    T* H1 = H + blk;
+    rows_gemm<T>(d.T * bs, d.Nx, X, d.Nx, P + L.off_wxhT, ldh,
+                 [&](i64 r, i64 j0, const vec_t<T>* acc) {
+                     for (int v = 0; v < NV; ++v)
+                         vstore<T>(H1 + r * ldh + j0 + v * Lv,
+                                   acc[v] + vload<T>(bh + j0 + v * Lv));
+                 });
+    // Recurrence: H_t = tanh(P_t + H_{t-1} W_hh^T), P_t stored in place.
+    for (i64 t = 0; t < d.T; ++t) {
+        const T* prev = H + t * blk;
+        T* cur = H + (t + 1) * blk;
+        rows_gemm<T>(bs, d.Nh, prev, ldh, whhT, ldh,
+                     [&](i64 r, i64 j0, const vec_t<T>* acc) {
+                         T* c = cur + r * ldh + j0;
+                         for (int v = 0; v < NV; ++v)
+                             vstore<T>(c + v * Lv, vtanh<T>(acc[v] + vload<T>(c + v * Lv)));
+                     });
+    }
+}
+
+template <class T>
+void forward_item(const ForwardArgs<T>& a, const RnnLayout& L, const T* P, i64 k, i64 b0,
+                  i64 b1, T* ws) {
+    const RnnDims& d = a.d;
+    const i64 bs = b1 - b0, ldh = L.ldh;
+    forward_hidden<T>(d, L, P, P + L.off_whhT + k * d.Nh * ldh, a.x, a.h0, a.h0_bstride,
+                      b0, b1, ws);
+    const T* H1 = ws + L.off_H + bs * ldh;
+    const T* by = P + L.off_by;
+    T* y = a.y + k * d.T * d.B * d.Ny;
+    rows_gemm<T>(d.T * bs, d.Nh, H1, ldh, P + L.off_whyT, L.ldy,
+                 [&](i64 r, i64 j0, const vec_t<T>* acc) {
+                     T buf[NR<T>];
+                     for (int v = 0; v < NV; ++v)
+                         vstore<T>(buf + v * V<T>::L, acc[v] + vload<T>(by + j0 + v * V<T>::L));
+                     const i64 t = r / bs, i = r - t * bs;
+                     T* out = y + (t * d.B + b0 + i) * d.Ny + j0;
+                     const i64 w = imin(NR<T>, d.Ny - j0);
+                     for (i64 j = 0; j < w; ++j) out[j] = buf[j];
+                 });
+    if (a.hidden) {
+        T* hid = a.hidden + k * d.T * d.B * d.Nh;
+        for (i64 t = 0; t < d.T; ++t)
+            for (i64 i = 0; i < bs; ++i)
+                std::memcpy(hid + (t * d.B + b0 + i) * d.Nh, H1 + (t * bs + i) * ldh,
+                            sizeof(T) * static_cast<std::size_t>(d.Nh));
+    }
+}
+
+template <class T>
+double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i64 b1,
+                 T* ws, T* g) {
+    constexpr int Lv = V<T>::L;
+    const RnnDims& d = a.d;
+    const i64 bs = b1 - b0, ldh = L.ldh, ldy = L.ldy, blk = bs * ldh, R = d.T * bs;
+    forward_hidden<T>(d, L, P, P + L.off_whhT, a.x, nullptr, 0, b0, b1, ws);
+    T* H = ws + L.off_H;
+    const T* H1 = H + blk;
+    T* dA = ws + L.off_dA;
+    T* Y = ws + L.off_Y;
+    const T* X = ws + L.off_X;
+    const T* by = P + L.off_by;
+    // Readout for all steps, then loss and dL/dy in place.
+    rows_gemm<T>(R, d.Nh, H1, ldh, P + L.off_whyT, ldy,
+                 [&](i64 r, i64 j0, const vec_t<T>* acc) {
+                     for (int v = 0; v < NV; ++v)
+                         vstore<T>(Y + r * ldy + j0 + v * Lv,
+                                   acc[v] + vload<T>(by + j0 + v * Lv));
+                 });
+    const T scale = T(2) / static_cast<T>(a.count);
+    double sse = 0;
+    for (i64 t = 0; t < d.T; ++t)
+        for (i64 i = 0; i < bs; ++i) {
+            const i64 off = (t * d.B + b0 + i) * d.Ny;
+            T* yr = Y + (t * bs + i) * ldy;
+            for (i64 o = 0; o < d.Ny; ++o) {
+                const T res = yr[o] - a.target[off + o];
+                const bool on = a.mask == nullptr || a.mask[off + o] != 0;
+                if (on) sse += static_cast<double>(res) * static_cast<double>(res);
+                yr[o] = on ? scale * res : T(0);
+            }
+            for (i64 o = d.Ny; o < ldy; ++o) yr[o] = T(0);
+        }
+    // dL/dh_t from the readout, all steps at once: G = dY W_hy, into dA.
+    rows_gemm<T>(R, d.Ny, Y, ldy, P + L.off_why, ldh,
+                 [&](i64 r, i64 j0, const vec_t<T>* acc) {
+                     for (int v = 0; v < NV; ++v) vstore<T>(dA + r * ldh + j0 + v * Lv, acc[v]);
+                 });
+    // BPTT: dA_t = (G_t + dA_{t+1} W_hh) * (1 - h_t^2).
+    const T* whh = P + L.off_whh;
+    for (i64 t = d.T - 1; t >= 0; --t) {
+        T* cur = dA + t * blk;
+        const T* h = H1 + t * blk;
+        if (t == d.T - 1) {
+            for (i64 e = 0; e < blk; e += Lv) {
+                const vec_t<T> hv = vload<T>(h + e);
+                vstore<T>(cur + e, vload<T>(cur + e) * (T(1) - hv * hv));
+            }
+            continue;
+        }
+        const T* next = dA + (t + 1) * blk;
+        rows_gemm<T>(bs, d.Nh, next, ldh, whh, ldh,
+                     [&](i64 r, i64 j0, const vec_t<T>* acc) {
+                         T* c = cur + r * ldh + j0;
+                         const T* hr = h + r * ldh + j0;
+                         for (int v = 0; v < NV; ++v) {
+                             const vec_t<T> hv = vload<T>(hr + v * Lv);
+                             vstore<T>(c + v * Lv,
+                                       (acc[v] + vload<T>(c + v * Lv)) * (T(1) - hv * hv));
+                         }
+                     });
+    }
+    // Parameter gradients: one reduction over all R = T*bs rows each.
+    T* pack = ws + L.off_pack;
+    gemm<T>(d.Nh, d.Nh, R, dA, 1, ldh, H, ldh, 1, g + L.off_gWhh, d.Nh, false, pack);
+    gemm<T>(d.Nh, d.Nx, R, dA, 1, ldh, X, d.Nx, 1, g + L.off_gWxh, d.Nx, false, pack);
+    gemm<T>(d.Ny, d.Nh, R, Y, 1, ldy, H1, ldh, 1, g + L.off_gWhy, d.Nh, false, pack);
+    T* gbh = g + L.off_gbh;
+    T* gby = g + L.off_gby;
+    for (i64 j = 0; j < d.Nh; ++j) gbh[j] = T(0);
+    for (i64 o = 0; o < d.Ny; ++o) gby[o] = T(0);
+    for (i64 r = 0; r < R; ++r) {
+        const T* dr = dA + r * ldh;
+        for (i64 j = 0; j < d.Nh; ++j) gbh[j] += dr[j];
+        const T* yr = Y + r * ldy;
+        for (i64 o = 0; o < d.Ny; ++o) gby[o] += yr[o];
+    }
+    return sse;
+}
+
+}  // namespace
+
+const KernelSet<float> kernels_f32 = {NR<float>, &pack_forward<float>, &pack_grad<float>,
+                                      &forward_item<float>, &grad_item<float>,
+                                      &tanh_array<float>};
+const KernelSet<double> kernels_f64 = {NR<double>, &pack_forward<double>,
+                                       &pack_grad<double>, &forward_item<double>,
+                                       &grad_item<double>, &tanh_array<double>};
+
+}  // namespace RNNSCHUR_ISA_NS
+}  // namespace rnnschur
