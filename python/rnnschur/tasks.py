@@ -221,15 +221,19 @@ class FlipFlop(Task):
         shape = (self.length, batch_size, self.bits)
         # One uniform per entry: u < p/2 gives a -1 pulse, p/2 <= u < p a +1 pulse.
         u = rng.random(shape)
-        x = np.where(
-            u < self.pulse_prob, np.where(u < 0.5 * self.pulse_prob, -1.0, 1.0), 0.0
-        )
-        x[0] = np.where(u[0] < 0.5, -1.0, 1.0)  # forced pulse, fair sign
-        x = x.astype(dtype)
+        p = self.pulse_prob
+        x = (u < p).astype(dtype)
+        x[u < 0.5 * p] = -1.0
+        x[0] = 1.0  # forced pulse at t = 0, fair sign
+        x[0][u[0] < 0.5] = -1.0
+        # Running "last pulse": y_t = x_t where a pulse occurs, else y_{t-1}.
+        keep = 1.0 - np.abs(x)
         y = np.empty_like(x)
         y[0] = x[0]
+        tmp = np.empty_like(x[0])
         for t in range(1, self.length):
-            np.copyto(y[t], np.where(x[t] != 0, x[t], y[t - 1]))
+            np.multiply(keep[t], y[t - 1], out=tmp)
+            np.add(x[t], tmp, out=y[t])
         mask = np.ones((1, 1, 1), dtype=bool)
         return x, y, mask
 
