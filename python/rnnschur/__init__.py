@@ -6,10 +6,48 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import _core
 from .rnn import loss_and_grad, rollout
+from .tasks import (
+    ContextIntegration,
+    CopyTask,
+    FlipFlop,
+    SineGeneration,
+    make_task,
+    task_from_dict,
+)
+
+# ``train`` (the function) stays in ``rnnschur.train``: exporting it here would
+# shadow the submodule (``import rnnschur.train as tr`` would yield the function).
+from .train import (
+    CheckpointError,
+    TrainConfig,
+    TrainedModel,
+    TrainingDiverged,
+    evaluate,
+    load,
+    save,
+)
 
 try:
     __version__ = version("rnnschur")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
-__all__ = ["__version__", "_core", "loss_and_grad", "rollout"]
+__all__ = [
+    "CheckpointError",
+    "ContextIntegration",
+    "CopyTask",
+    "FlipFlop",
+    "SineGeneration",
+    "TrainConfig",
+    "TrainedModel",
+    "TrainingDiverged",
+    "__version__",
+    "_core",
+    "evaluate",
+    "load",
+    "loss_and_grad",
+    "make_task",
+    "rollout",
+    "save",
+    "task_from_dict",
+]

@@ -1,0 +1,191 @@
+"""The ``rnnschur`` command.
+
+Each subcommand is a pair of functions: ``add_<name>_parser(subparsers)`` declares its
+arguments and sets ``func`` to ``cmd_<name>(args) -> int``. :data:`SUBCOMMANDS` lists
+the ``add_*`` functions; :func:`main` builds the parser from it and dispatches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from .constructions import CONSTRUCTIONS
+from .tasks import TASKS, make_task
+
+__all__ = ["SUBCOMMANDS", "add_train_parser", "build_parser", "cmd_train", "main"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        msg = f"expected a positive integer, got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+    if value < 1:
+        msg = f"expected a positive integer, got {value}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        msg = f"expected a non-negative integer, got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+    if value < 0:
+        msg = f"expected a non-negative integer, got {value}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        msg = f"expected a positive number, got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+    if not (value > 0 and value != float("inf")):
+        msg = f"expected a finite positive number, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+# --------------------------------------------------------------------------- train
+
+
+def add_train_parser(subparsers) -> argparse.ArgumentParser:
+    """Declare ``rnnschur train``."""
+    p = subparsers.add_parser(
+        "train",
+        help="train one network and save it",
+        description=(
+            "Train a one-layer tanh RNN with Adam on one of the paper's tasks and save "
+            "it as a checkpoint (.npz). Defaults: the paper's settings for flipflop, "
+            "sine and cdi (30 epochs x 128 batches of 64, lr 1e-3), the documented "
+            "copy-task settings for copy (rnnschur.train.COPY_CONFIG)."
+        ),
+    )
+    p.add_argument("--task", required=True, choices=sorted(TASKS))
+    p.add_argument("--construction", required=True, choices=CONSTRUCTIONS)
+    p.add_argument(
+        "--hidden",
+        required=True,
+        type=_positive_int,
+        metavar="N",
+        help="hidden size Nh",
+    )
+    p.add_argument("--seed", required=True, type=_non_negative_int, metavar="S")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="PATH",
+        help="checkpoint path (written atomically)",
+    )
+    p.add_argument("--epochs", type=_positive_int)
+    p.add_argument("--batches", type=_positive_int, help="batches per epoch")
+    p.add_argument("--batch-size", type=_positive_int)
+    p.add_argument("--lr", type=_positive_float, help="peak Adam learning rate")
+    p.add_argument("--clip", type=_positive_float, help="gradient-norm clip")
+    p.add_argument("--threads", type=_positive_int, help="threads for the core")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+    return p
+
+
+def _describe_task(task) -> str:
+    d = task.to_dict()
+    name = d.pop("name")
+    return f"{name} ({', '.join(f'{k}={v}' for k, v in d.items())})"
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Run ``rnnschur train``; print a summary with the held-out metric."""
+    from .train import TrainingDiverged, default_config, evaluate, save, train
+
+    task = make_task(args.task)
+    overrides = {
+        k: v
+        for k, v in (
+            ("epochs", args.epochs),
+            ("batches_per_epoch", args.batches),
+            ("batch_size", args.batch_size),
+            ("lr", args.lr),
+            ("clip", args.clip),
+            ("n_threads", args.threads),
+        )
+        if v is not None
+    }
+    config = dataclasses.replace(default_config(task), **overrides)
+    try:
+        model = train(
+            task,
+            args.construction,
+            args.hidden,
+            seed=args.seed,
+            config=config,
+            progress=not args.quiet,
+        )
+    except TrainingDiverged as exc:
+        print(f"rnnschur train: training diverged: {exc}", file=sys.stderr)
+        return 1
+    scores = evaluate(model)
+    path = save(args.out, model)
+    c = model.config
+    training = (
+        f"{c.total_steps} Adam steps ({c.epochs} epochs x {c.batches_per_epoch} "
+        f"batches of {c.batch_size}), lr {c.lr:g} ({c.lr_schedule}), clip {c.clip}"
+    )
+    lines = [
+        ("task", _describe_task(task)),
+        ("construction", model.construction),
+        ("hidden", str(model.hidden)),
+        ("seed", str(model.seed)),
+        ("training", training),
+        ("train time", f"{model.train_seconds:.2f} s"),
+        ("held-out", f"{c.eval_size} sequences (split 'test', seed {c.eval_seed})"),
+        ("  loss", f"{scores['loss']:.6g}"),
+        ("  FVU", f"{scores['fvu']:.6g}"),
+    ]
+    if "accuracy" in scores:
+        lines.append(("  replay acc.", f"{scores['accuracy']:.6f}"))
+    lines.append(("saved", str(path)))
+    width = max(len(k) for k, _ in lines)
+    for k, v in lines:
+        print(f"{k:<{width}}  {v}")
+    return 0
+
+
+# --------------------------------------------------------------------------- main
+
+#: ``add_<name>_parser`` functions, one per subcommand.
+SUBCOMMANDS = [add_train_parser]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="rnnschur",
+        description="Train small tanh RNNs and ablate their ordered real Schur couplings.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"rnnschur {__version__}"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``rnnschur`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,459 @@
+"""The four recurrent constructions of the paper, and the Cayley map with its gradient.
+
+With ``m = Nh^{-1/2}`` (paper section 3):
+
+``dense_default``
+    ``W_hh ~ U[-m, m]`` entrywise (PyTorch's ``nn.RNN`` default).
+``dense_orthogonal``
+    ``W_hh = Q``, ``Q`` Haar-distributed orthogonal (QR of a Gaussian matrix with the
+    signs of ``diag(R)`` folded into ``Q``).
+``dense_normal``
+    ``W_hh = Q D Q^T``, ``Q`` Haar orthogonal, ``D`` block-diagonal with ``Nh // 2``
+    blocks ``[[a, -b], [b, a]]``, ``a, b ~ N(0, 1/6)`` (variance 1/6); for odd ``Nh``
+    one trailing 1×1 block ``a ~ N(0, 1/6)``.
+``cayley``
+    ``W_hh = O(A) D O(A)^T`` with ``O(A) = (I - A)(I + A)^{-1}``, ``A`` skew-symmetric
+    and ``D`` in real block form. ``A`` and ``D`` are the trained parameters, so every
+    iterate keeps the form (and ``W_hh`` is always a normal matrix). Initialisation:
+    ``A = (U - U^T)/2`` with ``U ~ U[-m, m]``; ``D = realblock(eig(W̃))`` with
+    ``W̃ ~ U[-m, m]``.
+
+The three dense constructions train ``W_hh`` itself; they differ only at step 0.
+
+Input and readout weights are the same for every construction: ``W_xh ~ U[-m, m]``
+(``nn.RNN``'s input weights) and ``W_hy ~ U[-m, m]`` (``nn.Linear(Nh, Ny)``, bound
+``1/sqrt(fan_in)``). No biases (the paper sets ``b_h = b_y = 0``).
+
+Real block form of ``D``
+------------------------
+``D`` is block diagonal with 1×1 blocks (real eigenvalues) and 2×2 blocks
+``[[a, -b], [b, a]]`` (eigenvalues ``a ± ib``). The block sizes are fixed at
+initialisation (a real-eigenvalue count never changes during training). The free
+parameters of ``D`` are: the entry of each 1×1 block, and ``a`` and ``b`` of each 2×2
+block; ``a`` sits on both diagonal entries and ``b`` on the lower off-diagonal entry
+(``-b`` on the upper one). Every other entry is zero and never trained.
+
+Free parameters of ``A``: its strictly upper triangle; ``A[j, i] = -A[i, j]`` and
+``diag(A) = 0``.
+
+Gradients from :func:`cayley_pullback` are laid out in the same matrices so that an
+element-wise optimizer (SGD, Adam) applied to the full matrices ``A`` and ``D`` is
+exactly that optimizer on the free parameters and keeps both forms bit-for-bit:
+``dA`` is skew with ``dA[i, j] = ∂L/∂A[i, j]`` for ``i < j`` (the entry and its
+mirror tied), and ``dD`` has ``∂L/∂a`` on both diagonal entries of a 2×2 block,
+``∂L/∂b`` below and ``-∂L/∂b`` above the diagonal, ``∂L/∂d`` on 1×1 blocks, and zeros
+elsewhere.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+
+__all__ = [
+    "CONSTRUCTIONS",
+    "CayleyMap",
+    "W_from_cayley",
+    "block_sizes_of",
+    "cayley_init",
+    "cayley_orthogonal",
+    "cayley_pullback",
+    "dense_default",
+    "dense_normal",
+    "dense_orthogonal",
+    "haar_orthogonal",
+    "init_params",
+    "realblock",
+]
+
+CONSTRUCTIONS = ("dense_default", "dense_orthogonal", "dense_normal", "cayley")
+
+
+def _check_n(n: Any) -> int:
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        msg = f"hidden size must be an integer; got {type(n).__name__}"
+        raise TypeError(msg)
+    if n < 1:
+        msg = f"hidden size must be >= 1; got {n}"
+        raise ValueError(msg)
+    return int(n)
+
+
+def _check_rng(rng: Any) -> np.random.Generator:
+    if not isinstance(rng, np.random.Generator):
+        msg = f"rng must be a numpy.random.Generator; got {type(rng).__name__}"
+        raise TypeError(msg)
+    return rng
+
+
+def _square(name: str, a: Any, n: int | None = None) -> np.ndarray:
+    a = np.asarray(a)
+    if not np.issubdtype(a.dtype, np.floating):
+        msg = f"{name} must be a real floating-point array; got dtype {a.dtype}"
+        raise TypeError(msg)
+    if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] == 0:
+        msg = f"{name} must be a non-empty square matrix; got shape {a.shape}"
+        raise ValueError(msg)
+    if n is not None and a.shape[0] != n:
+        msg = f"{name} must have shape ({n}, {n}); got {a.shape}"
+        raise ValueError(msg)
+    if not np.all(np.isfinite(a)):
+        msg = f"{name} must be finite"
+        raise ValueError(msg)
+    return a.astype(np.float64, copy=False)
+
+
+def haar_orthogonal(n, rng) -> np.ndarray:
+    """Haar-distributed orthogonal matrix, float64 ``(n, n)``.
+
+    QR of a standard Gaussian matrix with ``Q`` multiplied column-wise by
+    ``sign(diag(R))``, which makes the distribution exactly Haar (Mezzadri 2007).
+    """
+    n = _check_n(n)
+    rng = _check_rng(rng)
+    z = rng.standard_normal((n, n))
+    q, r = np.linalg.qr(z)
+    d = np.sign(np.diag(r))
+    d[d == 0] = 1.0
+    return q * d[None, :]
+
+
+def dense_default(n, rng) -> np.ndarray:
+    """``W ~ U[-m, m]`` entrywise, ``m = n^{-1/2}``; float64 ``(n, n)``."""
+    n = _check_n(n)
+    m = 1.0 / np.sqrt(n)
+    return _check_rng(rng).uniform(-m, m, size=(n, n))
+
+
+def dense_orthogonal(n, rng) -> np.ndarray:
+    """Haar orthogonal ``W``; float64 ``(n, n)``."""
+    return haar_orthogonal(n, rng)
+
+
+def _normal_blocks(n: int, rng: np.random.Generator) -> np.ndarray:
+    d = np.zeros((n, n))
+    sd = np.sqrt(1.0 / 6.0)
+    for i in range(0, n - 1, 2):
+        a, b = rng.normal(0.0, sd, size=2)
+        d[i, i] = d[i + 1, i + 1] = a
+        d[i + 1, i] = b
+        d[i, i + 1] = -b
+    if n % 2:
+        d[n - 1, n - 1] = rng.normal(0.0, sd)
+    return d
+
+
+def dense_normal(n, rng) -> np.ndarray:
+    """``W = Q D Q^T``, ``Q`` Haar, ``D`` 2×2 blocks ``[[a,-b],[b,a]]``, ``a,b ~ N(0,1/6)``.
+
+    For odd ``n`` a trailing 1×1 block ``a ~ N(0, 1/6)``. float64 ``(n, n)``; normal
+    (commutes with its transpose) up to rounding.
+    """
+    n = _check_n(n)
+    rng = _check_rng(rng)
+    q = haar_orthogonal(n, rng)
+    d = _normal_blocks(n, rng)
+    return q @ d @ q.T
+
+
+def realblock(eigvals) -> tuple[np.ndarray, np.ndarray]:
+    """Real block form of the spectrum of a real matrix.
+
+    Parameters
+    ----------
+    eigvals : array_like of complex, shape (n,)
+        Eigenvalues of a real matrix (non-real ones in exact conjugate pairs, as LAPACK
+        returns them).
+
+    Returns
+    -------
+    D : ndarray, float64 (n, n)
+        Block diagonal: a 1×1 block per real eigenvalue, a 2×2 block ``[[a, -b], [b, a]]``
+        (``b > 0``) per pair ``a ± ib``. Blocks are ordered by non-increasing modulus,
+        ties by increasing argument in ``[0, π]``.
+    block_sizes : ndarray, int64 (n_blocks,)
+        1 or 2 per block, in order.
+    """
+    lam = np.asarray(eigvals)
+    if lam.ndim != 1 or lam.size == 0:
+        msg = f"eigvals must be a non-empty 1-D array; got shape {lam.shape}"
+        raise ValueError(msg)
+    if not np.all(np.isfinite(lam)):
+        msg = "eigvals must be finite"
+        raise ValueError(msg)
+    lam = lam.astype(np.complex128)
+    upper = lam[lam.imag > 0]
+    lower = lam[lam.imag < 0]
+    real = lam[lam.imag == 0].real
+    if upper.size != lower.size or not np.array_equal(
+        np.sort_complex(upper), np.sort_complex(np.conj(lower))
+    ):
+        msg = "eigvals must come in exact complex-conjugate pairs (spectrum of a real matrix)"
+        raise ValueError(msg)
+    reps = np.concatenate([real.astype(np.complex128), upper])
+    order = np.lexsort((np.angle(reps) % (2 * np.pi), -np.abs(reps)))
+    n = lam.size
+    d = np.zeros((n, n))
+    sizes = []
+    i = 0
+    for k in order:
+        z = reps[k]
+        if z.imag == 0:
+            d[i, i] = z.real
+            sizes.append(1)
+            i += 1
+        else:
+            d[i, i] = d[i + 1, i + 1] = z.real
+            d[i + 1, i] = z.imag
+            d[i, i + 1] = -z.imag
+            sizes.append(2)
+            i += 2
+    return d, np.asarray(sizes, dtype=np.int64)
+
+
+def block_sizes_of(D, *, check: bool = True) -> np.ndarray:
+    """Block sizes of a matrix in real block form (a 2×2 block where ``D[i+1, i] != 0``).
+
+    With ``check`` (default) raises ``ValueError`` unless ``D`` is exactly in the
+    documented form (zeros outside the blocks, equal diagonals and opposite
+    off-diagonals inside 2×2 blocks).
+    """
+    D = _square("D", D)
+    n = D.shape[0]
+    sizes = []
+    i = 0
+    while i < n:
+        if i + 1 < n and (D[i + 1, i] != 0 or D[i, i + 1] != 0):
+            sizes.append(2)
+            i += 2
+        else:
+            sizes.append(1)
+            i += 1
+    sizes = np.asarray(sizes, dtype=np.int64)
+    if check:
+        _check_block_form(D, sizes)
+    return sizes
+
+
+def _check_skew(A: np.ndarray) -> None:
+    if not np.array_equal(A, -A.T):
+        msg = "A must be exactly skew-symmetric (A == -A.T)"
+        raise ValueError(msg)
+
+
+def cayley_orthogonal(A) -> np.ndarray:
+    """``O(A) = (I - A)(I + A)^{-1}`` for skew-symmetric ``A``; float64 ``(n, n)``.
+
+    ``I + A`` is always invertible for skew ``A`` (its eigenvalues are ``1 + iμ``).
+    """
+    A = _square("A", A)
+    _check_skew(A)
+    return CayleyMap(A, np.eye(A.shape[0]), np.ones(A.shape[0], np.int64)).O
+
+
+class CayleyMap:
+    """``W = O(A) D O(A)^T`` evaluated once, with its reverse-mode pullback.
+
+    Holds ``M = (I + A)^{-1}`` (one LU solve), ``O = (I - A) M`` and ``W``, so the
+    pullback costs only matrix products. Inputs are not validated here (use
+    :func:`W_from_cayley` / :func:`cayley_pullback` for checked entry points).
+
+    Parameters
+    ----------
+    A : ndarray, float64 (n, n), skew-symmetric
+    D : ndarray, float64 (n, n), real block form
+    block_sizes : ndarray of int, the block sizes of ``D`` (1 or 2 each)
+    """
+
+    __slots__ = ("A", "D", "M", "O", "W", "_pairs", "_singles")
+
+    def __init__(self, A: np.ndarray, D: np.ndarray, block_sizes: np.ndarray):
+        n = A.shape[0]
+        eye = np.eye(n)
+        self.A = A
+        self.D = D
+        lu = scipy.linalg.lu_factor(eye + A, check_finite=False)
+        self.M = scipy.linalg.lu_solve(lu, eye, check_finite=False)
+        self.O = (eye - A) @ self.M
+        self.W = self.O @ D @ self.O.T
+        starts = np.concatenate([[0], np.cumsum(block_sizes)[:-1]]).astype(np.int64)
+        self._singles = starts[block_sizes == 1]
+        self._pairs = starts[block_sizes == 2]
+
+    def pullback(self, dW: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(dA, dD)`` from ``dW = ∂L/∂W`` (layout: see the module docstring)."""
+        O, D, M = self.O, self.D, self.M
+        G = dW
+        GO = G @ O
+        # ∂L/∂O for W = O D Oᵀ.
+        G_O = GO @ D.T + G.T @ (O @ D)
+        # dO = -2 M dA M  (since I + O = 2M), so ∂L/∂A (unconstrained) = -2 Mᵀ G_O Mᵀ.
+        E = -2.0 * (M.T @ G_O @ M.T)
+        dA = E - E.T
+        GD = O.T @ GO
+        dD = np.zeros_like(GD)
+        s = self._singles
+        dD[s, s] = GD[s, s]
+        p = self._pairs
+        ga = GD[p, p] + GD[p + 1, p + 1]
+        gb = GD[p + 1, p] - GD[p, p + 1]
+        dD[p, p] = ga
+        dD[p + 1, p + 1] = ga
+        dD[p + 1, p] = gb
+        dD[p, p + 1] = -gb
+        return dA, dD
+
+
+def _checked_cayley(A, D, block_sizes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    A = _square("A", A)
+    _check_skew(A)
+    D = _square("D", D, A.shape[0])
+    if block_sizes is None:
+        block_sizes = block_sizes_of(D)
+    else:
+        block_sizes = np.asarray(block_sizes)
+        if (
+            block_sizes.ndim != 1
+            or not np.issubdtype(block_sizes.dtype, np.integer)
+            or not np.all((block_sizes == 1) | (block_sizes == 2))
+            or block_sizes.sum() != A.shape[0]
+        ):
+            msg = (
+                f"block_sizes must be a 1-D array of 1s and 2s summing to {A.shape[0]}"
+            )
+            raise ValueError(msg)
+        _check_block_form(D, block_sizes)
+    return A, D, block_sizes.astype(np.int64)
+
+
+def _check_block_form(D: np.ndarray, sizes: np.ndarray) -> None:
+    ref = np.zeros_like(D)
+    i = 0
+    for s in sizes:
+        blk = D[i : i + s, i : i + s]
+        if s == 2 and (blk[0, 0] != blk[1, 1] or blk[0, 1] != -blk[1, 0]):
+            msg = f"D's 2×2 block at {i} is not of the form [[a, -b], [b, a]]"
+            raise ValueError(msg)
+        ref[i : i + s, i : i + s] = blk
+        i += s
+    if not np.array_equal(ref, D):
+        msg = "D does not match block_sizes (non-zero entries outside the blocks)"
+        raise ValueError(msg)
+
+
+def W_from_cayley(A, D, *, block_sizes=None) -> np.ndarray:
+    """Recurrent matrix ``W = O(A) D O(A)^T``.
+
+    Parameters
+    ----------
+    A : array_like, float (n, n)
+        Exactly skew-symmetric.
+    D : array_like, float (n, n)
+        Real block form (1×1 blocks and 2×2 blocks ``[[a, -b], [b, a]]``).
+    block_sizes : array_like of int, optional
+        Block sizes of ``D``; inferred from its non-zero pattern when omitted.
+
+    Returns
+    -------
+    ndarray, float64 (n, n)
+    """
+    A, D, sizes = _checked_cayley(A, D, block_sizes)
+    return CayleyMap(A, D, sizes).W
+
+
+def cayley_pullback(A, D, dW, *, block_sizes=None) -> tuple[np.ndarray, np.ndarray]:
+    """Pull ``∂L/∂W`` back to the Cayley parameters in closed form.
+
+    With ``M = (I + A)^{-1}`` (one LU solve), ``O = (I - A) M`` and
+    ``G_O = G O D^T + G^T O D`` (``G = ∂L/∂W``):
+    ``E = -2 M^T G_O M^T``, ``dA = E - E^T``, and ``∂L/∂D = O^T G O`` collapsed onto the
+    free parameters of ``D``.
+
+    Parameters
+    ----------
+    A, D : array_like, float (n, n)
+        As in :func:`W_from_cayley`.
+    dW : array_like, float (n, n)
+        Gradient of the loss with respect to ``W``.
+    block_sizes : array_like of int, optional
+
+    Returns
+    -------
+    dA : ndarray, float64 (n, n)
+        Skew-symmetric; ``dA[i, j] = ∂L/∂A[i, j]`` for ``i < j`` with ``A[j, i] =
+        -A[i, j]`` tied.
+    dD : ndarray, float64 (n, n)
+        Gradient with respect to the free parameters of ``D`` laid out in ``D``'s block
+        pattern (see the module docstring).
+    """
+    A, D, sizes = _checked_cayley(A, D, block_sizes)
+    dW = _square("dW", dW, A.shape[0])
+    return CayleyMap(A, D, sizes).pullback(dW)
+
+
+def cayley_init(n, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Initial Cayley parameters ``(A, D, block_sizes)`` as in the paper.
+
+    ``U ~ U[-m, m]``, ``A = (U - U^T)/2``; ``W̃ ~ U[-m, m]``, ``D = realblock(eig(W̃))``
+    (drawn in that order from ``rng``). float64.
+    """
+    n = _check_n(n)
+    rng = _check_rng(rng)
+    m = 1.0 / np.sqrt(n)
+    u = rng.uniform(-m, m, size=(n, n))
+    A = (u - u.T) / 2.0
+    w = rng.uniform(-m, m, size=(n, n))
+    D, sizes = realblock(np.linalg.eigvals(w))
+    return A, D, sizes
+
+
+def init_params(
+    construction, n_inputs, hidden, n_outputs, rng
+) -> dict[str, np.ndarray]:
+    """Initial parameters of a network, float64.
+
+    Parameters
+    ----------
+    construction : str
+        One of :data:`CONSTRUCTIONS`.
+    n_inputs, hidden, n_outputs : int
+        ``Nx``, ``Nh``, ``Ny``. Tasks expose them as ``task.n_inputs`` etc.
+    rng : numpy.random.Generator
+        Drawn in the order: recurrent construction, ``W_xh``, ``W_hy``.
+
+    Returns
+    -------
+    dict
+        ``"W_xh"`` ``(Nh, Nx)``, ``"W_hh"`` ``(Nh, Nh)``, ``"W_hy"`` ``(Ny, Nh)``; for
+        ``"cayley"`` also ``"A"``, ``"D"`` ``(Nh, Nh)`` and ``"D_blocks"`` (int64 block
+        sizes), with ``W_hh = W_from_cayley(A, D)``.
+    """
+    if not isinstance(construction, str):
+        msg = f"construction must be a string; got {type(construction).__name__}"
+        raise TypeError(msg)
+    if construction not in CONSTRUCTIONS:
+        msg = f"unknown construction {construction!r}; expected one of {CONSTRUCTIONS}"
+        raise ValueError(msg)
+    n_inputs = _check_n(n_inputs)
+    hidden = _check_n(hidden)
+    n_outputs = _check_n(n_outputs)
+    rng = _check_rng(rng)
+    out: dict[str, np.ndarray] = {}
+    if construction == "cayley":
+        A, D, sizes = cayley_init(hidden, rng)
+        out.update(A=A, D=D, D_blocks=sizes)
+        out["W_hh"] = CayleyMap(A, D, sizes).W
+    else:
+        builder = {
+            "dense_default": dense_default,
+            "dense_orthogonal": dense_orthogonal,
+            "dense_normal": dense_normal,
+        }[construction]
+        out["W_hh"] = builder(hidden, rng)
+    m = 1.0 / np.sqrt(hidden)
+    out["W_xh"] = rng.uniform(-m, m, size=(hidden, n_inputs))
+    out["W_hy"] = rng.uniform(-m, m, size=(n_outputs, hidden))
+    return out

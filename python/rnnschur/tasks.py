@@ -1,0 +1,435 @@
+"""The four tasks of the paper as small frozen configurations that draw batches.
+
+Every task has ``sample(batch_size, rng, *, split="train", dtype=np.float32)`` returning
+``(x, y, mask)``:
+
+* ``x``: ``(T, B, n_inputs)``, time-major, ``dtype``;
+* ``y``: ``(T, B, n_outputs)``, ``dtype``;
+* ``mask``: bool, broadcastable to ``(T, B, n_outputs)``; the entries that enter the loss
+  and the metrics.
+
+The same ``numpy.random.Generator`` state gives the same batch. ``split="test"`` draws
+held-out items where a task has held-out parameters (the sine frequencies); for the other
+tasks it draws from the training distribution (held-out *sequences*, not a different
+distribution). Every task is rebuilt from ``task.to_dict()`` by :func:`task_from_dict`
+(checkpoints store that dictionary).
+
+The paper (Dräger 2026, sections 3-4) fixes only the sizes. Everything else is chosen
+here from the standard versions of the tasks and documented on each class.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = [
+    "TASKS",
+    "ContextIntegration",
+    "CopyTask",
+    "FlipFlop",
+    "SineGeneration",
+    "Task",
+    "make_task",
+    "task_from_dict",
+]
+
+_SPLITS = ("train", "test")
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        msg = f"{name} must be an integer; got {type(value).__name__}"
+        raise TypeError(msg)
+    if value < minimum:
+        msg = f"{name} must be >= {minimum}; got {value}"
+        raise ValueError(msg)
+    return int(value)
+
+
+def _check_float(
+    name: str, value: Any, *, low: float, high: float = math.inf, low_open: bool = False
+) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        msg = f"{name} must be a real number; got {type(value).__name__}"
+        raise TypeError(msg)
+    value = float(value)
+    ok = math.isfinite(value) and (value > low if low_open else value >= low)
+    if not ok or value > high:
+        bracket = "(" if low_open else "["
+        msg = f"{name} must lie in {bracket}{low}, {high}]; got {value}"
+        raise ValueError(msg)
+    return value
+
+
+class Task:
+    """Base class: validation of ``sample`` arguments and (de)serialisation.
+
+    Subclasses are frozen dataclasses with a class attribute ``name`` and the
+    properties ``n_inputs``, ``n_outputs`` and ``length``.
+    """
+
+    name: ClassVar[str]
+
+    @property
+    def n_inputs(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def n_outputs(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def length(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return ``{"name": ..., **parameters}`` (JSON-serialisable)."""
+        params = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            params[f.name] = list(value) if isinstance(value, tuple) else value
+        return {"name": self.name, **params}
+
+    def sample(self, batch_size, rng, *, split="train", dtype=np.float32):
+        """Draw a batch ``(x, y, mask)``; see the module docstring for shapes."""
+        batch_size = _check_int("batch_size", batch_size, 1)
+        if not isinstance(rng, np.random.Generator):
+            msg = f"rng must be a numpy.random.Generator; got {type(rng).__name__}"
+            raise TypeError(msg)
+        if split not in _SPLITS:
+            msg = f"split must be 'train' or 'test'; got {split!r}"
+            raise ValueError(msg)
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            msg = f"dtype must be float32 or float64; got {dtype}"
+            raise TypeError(msg)
+        x, y, mask = self._sample(batch_size, rng, split, dtype)
+        # The core's lean entry point wants C-contiguous arrays.
+        return np.ascontiguousarray(x), np.ascontiguousarray(y), mask
+
+    def _sample(self, batch_size, rng, split, dtype):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class CopyTask(Task):
+    """Fixed-delay cyclic copy task (paper section 3).
+
+    ``symbols`` random vectors in ``{-1, +1}^dim`` (independent fair signs) are presented
+    one per step at ``t = 0 .. symbols-1``; afterwards the input is zero for ``lags``
+    steps while the network replays the stored sequence cyclically: the target at replay
+    step ``ℓ = 1 .. lags`` (time ``t = symbols + ℓ - 1``) is symbol ``(ℓ - 1) mod
+    symbols``. There is no cue channel: the sequence length is fixed, so the onset of
+    replay is implied by the clock. The mask selects the replay steps only (all output
+    dimensions), so the mean replay accuracy over the lags is the sign agreement over the
+    masked entries. ``T = symbols + lags``. Train and test splits are the same
+    distribution (test = fresh sequences).
+
+    Source: the paper's definition (s = 8, d = 8, 128 lags), a fixed-delay variant of the
+    copying-memory benchmark (Hochreiter & Schmidhuber 1997; Arjovsky et al. 2016).
+    """
+
+    symbols: int = 8
+    dim: int = 8
+    lags: int = 128
+    name: ClassVar[str] = "copy"
+
+    def __post_init__(self):
+        object.__setattr__(self, "symbols", _check_int("symbols", self.symbols, 1))
+        object.__setattr__(self, "dim", _check_int("dim", self.dim, 1))
+        object.__setattr__(self, "lags", _check_int("lags", self.lags, 1))
+
+    @property
+    def n_inputs(self) -> int:
+        return self.dim
+
+    @property
+    def n_outputs(self) -> int:
+        return self.dim
+
+    @property
+    def length(self) -> int:
+        return self.symbols + self.lags
+
+    @property
+    def replay_steps(self) -> slice:
+        """Time indices of the replay lags ``ℓ = 1 .. lags`` (the masked steps)."""
+        return slice(self.symbols, self.symbols + self.lags)
+
+    def _sample(self, batch_size, rng, split, dtype):  # noqa: ARG002
+        s, d = self.symbols, self.dim
+        seq = np.where(rng.random((s, batch_size, d)) < 0.5, -1.0, 1.0).astype(dtype)
+        x = np.zeros((self.length, batch_size, d), dtype=dtype)
+        x[:s] = seq
+        y = np.zeros_like(x)
+        lag_symbol = np.arange(self.lags) % s
+        y[self.replay_steps] = seq[lag_symbol]
+        mask = np.zeros((self.length, 1, 1), dtype=bool)
+        mask[self.replay_steps] = True
+        return x, y, mask
+
+
+@dataclass(frozen=True)
+class FlipFlop(Task):
+    """``bits``-bit flip-flop (Sussillo & Barak 2013).
+
+    Each bit has its own input channel. At every step, independently per bit, a pulse
+    occurs with probability ``pulse_prob``; a pulse is ``+1`` or ``-1`` with equal
+    probability, otherwise the input is 0. Every bit receives a pulse at ``t = 0`` so
+    that the target is defined from the start. The target of a bit at time ``t`` is the
+    sign of the most recent pulse on that bit (at or before ``t``: the network must
+    switch on the step of the pulse). All steps count (mask all true). No input noise.
+    Train and test are the same distribution.
+
+    The generator follows Golub & Sussillo's FixedPointFinder ``FlipFlopData`` (forced
+    pulse at t = 0, random signs, Bernoulli pulse times). Their default pulse
+    probability is 0.5 for 64-step trials; the task statement here asks for *sparse*
+    pulses, as drawn in Sussillo & Barak's figure 1, so the default is 0.2 (on average
+    one pulse every 5 steps per bit, half of which flip the state), which makes the
+    network hold each bit for several steps within the 25-step trial.
+    """
+
+    bits: int = 3
+    length: int = 25  # type: ignore[assignment]
+    pulse_prob: float = 0.2
+    name: ClassVar[str] = "flipflop"
+
+    def __post_init__(self):
+        object.__setattr__(self, "bits", _check_int("bits", self.bits, 1))
+        object.__setattr__(self, "length", _check_int("length", self.length, 1))
+        object.__setattr__(
+            self,
+            "pulse_prob",
+            _check_float("pulse_prob", self.pulse_prob, low=0.0, high=1.0),
+        )
+
+    @property
+    def n_inputs(self) -> int:
+        return self.bits
+
+    @property
+    def n_outputs(self) -> int:
+        return self.bits
+
+    def _sample(self, batch_size, rng, split, dtype):  # noqa: ARG002
+        shape = (self.length, batch_size, self.bits)
+        # One uniform per entry: u < p/2 gives a -1 pulse, p/2 <= u < p a +1 pulse.
+        u = rng.random(shape)
+        p = self.pulse_prob
+        x = (u < p).astype(dtype)
+        x[u < 0.5 * p] = -1.0
+        x[0] = 1.0  # forced pulse at t = 0, fair sign
+        x[0][u[0] < 0.5] = -1.0
+        # Running "last pulse": y_t = x_t where a pulse occurs, else y_{t-1}.
+        keep = 1.0 - np.abs(x)
+        y = np.empty_like(x)
+        y[0] = x[0]
+        tmp = np.empty_like(x[0])
+        for t in range(1, self.length):
+            np.multiply(keep[t], y[t - 1], out=tmp)
+            np.add(x[t], tmp, out=y[t])
+        mask = np.ones((1, 1, 1), dtype=bool)
+        return x, y, mask
+
+
+@dataclass(frozen=True)
+class SineGeneration(Task):
+    """Frequency-cued sine generation (Sussillo & Barak 2013).
+
+    A grid of ``n_freqs`` angular frequencies ``ω_j = ω_min + (ω_max - ω_min) j /
+    (n_freqs - 1)`` (radians per step), ``j = 0 .. n_freqs-1``. A trial picks one
+    ``j``; the single input channel carries the static cue ``u_j = j / n_freqs + 0.25``
+    at every step and the target is ``y_t = sin(ω_j t)`` for ``t = 0 .. length-1``
+    (phase 0 at cue onset). All steps count.
+
+    Defaults follow Sussillo & Barak: 51 frequencies from 0.1 to 0.6 rad per step and
+    cue ``j/51 + 0.25``. Held-out frequencies: every ``holdout_every``-th grid point
+    starting at ``holdout_offset`` (default ``j = 2, 7, ..., 47``: 10 interior
+    frequencies); ``split="train"`` draws ``j`` uniformly from the other 41,
+    ``split="test"`` uniformly from the held-out 10, so the test set measures
+    interpolation to unseen frequencies.
+    """
+
+    length: int = 50  # type: ignore[assignment]
+    n_freqs: int = 51
+    omega_min: float = 0.1
+    omega_max: float = 0.6
+    holdout_every: int = 5
+    holdout_offset: int = 2
+    name: ClassVar[str] = "sine"
+
+    def __post_init__(self):
+        object.__setattr__(self, "length", _check_int("length", self.length, 1))
+        object.__setattr__(self, "n_freqs", _check_int("n_freqs", self.n_freqs, 2))
+        lo = _check_float("omega_min", self.omega_min, low=0.0, low_open=True)
+        hi = _check_float("omega_max", self.omega_max, low=0.0, low_open=True)
+        if not hi > lo:
+            msg = f"omega_max must exceed omega_min; got {hi} <= {lo}"
+            raise ValueError(msg)
+        object.__setattr__(self, "omega_min", lo)
+        object.__setattr__(self, "omega_max", hi)
+        every = _check_int("holdout_every", self.holdout_every, 2)
+        offset = _check_int("holdout_offset", self.holdout_offset, 0)
+        if offset >= min(every, self.n_freqs):
+            msg = (
+                f"holdout_offset must be < min(holdout_every, n_freqs) = "
+                f"{min(every, self.n_freqs)}; got {offset}"
+            )
+            raise ValueError(msg)
+        object.__setattr__(self, "holdout_every", every)
+        object.__setattr__(self, "holdout_offset", offset)
+
+    @property
+    def n_inputs(self) -> int:
+        return 1
+
+    @property
+    def n_outputs(self) -> int:
+        return 1
+
+    @property
+    def omegas(self) -> np.ndarray:
+        """All grid frequencies ``ω_j`` (rad per step), float64 ``(n_freqs,)``."""
+        return np.linspace(self.omega_min, self.omega_max, self.n_freqs)
+
+    @property
+    def cues(self) -> np.ndarray:
+        """Static input ``u_j = j / n_freqs + 0.25`` for every grid index, float64."""
+        return np.arange(self.n_freqs) / self.n_freqs + 0.25
+
+    @property
+    def test_indices(self) -> np.ndarray:
+        """Grid indices of the held-out frequencies."""
+        return np.arange(self.holdout_offset, self.n_freqs, self.holdout_every)
+
+    @property
+    def train_indices(self) -> np.ndarray:
+        """Grid indices used for training (the complement of :attr:`test_indices`)."""
+        return np.setdiff1d(np.arange(self.n_freqs), self.test_indices)
+
+    def _sample(self, batch_size, rng, split, dtype):
+        pool = self.train_indices if split == "train" else self.test_indices
+        j = pool[rng.integers(0, pool.size, size=batch_size)]
+        t = np.arange(self.length, dtype=np.float64)[:, None]
+        y = np.sin(t * self.omegas[j][None, :])[:, :, None].astype(dtype)
+        x = np.broadcast_to(self.cues[j].astype(dtype), (self.length, batch_size))
+        x = np.ascontiguousarray(x)[:, :, None]
+        mask = np.ones((1, 1, 1), dtype=bool)
+        return x, y, mask
+
+
+@dataclass(frozen=True)
+class ContextIntegration(Task):
+    """Context-dependent integration (after Mante et al. 2013).
+
+    Inputs (4 channels): two noisy evidence streams and a one-hot context cue.
+    Per trial, each stream ``k = 0, 1`` has a drift ``μ_k = ±c`` with the sign uniform
+    and ``c`` uniform over ``coherences`` (Mante et al.'s three coherence levels per
+    modality; neurogym's 5/15/50 %), and at every step ``u_{k,t} = μ_k + noise_std ·
+    ξ_{k,t}``, ``ξ ~ N(0, 1)`` white. The context ``k*`` is uniform over {0, 1};
+    channels 2 and 3 carry the one-hot ``k*`` at every step. The target is the running
+    integral of the cued stream, ``y_t = dt · Σ_{τ<=t} u_{k*,τ}`` (the contextual
+    integrator of Sussillo's computation-through-dynamics tutorial: integrate
+    drift + noise, not only the drift). All steps count.
+
+    Defaults: coherences (0.05, 0.15, 0.5), ``noise_std = 1.0`` (per-step signal-to-noise
+    of 0.05 to 0.5, so the noise is a real part of the target: about 18 % of its
+    variance at the last step), ``dt = 0.1`` (target std ≈ 1.6 at ``t = T-1``). Train and
+    test are the same distribution.
+    """
+
+    inputs: int = 4
+    length: int = 48  # type: ignore[assignment]
+    coherences: tuple[float, ...] = (0.05, 0.15, 0.5)
+    noise_std: float = 1.0
+    dt: float = 0.1
+    name: ClassVar[str] = "cdi"
+
+    def __post_init__(self):
+        inputs = _check_int("inputs", self.inputs, 0)
+        if inputs != 4:
+            msg = (
+                "inputs must be 4 (two evidence streams + a two-channel one-hot "
+                f"context); got {inputs}"
+            )
+            raise ValueError(msg)
+        object.__setattr__(self, "inputs", inputs)
+        object.__setattr__(self, "length", _check_int("length", self.length, 1))
+        coh = self.coherences
+        if isinstance(coh, (str, bytes)) or not hasattr(coh, "__iter__"):
+            msg = f"coherences must be a sequence of numbers; got {type(coh).__name__}"
+            raise TypeError(msg)
+        coh = tuple(_check_float("coherences[i]", c, low=0.0) for c in coh)
+        if not coh:
+            msg = "coherences must not be empty"
+            raise ValueError(msg)
+        object.__setattr__(self, "coherences", coh)
+        object.__setattr__(
+            self, "noise_std", _check_float("noise_std", self.noise_std, low=0.0)
+        )
+        object.__setattr__(
+            self, "dt", _check_float("dt", self.dt, low=0.0, low_open=True)
+        )
+
+    @property
+    def n_inputs(self) -> int:
+        return 4
+
+    @property
+    def n_outputs(self) -> int:
+        return 1
+
+    def _sample(self, batch_size, rng, split, dtype):  # noqa: ARG002
+        coh = np.asarray(self.coherences)
+        mu = coh[rng.integers(0, coh.size, size=(batch_size, 2))]
+        mu *= np.where(rng.random((batch_size, 2)) < 0.5, -1.0, 1.0)
+        ctx = rng.integers(0, 2, size=batch_size)
+        noise = rng.standard_normal((self.length, batch_size, 2))
+        u = mu[None, :, :] + self.noise_std * noise
+        x = np.zeros((self.length, batch_size, 4), dtype=dtype)
+        x[:, :, :2] = u
+        x[:, np.arange(batch_size), 2 + ctx] = 1.0
+        cued = u[:, np.arange(batch_size), ctx]
+        y = (self.dt * np.cumsum(cued, axis=0))[:, :, None].astype(dtype)
+        mask = np.ones((1, 1, 1), dtype=bool)
+        return x, y, mask
+
+
+TASKS: dict[str, type[Task]] = {
+    cls.name: cls for cls in (CopyTask, FlipFlop, SineGeneration, ContextIntegration)
+}
+
+
+def make_task(name: str, **params: Any) -> Task:
+    """Build a task from its short name (``"copy"``, ``"flipflop"``, ``"sine"``,
+    ``"cdi"``) and keyword parameters (defaults: the paper's sizes)."""
+    if not isinstance(name, str):
+        msg = f"task name must be a string; got {type(name).__name__}"
+        raise TypeError(msg)
+    if name not in TASKS:
+        msg = f"unknown task {name!r}; expected one of {sorted(TASKS)}"
+        raise ValueError(msg)
+    cls = TASKS[name]
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(params) - known
+    if unknown:
+        msg = f"unknown parameters for task {name!r}: {sorted(unknown)}"
+        raise ValueError(msg)
+    if "coherences" in params and isinstance(params["coherences"], list):
+        params = {**params, "coherences": tuple(params["coherences"])}
+    return cls(**params)
+
+
+def task_from_dict(d: dict[str, Any]) -> Task:
+    """Inverse of ``Task.to_dict``: ``task_from_dict(t.to_dict()) == t``."""
+    if not isinstance(d, dict) or "name" not in d:
+        msg = "task description must be a dict with a 'name' entry"
+        raise ValueError(msg)
+    params = dict(d)
+    return make_task(params.pop("name"), **params)

@@ -1,0 +1,291 @@
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+import rnnschur.train as tr
+from rnnschur.tasks import ContextIntegration, CopyTask
+from rnnschur.train import CheckpointError, TrainConfig, load, save, train
+
+CFG = TrainConfig(
+    epochs=2, batches_per_epoch=3, batch_size=8, eval_size=16, n_threads=1
+)
+
+
+@pytest.fixture(scope="module")
+def dense_model():
+    return train(
+        CopyTask(symbols=2, dim=3, lags=5),
+        "dense_orthogonal",
+        10,
+        seed=1,
+        config=CFG,
+        progress=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def cayley_model():
+    task = ContextIntegration(coherences=(0.1, 0.2), length=12)
+    return train(task, "cayley", 9, seed=2, config=CFG, progress=False)
+
+
+def _assert_same(a, b):
+    for k in ("W_xh", "W_hh", "W_hy"):
+        x, y = getattr(a, k), getattr(b, k)
+        assert x.dtype == y.dtype
+        assert np.array_equal(x, y)
+    assert a.task == b.task
+    assert a.construction == b.construction
+    assert a.hidden == b.hidden
+    assert a.seed == b.seed
+    assert a.config == b.config
+    assert a.version == b.version
+    assert a.history == b.history
+    if a.cayley is None:
+        assert b.cayley is None
+    else:
+        assert set(a.cayley) == set(b.cayley)
+        for k in a.cayley:
+            assert a.cayley[k].dtype == b.cayley[k].dtype
+            assert np.array_equal(a.cayley[k], b.cayley[k])
+
+
+@pytest.mark.parametrize("which", ["dense_model", "cayley_model"])
+def test_roundtrip(which, request, tmp_path):
+    model = request.getfixturevalue(which)
+    path = save(tmp_path / "m.npz", model)
+    assert path == tmp_path / "m.npz"
+    _assert_same(model, load(path))
+    _assert_same(model, load(str(path)))
+    # the loaded model evaluates identically
+    assert tr.evaluate(load(path)) == tr.evaluate(model)
+
+
+def test_saves_exactly_at_the_given_path_and_leaves_no_temporaries(
+    dense_model, tmp_path
+):
+    save(tmp_path / "model", dense_model)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    _assert_same(dense_model, load(tmp_path / "model"))
+
+
+def test_overwrite_replaces_previous(dense_model, cayley_model, tmp_path):
+    p = tmp_path / "m.npz"
+    save(p, dense_model)
+    save(p, cayley_model)
+    _assert_same(cayley_model, load(p))
+
+
+def test_crash_mid_write_keeps_previous_file(
+    dense_model, cayley_model, tmp_path, monkeypatch
+):
+    p = tmp_path / "m.npz"
+    save(p, dense_model)
+    before = p.read_bytes()
+    real_savez = np.savez
+
+    def crashing_savez(fh, **arrays):
+        real_savez(fh, **arrays)
+        fh.write(b"partial")
+        raise KeyboardInterrupt  # e.g. the user hits Ctrl-C mid-write
+
+    monkeypatch.setattr(np, "savez", crashing_savez)
+    with pytest.raises(KeyboardInterrupt):
+        save(p, cayley_model)
+    assert p.read_bytes() == before
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["m.npz"]
+    _assert_same(dense_model, load(p))
+
+
+@pytest.mark.parametrize("keep", [0, 10, 100, 0.5, 0.9, -1])
+def test_truncated_files_raise(dense_model, tmp_path, keep):
+    p = tmp_path / "m.npz"
+    save(p, dense_model)
+    data = p.read_bytes()
+    n = int(len(data) * keep) if isinstance(keep, float) else keep % len(data)
+    p.write_bytes(data[:n])
+    with pytest.raises(CheckpointError, match="not a valid rnnschur checkpoint"):
+        load(p)
+
+
+def _rewrite(path, edit):
+    """Re-zip a checkpoint with ``edit(entries)`` applied (a well-formed zip)."""
+    with np.load(path, allow_pickle=False) as f:
+        entries = {k: f[k] for k in f.files}
+    edit(entries)
+    buf = io.BytesIO()
+    np.savez(buf, **entries)
+    path.write_bytes(buf.getvalue())
+
+
+def _meta(entries):
+    return json.loads(entries["__meta__"].tobytes().decode())
+
+
+def _set_meta(entries, meta, *, rehash):
+    raw = json.dumps(meta, sort_keys=True).encode()
+    entries["__meta__"] = np.frombuffer(raw, dtype=np.uint8)
+    if rehash:
+        arrays = {
+            k: v for k, v in entries.items() if k not in ("__meta__", "__sha256__")
+        }
+        entries["__sha256__"] = np.frombuffer(tr._digest(raw, arrays), dtype=np.uint8)
+
+
+def test_flipped_weight_raises(dense_model, tmp_path):
+    p = tmp_path / "m.npz"
+    save(p, dense_model)
+
+    def edit(e):
+        e["W_hh"] = e["W_hh"].copy()
+        e["W_hh"][0, 0] += 1.0
+
+    _rewrite(p, edit)
+    with pytest.raises(CheckpointError, match="checksum"):
+        load(p)
+
+
+def test_flipped_byte_in_the_zip_raises(dense_model, tmp_path):
+    p = tmp_path / "m.npz"
+    save(p, dense_model)
+    data = bytearray(p.read_bytes())
+    # flip a byte inside W_hh's stored data (the zip is uncompressed)
+    start = data.find(b"W_hh.npy")
+    data[start + 200] ^= 0xFF
+    p.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError):
+        load(p)
+
+
+def test_tampered_metadata_raises(dense_model, tmp_path):
+    p = tmp_path / "m.npz"
+    save(p, dense_model)
+
+    def edit(e):
+        meta = _meta(e)
+        meta["seed"] = 99
+        _set_meta(e, meta, rehash=False)
+
+    _rewrite(p, edit)
+    with pytest.raises(CheckpointError, match="checksum"):
+        load(p)
+
+
+def test_wrong_version_raises(dense_model, tmp_path):
+    p = tmp_path / "m.npz"
+    save(p, dense_model)
+
+    def edit(e):
+        meta = _meta(e)
+        meta["format_version"] = 2
+        _set_meta(e, meta, rehash=True)
+
+    _rewrite(p, edit)
+    with pytest.raises(CheckpointError, match="format version 2 is not supported"):
+        load(p)
+
+
+@pytest.mark.parametrize(
+    ("change", "word"),
+    [
+        (lambda m: m.update(format="other"), "format"),
+        (lambda m: m["task"].update(name="nope"), "inconsistent"),
+        (lambda m: m["config"].update(lr=-1.0), "inconsistent"),
+        (lambda m: m.update(construction="dense"), "inconsistent"),
+        (lambda m: m.update(hidden=11), "inconsistent"),
+        (lambda m: m["arrays"].pop("W_hh"), "inconsistent"),
+        (lambda m: m.update(history_keys=["missing"]), "inconsistent"),
+    ],
+)
+def test_consistent_checksum_but_bad_content_raises(
+    dense_model, tmp_path, change, word
+):
+    p = tmp_path / "m.npz"
+    save(p, dense_model)
+
+    def edit(e):
+        meta = _meta(e)
+        change(meta)
+        _set_meta(e, meta, rehash=True)
+
+    _rewrite(p, edit)
+    with pytest.raises(CheckpointError, match=word):
+        load(p)
+
+
+def test_array_shape_mismatch_raises(dense_model, tmp_path):
+    p = tmp_path / "m.npz"
+    save(p, dense_model)
+
+    def edit(e):
+        e["W_hh"] = e["W_hh"][:, :5].copy()
+        meta = _meta(e)
+        meta["arrays"]["W_hh"][1] = [10, 5]
+        _set_meta(e, meta, rehash=True)
+
+    _rewrite(p, edit)
+    with pytest.raises(CheckpointError, match="W_hh"):
+        load(p)
+
+
+def test_not_a_checkpoint(tmp_path):
+    p = tmp_path / "x.npz"
+    p.write_bytes(b"hello")
+    with pytest.raises(CheckpointError):
+        load(p)
+    np.savez(p, a=np.zeros(3))
+    with pytest.raises(CheckpointError, match="missing entry"):
+        load(p)
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr("__meta__.npy", b"garbage")
+    with pytest.raises(CheckpointError):
+        load(p)
+
+
+def test_pickled_content_is_refused(dense_model, tmp_path):
+    p = tmp_path / "m.npz"
+    save(p, dense_model)
+
+    def edit(e):
+        e["W_hh"] = np.array([{"evil": 1}], dtype=object)
+
+    _rewrite(p, edit)
+    with pytest.raises(CheckpointError):
+        load(p)
+
+
+def test_missing_file_and_bad_arguments(dense_model, tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "absent.npz")
+    with pytest.raises(TypeError, match="path"):
+        load(3)
+    with pytest.raises(TypeError, match="model"):
+        save(tmp_path / "m.npz", {"W_hh": 1})
+    with pytest.raises(TypeError, match="path"):
+        save(None, dense_model)
+
+
+def test_checksum_is_sha256_over_meta_and_arrays(dense_model, tmp_path):
+    p = tmp_path / "m.npz"
+    save(p, dense_model)
+    with np.load(p, allow_pickle=False) as f:
+        entries = {k: f[k] for k in f.files}
+    meta = entries.pop("__meta__").tobytes()
+    sha = entries.pop("__sha256__").tobytes()
+    h = hashlib.sha256(meta)
+    for k in sorted(entries):
+        a = entries[k]
+        h.update(
+            k.encode() + a.dtype.str.encode() + repr(a.shape).encode() + a.tobytes()
+        )
+    assert h.digest() == sha
+    m = json.loads(meta)
+    assert m["format"] == "rnnschur.model"
+    assert m["format_version"] == 1
+    assert m["task"] == dense_model.task.to_dict()
