@@ -5,6 +5,7 @@
 #include <pybind11/complex.h>
 #include <pybind11/eigen.h>
 
+#include <cmath>
 #include <string>
 
 #include "schur.hpp"
@@ -28,6 +29,16 @@ void check_pair(const ColRef& T, const ColRef& Q) {
     check_square(Q.rows(), Q.cols(), "Q");
     if (Q.rows() != T.rows())
         throw std::invalid_argument("T and Q must have the same shape");
+}
+
+void check_strategy(int strategy) {
+    if (strategy < 0 || strategy > 2)
+        throw std::invalid_argument("strategy must be 0, 1 or 2");
+}
+
+void check_finite_rtol(double rtol, double atol) {
+    if (!(rtol >= 0.0) || !(atol >= 0.0) || !std::isfinite(rtol) || !std::isfinite(atol))
+        throw std::invalid_argument("rtol and atol must be finite and >= 0");
 }
 
 py::dict stats_dict(const sc::ReorderStats& st) {
@@ -56,6 +67,7 @@ void register_schur(py::module_& m) {
         "schur_real_eigen",
         [](const Eigen::Ref<const RowMat>& W) {
             check_square(W.rows(), W.cols(), "W");
+            if (!W.allFinite()) throw std::invalid_argument("W must be finite");
             Eigen::MatrixXd T, Q;
             {
                 const py::gil_scoped_release release;
@@ -70,6 +82,8 @@ void register_schur(py::module_& m) {
         "schur_ordered_eigen",
         [](const Eigen::Ref<const RowMat>& W, double rtol, double atol) {
             check_square(W.rows(), W.cols(), "W");
+            check_finite_rtol(rtol, atol);
+            if (!W.allFinite()) throw std::invalid_argument("W must be finite");
             Eigen::MatrixXd T, Q;
             sc::ReorderStats st;
             {
@@ -85,18 +99,22 @@ void register_schur(py::module_& m) {
 
     m.def(
         "schur_reorder",
-        [](ColRef T, ColRef Q, double rtol, double atol) {
+        [](ColRef T, ColRef Q, double rtol, double atol, int strategy) {
             check_pair(T, Q);
+            check_strategy(strategy);
+            check_finite_rtol(rtol, atol);
             sc::ReorderStats st;
             {
                 const py::gil_scoped_release release;
-                st = sc::reorder_by_modulus(T, Q, rtol, atol);
+                st = sc::reorder_by_modulus(T, Q, rtol, atol,
+                                            static_cast<sc::SwapStrategy>(strategy));
             }
             return stats_dict(st);
         },
-        "T"_a.noconvert(), "Q"_a.noconvert(), "rtol"_a, "atol"_a,
+        "T"_a.noconvert(), "Q"_a.noconvert(), "rtol"_a, "atol"_a, "strategy"_a = 0,
         "Standardise and reorder a real Schur pair (T, Q) in place (Fortran-ordered "
-        "float64); returns swap statistics.");
+        "float64); returns swap statistics. strategy (tests only): 0 automatic, 1 "
+        "Sylvester-based methods only, 2 SVD bases only.");
 
     m.def(
         "schur_standardize",
@@ -122,8 +140,7 @@ void register_schur(py::module_& m) {
         "schur_swap",
         [](ColRef T, ColRef Q, Eigen::Index j, int n1, int n2, int strategy) {
             check_pair(T, Q);
-            if (strategy < 0 || strategy > 2)
-                throw std::invalid_argument("strategy must be 0, 1 or 2");
+            check_strategy(strategy);
             sc::SwapReport rep;
             {
                 const py::gil_scoped_release release;

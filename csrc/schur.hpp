@@ -103,7 +103,8 @@ struct ReorderStats {
 // Blocks are then stably sorted by cluster (largest moduli first); blocks of one
 // cluster keep their relative order, so no pointless swaps are made. A 2x2 block
 // that splits during the sort gives both halves its cluster. Throws SwapRejected.
-ReorderStats reorder_by_modulus(MatRef T, MatRef Q, double rtol, double atol);
+ReorderStats reorder_by_modulus(MatRef T, MatRef Q, double rtol, double atol,
+                                SwapStrategy strategy = SwapStrategy::automatic);
 
 // Unordered real Schur factorisation W = Q T Q^T by Eigen's RealSchur (T not yet
 // standardised). W is n x n.

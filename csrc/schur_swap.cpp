@@ -570,14 +570,15 @@ SwapReport swap_adjacent(MatRef T, MatRef Q, Index j, int n1, int n2,
     return rep;
 }
 
-ReorderStats reorder_by_modulus(MatRef T, MatRef Q, double rtol, double atol) {
+ReorderStats reorder_by_modulus(MatRef T, MatRef Q, double rtol, double atol,
+                                SwapStrategy strategy) {
     ReorderStats st;
+    if (!T.allFinite() || !Q.allFinite())
+        throw std::invalid_argument("T and Q must be finite");
     standardize(T, Q);
     const Blocks b = read_blocks(T);
     const std::size_t nb = b.starts.size();
     if (nb == 0) return st;
-    if (!T.allFinite() || !Q.allFinite())
-        throw std::invalid_argument("T and Q must be finite");
 
     // Cluster the moduli: sort decreasingly (ties by position, for determinism)
     // and start a new cluster at every gap larger than rtol * previous + atol.
@@ -616,7 +617,7 @@ ReorderStats reorder_by_modulus(MatRef T, MatRef Q, double rtol, double atol) {
         }
         const Blk up = L[k - 1];
         const Blk lo = L[k];
-        const SwapReport rep = swap_adjacent(T, Q, up.start, up.size, lo.size);
+        const SwapReport rep = swap_adjacent(T, Q, up.start, up.size, lo.size, strategy);
         ++st.swaps;
         if (rep.method == SwapMethod::refined) ++st.refined;
         if (rep.method == SwapMethod::extended) ++st.extended;

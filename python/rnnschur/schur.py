@@ -116,12 +116,12 @@ def _dgees(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = W.shape[0]
     lwork = _LWORK.get(n)
     if lwork is None:
-        res = _lapack.dgees(lambda x, y: None, W, lwork=-1)
+        res = _lapack.dgees(lambda _wr, _wi: None, W, lwork=-1)
         lwork = max(int(res[-2][0]), 3 * n, 1)
         _LWORK[n] = lwork
     A = np.array(W, order="F", copy=True)
     t, _, _, _, vs, _, info = _lapack.dgees(
-        lambda x, y: None, A, lwork=lwork, overwrite_a=1
+        lambda _wr, _wi: None, A, lwork=lwork, overwrite_a=1
     )
     if info != 0:
         msg = f"LAPACK dgees failed to converge (info={info}) on W"
