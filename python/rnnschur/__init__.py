@@ -5,7 +5,9 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from . import _core
+from .ablation import Ablation, ablate
 from .rnn import loss_and_grad, rollout
+from .schur import SchurForm, SchurSplit, ordered_schur, schur_split
 from .tasks import (
     ContextIntegration,
     CopyTask,
@@ -33,21 +35,27 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
+    "Ablation",
     "CheckpointError",
     "ContextIntegration",
     "CopyTask",
     "FlipFlop",
     "SineGeneration",
+    "SchurForm",
+    "SchurSplit",
     "TrainConfig",
     "TrainedModel",
     "TrainingDiverged",
     "__version__",
     "_core",
+    "ablate",
     "evaluate",
     "load",
     "loss_and_grad",
     "make_task",
+    "ordered_schur",
     "rollout",
     "save",
+    "schur_split",
     "task_from_dict",
 ]

@@ -1,0 +1,274 @@
+"""Schur-coupling ablations ``W̃(S) = Q Z_S(T) Qᵀ`` (paper, section 2 and eq. 6).
+
+For a subset ``S`` of the three coupling blocks of ``N`` — ``RR`` (``T_RR``), ``CR``
+(rows R, columns C: the paper's ``T_C→R``) and ``CC`` (``T_CC``) — ``Z_S`` zeroes the
+entries of those blocks and leaves every other entry of ``T`` unchanged.
+
+Subset names
+------------
+``"RR"``, ``"CR"``, ``"CC"`` (canonical), case-insensitive, with the aliases
+``"T_RR"``, ``"T_CR"``, ``"T_C->R"``, ``"T_C→R"``, ``"C->R"``, ``"C→R"``, ``"T_CC"``.
+A subset is an iterable of names (a bare string is one name); unknown names raise
+``ValueError``. The default list is :data:`DEFAULT_SUBSETS`::
+
+    (), (RR,), (CR,), (CC,), (RR, CR), (RR, CC), (CR, CC), (RR, CR, CC)
+
+Subsets are reported as tuples of canonical names in the order RR, CR, CC.
+
+Computation
+-----------
+The map ``S ↦ W̃(S)`` is linear in the removed blocks: with ``C_b = Q N_b Qᵀ``,
+``W̃(S) = W − Σ_{b∈S} C_b``. A Numba kernel (``@njit(cache=True, parallel=True)``,
+parallel over models) forms the three ``C_b`` once per model and writes all subsets
+in one pass, instead of ``2·|subsets|`` full matrix products. With ``base="W"``
+(default) the unablated variant is the original ``W`` bit for bit; with
+``base="QTQ"`` every variant is the exact reconstruction ``Q Z_S(T) Qᵀ`` (they differ
+by the factorisation's backward error, ``O(n ε ‖W‖)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _ablation_kernels as _k
+from .schur import SchurForm, SchurSplit
+
+__all__ = ["BLOCK_NAMES", "DEFAULT_SUBSETS", "Ablation", "ablate", "canonical_subset"]
+
+#: Canonical names of the three coupling blocks, in reporting order.
+BLOCK_NAMES: tuple[str, str, str] = ("RR", "CR", "CC")
+
+#: The 8 subsets of {RR, CR, CC} in the default order.
+DEFAULT_SUBSETS: tuple[tuple[str, ...], ...] = (
+    (),
+    ("RR",),
+    ("CR",),
+    ("CC",),
+    ("RR", "CR"),
+    ("RR", "CC"),
+    ("CR", "CC"),
+    ("RR", "CR", "CC"),
+)
+
+_ALIASES = {
+    "RR": "RR",
+    "T_RR": "RR",
+    "CR": "CR",
+    "T_CR": "CR",
+    "T_C->R": "CR",
+    "T_C→R": "CR",
+    "C->R": "CR",
+    "C→R": "CR",
+    "CC": "CC",
+    "T_CC": "CC",
+}
+
+
+def _canonical_name(name: object) -> str:
+    if not isinstance(name, str):
+        msg = f"subsets: block names must be strings; got {name!r}"
+        raise TypeError(msg)
+    key = name.strip().upper().replace("→", "->").replace("T_C->R", "CR")
+    key = key.replace("C->R", "CR")
+    if key not in _ALIASES:
+        msg = (
+            f"subsets: unknown block name {name!r}; expected one of "
+            f"'RR', 'CR', 'CC' (aliases 'T_RR', 'T_C->R', 'T_CR', 'T_CC')"
+        )
+        raise ValueError(msg)
+    return _ALIASES[key]
+
+
+def canonical_subset(subset: str | Iterable[str]) -> tuple[str, ...]:
+    """Canonical form of one subset: a tuple of names in the order RR, CR, CC.
+
+    Parameters
+    ----------
+    subset : str or iterable of str
+        Block names in any accepted spelling; a bare string is a single name.
+
+    Returns
+    -------
+    tuple of str
+        Sorted, duplicate-free canonical names.
+    """
+    names = [subset] if isinstance(subset, str) else list(subset)
+    chosen = {_canonical_name(x) for x in names}
+    return tuple(b for b in BLOCK_NAMES if b in chosen)
+
+
+@dataclass(frozen=True, eq=False)
+class Ablation:
+    """Ablated recurrent matrices for a list of coupling subsets.
+
+    Attributes
+    ----------
+    W : ndarray, float64, shape (S, n, n) or (M, S, n, n)
+        ``W[..., s, :, :] = W̃(subsets[s])``; the leading model axis is present when
+        ``ablate`` was given sequences of forms and splits.
+    subsets : tuple of tuple of str
+        The subsets, canonical names in the order RR, CR, CC.
+    removed_mass : ndarray, float64, shape (S,) or (M, S)
+        ``‖T − Z_S(T)‖_F / ‖T‖_F`` (0 when ``T`` is zero).
+    base : str
+        ``"W"`` or ``"QTQ"`` (see :func:`ablate`).
+    """
+
+    W: np.ndarray
+    subsets: tuple[tuple[str, ...], ...]
+    removed_mass: np.ndarray
+    base: str
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Short labels: ``"none"``, ``"RR"``, ``"RR+CR"``, ..."""
+        return tuple("+".join(s) if s else "none" for s in self.subsets)
+
+    def index(self, subset: str | Iterable[str]) -> int:
+        """Position of ``subset`` (any accepted spelling) in :attr:`subsets`."""
+        key = canonical_subset(subset)
+        try:
+            return self.subsets.index(key)
+        except ValueError:
+            msg = f"subset {key} is not among the ablated subsets {self.subsets}"
+            raise KeyError(msg) from None
+
+
+def _normalise_subsets(subsets: object) -> tuple[tuple[str, ...], ...]:
+    if subsets is None:
+        return DEFAULT_SUBSETS
+    if isinstance(subsets, str) or not isinstance(subsets, Iterable):
+        msg = (
+            "subsets must be None or an iterable of subsets (each an iterable of "
+            f"block names or a single name); got {subsets!r}"
+        )
+        raise TypeError(msg)
+    out = tuple(canonical_subset(s) for s in subsets)
+    if not out:
+        msg = "subsets must not be empty"
+        raise ValueError(msg)
+    return out
+
+
+def _check_pair(
+    form: object, split: object, where: str
+) -> tuple[SchurForm, SchurSplit]:
+    if not isinstance(form, SchurForm):
+        msg = f"form{where} must be a SchurForm; got {type(form).__name__}"
+        raise TypeError(msg)
+    if not isinstance(split, SchurSplit):
+        msg = f"split{where} must be a SchurSplit; got {type(split).__name__}"
+        raise TypeError(msg)
+    if split.n != form.n:
+        msg = f"split{where} has width {split.n} but form{where} has width {form.n}"
+        raise ValueError(msg)
+    if split.n_R != form.n and split.n_R not in form.block_starts:
+        msg = (
+            f"split{where} (n_R={split.n_R}) cuts a 2x2 block of form{where}: "
+            "it was not made from this form"
+        )
+        raise ValueError(msg)
+    return form, split
+
+
+def ablate(
+    form: SchurForm | Sequence[SchurForm],
+    split: SchurSplit | Sequence[SchurSplit],
+    subsets: Iterable[str | Iterable[str]] | None = None,
+    *,
+    base: str = "W",
+) -> Ablation:
+    """Zero subsets of the Schur couplings and rebuild the recurrent matrices.
+
+    Parameters
+    ----------
+    form : SchurForm or sequence of SchurForm
+        One ordered Schur form, or ``M`` forms of equal width ``n`` (model axis).
+    split : SchurSplit or sequence of SchurSplit
+        The split of each form (same structure as ``form``).
+    subsets : iterable, optional
+        Subsets of ``{"RR", "CR", "CC"}`` (see the module docstring for spellings);
+        default :data:`DEFAULT_SUBSETS` (all 8).
+    base : {"W", "QTQ"}
+        ``"W"``: ``W̃(S) = W − Σ_{b∈S} Q N_b Qᵀ`` (the empty subset returns ``W``
+        exactly). ``"QTQ"``: ``W̃(S) = Q Z_S(T) Qᵀ`` exactly as in the paper.
+
+    Returns
+    -------
+    Ablation
+        ``W`` float64 of shape (S, n, n), or (M, S, n, n) for sequences;
+        ``removed_mass`` of shape (S,) or (M, S).
+
+    Raises
+    ------
+    TypeError
+        Wrong argument types.
+    ValueError
+        Unknown subset names, empty subset list, unknown ``base``, mismatched
+        lengths or widths, or a split that does not belong to its form.
+    """
+    if base not in ("W", "QTQ"):
+        msg = f"base must be 'W' or 'QTQ'; got {base!r}"
+        raise ValueError(msg)
+    subs = _normalise_subsets(subsets)
+    single = isinstance(form, SchurForm)
+    if single:
+        pairs = [_check_pair(form, split, "")]
+    else:
+        if not isinstance(form, Sequence) or isinstance(form, str):
+            msg = f"form must be a SchurForm or a sequence of them; got {type(form).__name__}"
+            raise TypeError(msg)
+        if not isinstance(split, Sequence) or isinstance(split, SchurSplit):
+            msg = (
+                "split must be a sequence of SchurSplit matching the sequence of "
+                f"forms; got {type(split).__name__}"
+            )
+            raise TypeError(msg)
+        if len(form) != len(split):
+            msg = f"form and split must have equal lengths; got {len(form)} and {len(split)}"
+            raise ValueError(msg)
+        if len(form) == 0:
+            msg = "form must not be an empty sequence"
+            raise ValueError(msg)
+        pairs = [
+            _check_pair(f, s, f"[{i}]")
+            for i, (f, s) in enumerate(zip(form, split, strict=True))
+        ]
+        n0 = pairs[0][0].n
+        for i, (f, _) in enumerate(pairs):
+            if f.n != n0:
+                msg = (
+                    f"form: all forms must have the same width; form[0] has n={n0}, "
+                    f"form[{i}] has n={f.n}"
+                )
+                raise ValueError(msg)
+
+    M = len(pairs)
+    n = pairs[0][0].n
+    S = len(subs)
+    Q = np.empty((M, n, n))
+    T = np.empty((M, n, n))
+    Wb = np.empty((M, n, n)) if base == "W" else np.empty((M, 1, 1))
+    blk = np.empty((M, n), dtype=np.int64)
+    n_R = np.empty(M, dtype=np.int64)
+    for m, (f, s) in enumerate(pairs):
+        Q[m] = f.Q
+        T[m] = f.T
+        if base == "W":
+            Wb[m] = f.W
+        blk[m] = f.block_index
+        n_R[m] = s.n_R
+    sel = np.array(
+        [[1.0 if b in sub else 0.0 for b in BLOCK_NAMES] for sub in subs],
+        dtype=np.float64,
+    ).reshape(S, 3)
+    out = np.empty((M, S, n, n))
+    mass = np.empty((M, S))
+    _k.ablate_batch(Q, T, Wb, blk, n_R, sel, base == "W", out, mass)
+    if single:
+        out = out[0]
+        mass = mass[0]
+    return Ablation(W=out, subsets=subs, removed_mass=mass, base=base)

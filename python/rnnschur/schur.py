@@ -1,0 +1,453 @@
+"""Ordered real Schur coordinates of a recurrent matrix and their R/C split.
+
+``W = Q T Qᵀ`` with ``Q`` orthogonal and ``T`` real quasi-upper-triangular, every 2×2
+diagonal block in standard form and the diagonal blocks ordered by non-increasing
+eigenvalue modulus (section 2 of the paper). ``T = B + N``: ``B`` holds the 1×1/2×2
+diagonal (eigenvalue) blocks, ``N`` the strictly block-upper-triangular couplings.
+
+How the form is computed
+------------------------
+1. An unordered real Schur form, in float64, from LAPACK ``dgees`` (through SciPy) or
+   from Eigen's ``RealSchur`` in the compiled core, whichever was measured faster
+   for the size (``method="auto"``; see ``benchmarks/bench_schur.py``).
+2. The compiled core (``csrc/schur_swap.cpp``, the project's own code) then
+
+   * zeroes the entries below the first subdiagonal and standardises every 2×2
+     block by a rotation (equal diagonal entries, off-diagonal entries of opposite
+     sign, as LAPACK's ``dlanv2`` leaves them); a 2×2 block with real eigenvalues is
+     split into two 1×1 blocks (Eigen leaves such blocks);
+   * reorders the blocks by adjacent swaps (Bai & Demmel): a Givens rotation for a
+     1×1/1×1 swap; otherwise the small Sylvester equation ``A X − X B = s C`` is
+     solved by Gaussian elimination with complete pivoting and scaling, and the
+     swap is the orthogonal matrix of Householder reflectors from ``[−X; s I]``.
+     Every swap involving a 2×2 block passes two tests before it is applied: the
+     *weak* test (the new subdiagonal block, and a moved 1×1 eigenvalue, within
+     ``10 ε max|D|``, as in LAPACK ``dlaexc``) and the *strong* test
+     (``‖D − V D̃ Vᵀ‖_F ≤ 20 ε ‖D‖_F`` for the swapped diagonal block ``D``). Block
+     sizes are re-read after every swap (a 2×2 block may split).
+
+Rejected swaps
+--------------
+If the direct swap fails either test it is retried (a) with up to three steps of
+iterative refinement of ``X`` and (b) with an orthonormal basis of the invariant
+subspace taken from the SVD of ``p(D)`` (``p`` the characteristic polynomial of the
+block moving up). If all fail, :class:`rnnschur._core.SwapRejected` (a subclass of
+``ValueError``) is raised, naming the two blocks, their eigenvalues and the residuals.
+A wrong factorisation is never returned.
+
+Ordering rule (deterministic)
+-----------------------------
+Block moduli are sorted decreasingly and grouped into clusters: a new cluster starts
+wherever the gap to the previous modulus exceeds ``rtol · previous + atol``. The
+blocks are then *stably* sorted by cluster: blocks of different clusters appear in
+order of decreasing modulus, blocks of one cluster keep the relative order the
+unordered factorisation gave them. Hence blocks whose moduli agree to ``rtol`` are
+never swapped (an orthogonal or Cayley matrix, all ``|λ| = 1``, needs no swap at all)
+and the number of swaps is the minimum for that target order. Within a conjugate pair
+the eigenvalues are reported as ``(re + i|im|, re − i|im|)``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+from scipy.linalg import lapack as _lapack
+
+from . import _core
+
+__all__ = ["DEFAULT_RTOL", "SchurForm", "SchurSplit", "ordered_schur", "schur_split"]
+
+#: Default relative tolerance under which two block moduli count as equal.
+DEFAULT_RTOL = 1e-8
+
+_EPS = np.finfo(np.float64).eps
+# Above this size the unordered factorisation comes from LAPACK dgees (measured:
+# Eigen's unblocked RealSchur is slower from n ~ 72 on; see benchmarks/bench_schur.py).
+_EIGEN_MAX_N = 0
+_METHODS = ("auto", "lapack", "eigen")
+_LWORK: dict[int, int] = {}
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+def _as_square_float64(W: object, name: str = "W") -> np.ndarray:
+    """Validate a real square finite matrix and return a float64 copy (C order)."""
+    if isinstance(W, np.ndarray):
+        arr = W
+    else:
+        try:
+            arr = np.asarray(W)
+        except (TypeError, ValueError) as exc:
+            msg = f"{name} must be a real 2-D array, got {type(W).__name__}"
+            raise TypeError(msg) from exc
+    if arr.dtype.kind == "c":
+        msg = f"{name} must be real; got complex dtype {arr.dtype}"
+        raise TypeError(msg)
+    if arr.dtype.kind != "f":
+        msg = (
+            f"{name} must be a floating-point array (float16/32/64); "
+            f"got dtype {arr.dtype}"
+        )
+        raise TypeError(msg)
+    if arr.ndim != 2:
+        msg = f"{name} must be 2-D (n, n); got {arr.ndim}-D array of shape {arr.shape}"
+        raise ValueError(msg)
+    if arr.shape[0] != arr.shape[1]:
+        msg = f"{name} must be square; got shape {arr.shape}"
+        raise ValueError(msg)
+    if arr.shape[0] == 0:
+        msg = f"{name} must not be empty; got shape {arr.shape}"
+        raise ValueError(msg)
+    out = np.array(arr, dtype=np.float64, order="C", copy=True)
+    if not np.isfinite(out).all():
+        msg = f"{name} must be finite; it contains NaN or inf"
+        raise ValueError(msg)
+    return out
+
+
+def _dgees(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = W.shape[0]
+    lwork = _LWORK.get(n)
+    if lwork is None:
+        res = _lapack.dgees(lambda _wr, _wi: None, W, lwork=-1)
+        lwork = max(int(res[-2][0]), 3 * n, 1)
+        _LWORK[n] = lwork
+    A = np.array(W, order="F", copy=True)
+    t, _, _, _, vs, _, info = _lapack.dgees(
+        lambda _wr, _wi: None, A, lwork=lwork, overwrite_a=1
+    )
+    if info != 0:
+        msg = f"LAPACK dgees failed to converge (info={info}) on W"
+        raise np.linalg.LinAlgError(msg)
+    return np.asfortranarray(t), np.asfortranarray(vs)
+
+
+@dataclass(frozen=True, eq=False)
+class SchurForm:
+    """Ordered real Schur form ``W = Q T Qᵀ`` (see the module docstring).
+
+    Attributes
+    ----------
+    Q : ndarray, float64, shape (n, n)
+        Orthogonal Schur vectors.
+    T : ndarray, float64, shape (n, n)
+        Quasi-upper-triangular, standardised 2×2 blocks, blocks ordered by
+        non-increasing eigenvalue modulus.
+    eigvals : ndarray, complex128, shape (n,)
+        Eigenvalue of each Schur position, in block order; a 2×2 block gives the
+        adjacent pair ``(re + i|im|, re − i|im|)``.
+    block_starts, block_sizes : ndarray, int64, shape (n_blocks,)
+        First position and size (1 or 2) of every diagonal block.
+    block_clusters : ndarray, int64, shape (n_blocks,)
+        Modulus cluster of every block (0 = largest moduli; non-decreasing along
+        the blocks). Blocks of one cluster tied under the ordering rule.
+    W : ndarray, float64, shape (n, n)
+        The factorised matrix (a float64 copy of the input).
+    rtol, atol : float
+        Tolerances of the ordering rule (moduli closer than ``rtol·m + atol`` tie).
+    swaps : int
+        Number of adjacent block swaps the reordering made.
+    method : str
+        Source of the unordered factorisation: ``"lapack"`` or ``"eigen"``.
+
+    All arrays are read-only.
+    """
+
+    Q: np.ndarray
+    T: np.ndarray
+    eigvals: np.ndarray
+    block_starts: np.ndarray
+    block_sizes: np.ndarray
+    block_clusters: np.ndarray
+    W: np.ndarray
+    rtol: float
+    atol: float
+    swaps: int
+    method: str
+
+    @property
+    def n(self) -> int:
+        """Matrix width ``n``."""
+        return int(self.T.shape[0])
+
+    @cached_property
+    def block_index(self) -> np.ndarray:
+        """Block number of every Schur position, int64 shape (n,) (read-only)."""
+        return _readonly(np.repeat(np.arange(self.block_sizes.size), self.block_sizes))
+
+    @cached_property
+    def block_moduli(self) -> np.ndarray:
+        """Eigenvalue modulus of every block, float64 shape (n_blocks,) (read-only)."""
+        return _readonly(np.abs(self.eigvals[self.block_starts]))
+
+    @cached_property
+    def _block_mask(self) -> np.ndarray:
+        b = self.block_index
+        return b[:, None] == b[None, :]
+
+    @property
+    def B(self) -> np.ndarray:
+        """Block-diagonal part of ``T`` (the eigenvalue blocks), shape (n, n)."""
+        return np.where(self._block_mask, self.T, 0.0)
+
+    @property
+    def N(self) -> np.ndarray:
+        """Strictly block-upper-triangular part of ``T`` (the couplings), (n, n)."""
+        return np.where(self._block_mask, 0.0, self.T)
+
+    @cached_property
+    def spectral_radius(self) -> float:
+        """ρ(W) = max |λ| (0.0 for a matrix whose eigenvalues are all 0)."""
+        return float(np.max(np.abs(self.eigvals)))
+
+    @cached_property
+    def residual(self) -> float:
+        """‖W − Q T Qᵀ‖_F / ‖W‖_F (the absolute error if ``W`` is zero)."""
+        err = float(np.linalg.norm(self.W - self.Q @ self.T @ self.Q.T))
+        nw = float(np.linalg.norm(self.W))
+        return err / nw if nw > 0 else err
+
+    @cached_property
+    def orthogonality_error(self) -> float:
+        """‖QᵀQ − I‖_F."""
+        return float(np.linalg.norm(self.Q.T @ self.Q - np.eye(self.n)))
+
+
+def ordered_schur(
+    W: object,
+    *,
+    rtol: float = DEFAULT_RTOL,
+    atol: float | None = None,
+    method: str = "auto",
+) -> SchurForm:
+    """Real Schur form of ``W`` ordered by non-increasing eigenvalue modulus.
+
+    Parameters
+    ----------
+    W : array_like, shape (n, n)
+        Real, finite, floating-point square matrix, ``n >= 1`` (float16/32/64 are
+        converted to float64; integer, bool and complex input is a ``TypeError``).
+    rtol : float, default 1e-8
+        Relative tolerance of the ordering rule: moduli within ``rtol`` of each
+        other (chained) form one cluster whose blocks keep their relative order.
+    atol : float, optional
+        Absolute part of the tie tolerance; default ``n · ε · ‖W‖_F``, the size of
+        the factorisation's backward error, so that eigenvalues at rounding level
+        (for example the zero eigenvalues of a singular ``W``) are not reordered.
+    method : {"auto", "lapack", "eigen"}
+        Source of the unordered factorisation. ``"auto"`` picks the one measured
+        faster for this ``n``. The standardisation and reordering are always the
+        compiled core's.
+
+    Returns
+    -------
+    SchurForm
+        ``Q``, ``T`` (float64, (n, n)), ``eigvals`` (complex128, (n,)), the block
+        structure, and diagnostics (``residual``, ``orthogonality_error``).
+
+    Raises
+    ------
+    TypeError
+        ``W`` is not a real floating-point array.
+    ValueError
+        ``W`` is not square, is empty or not finite; a tolerance is negative or not
+        finite; ``method`` is unknown; or two blocks could not be swapped stably
+        (``rnnschur._core.SwapRejected``, a ``ValueError``, naming the blocks).
+    numpy.linalg.LinAlgError
+        The QR algorithm did not converge.
+
+    Notes
+    -----
+    Guarantees (tested): ``‖W − QTQᵀ‖_F ≤ c n ε ‖W‖_F`` and ``‖QᵀQ − I‖_F ≤ c n ε``;
+    equal input gives bit-identical output.
+    """
+    Wf = _as_square_float64(W, "W")
+    n = Wf.shape[0]
+    rtol = _check_tol(rtol, "rtol")
+    if atol is None:
+        atol = n * _EPS * float(np.linalg.norm(Wf))
+    else:
+        atol = _check_tol(atol, "atol")
+    if method not in _METHODS:
+        msg = f"method must be one of {_METHODS}; got {method!r}"
+        raise ValueError(msg)
+    if method == "auto":
+        method = "eigen" if n <= _EIGEN_MAX_N else "lapack"
+    if method == "eigen":
+        T, Q, stats = _core.schur_ordered_eigen(Wf, rtol, atol)
+    else:
+        T, Q = _dgees(Wf)
+        stats = _core.schur_reorder(T, Q, rtol, atol)
+    starts, sizes, eigvals = _core.schur_blocks(T)
+    return SchurForm(
+        Q=_readonly(np.ascontiguousarray(Q)),
+        T=_readonly(np.ascontiguousarray(T)),
+        eigvals=_readonly(eigvals),
+        block_starts=_readonly(starts),
+        block_sizes=_readonly(sizes),
+        block_clusters=_readonly(np.asarray(stats["block_clusters"], dtype=np.int64)),
+        W=_readonly(Wf),
+        rtol=rtol,
+        atol=atol,
+        swaps=int(stats["swaps"]),
+        method=method,
+    )
+
+
+def _check_tol(x: object, name: str) -> float:
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        msg = f"{name} must be a real number; got {type(x).__name__}"
+        raise TypeError(msg)
+    v = float(x)
+    if not math.isfinite(v) or v < 0:
+        msg = f"{name} must be finite and >= 0; got {v}"
+        raise ValueError(msg)
+    return v
+
+
+@dataclass(frozen=True, eq=False)
+class SchurSplit:
+    """Partition of the ordered Schur positions into a leading set R and the rest C.
+
+    Attributes
+    ----------
+    n : int
+        Matrix width.
+    n_R : int
+        Number of leading Schur positions in R: the longest leading run of blocks with
+        ``|λ| ≥ alpha · ρ(W)``. A 2×2 block is never cut (both of its eigenvalues have
+        the same modulus). If ``ρ(W) = 0`` the threshold is 0 and ``n_R = n``.
+    alpha : float
+        The relative threshold α ∈ (0, 1].
+    threshold : float
+        ``alpha · ρ(W)``.
+    RR, CR, CC : ndarray, bool, shape (n, n)
+        Masks of the three coupling blocks of ``N`` (read-only): ``RR`` the strictly
+        block-upper part inside R × R, ``CR`` rows R × columns C (the paper's
+        ``T_C→R``), ``CC`` the strictly block-upper part inside C × C. They are
+        disjoint and their union is the support of ``N``.
+    sep : float
+        Separation of the R and C diagonal parts,
+        ``sep_F(T_RR, T_CC) = σ_min(I ⊗ T[:n_R, :n_R] − T[n_R:, n_R:]ᵀ ⊗ I)``:
+        an estimate by power iteration on the inverse Sylvester operator (an upper
+        bound converging to it, ``sep_method="estimate"``) or exact from the
+        Kronecker matrix's SVD (``sep_method="exact"``). ``inf`` when R or C is
+        empty, ``nan`` when not computed. Small values mean the R/C invariant
+        subspaces are ill-conditioned (``‖T_C→R‖ / sep`` bounds their coupling).
+    sep_method : str
+        ``"estimate"``, ``"exact"`` or ``"none"``.
+    """
+
+    n: int
+    n_R: int
+    alpha: float
+    threshold: float
+    RR: np.ndarray
+    CR: np.ndarray
+    CC: np.ndarray
+    sep: float
+    sep_method: str
+
+    @property
+    def n_C(self) -> int:
+        """Number of positions in C, ``n − n_R``."""
+        return self.n - self.n_R
+
+
+_SEP_EXACT_MAX = 2500
+
+
+def schur_split(
+    form: SchurForm, alpha: float = 0.9, *, sep_method: str = "estimate"
+) -> SchurSplit:
+    """Split the ordered Schur positions at ``|λ| ≥ alpha · ρ(W)``.
+
+    Parameters
+    ----------
+    form : SchurForm
+        Result of :func:`ordered_schur`.
+    alpha : float, default 0.9
+        Relative threshold in (0, 1].
+    sep_method : {"estimate", "exact", "none"}
+        How to compute ``sep`` (see :class:`SchurSplit`). ``"exact"`` forms the
+        ``n_R·n_C``-square Kronecker matrix and is limited to ``n_R·n_C <= 2500``.
+
+    Returns
+    -------
+    SchurSplit
+        ``n_R``, the masks ``RR``, ``CR``, ``CC`` (bool, (n, n)) and ``sep``.
+
+    Raises
+    ------
+    TypeError
+        ``form`` is not a SchurForm or ``alpha`` is not a real number.
+    ValueError
+        ``alpha`` is outside (0, 1] or ``sep_method`` is unknown / too large.
+    """
+    if not isinstance(form, SchurForm):
+        msg = (
+            f"form must be a SchurForm (from ordered_schur); got {type(form).__name__}"
+        )
+        raise TypeError(msg)
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
+        msg = f"alpha must be a real number in (0, 1]; got {type(alpha).__name__}"
+        raise TypeError(msg)
+    alpha = float(alpha)
+    if not (0.0 < alpha <= 1.0):
+        msg = f"alpha must be in (0, 1]; got {alpha}"
+        raise ValueError(msg)
+    if sep_method not in ("estimate", "exact", "none"):
+        msg = f"sep_method must be 'estimate', 'exact' or 'none'; got {sep_method!r}"
+        raise ValueError(msg)
+    n = form.n
+    rho = form.spectral_radius
+    threshold = alpha * rho
+    below = np.nonzero(form.block_moduli < threshold)[0]
+    n_R = int(form.block_starts[below[0]]) if below.size else n
+    n_C = n - n_R
+    if sep_method == "exact" and n_R * n_C > _SEP_EXACT_MAX:
+        msg = (
+            f"sep_method='exact' needs n_R * n_C <= {_SEP_EXACT_MAX}; got {n_R} * {n_C}"
+        )
+        raise ValueError(msg)
+
+    idx = np.arange(n)
+    in_r = idx < n_R
+    upper = form.block_index[:, None] < form.block_index[None, :]
+    RR = upper & in_r[:, None] & in_r[None, :]
+    CR = in_r[:, None] & ~in_r[None, :]
+    CC = upper & ~in_r[:, None] & ~in_r[None, :]
+
+    if n_R in (0, n):
+        sep = math.inf
+    elif sep_method == "estimate":
+        sep = float(_core.schur_sep(np.asfortranarray(form.T), n_R))
+    elif sep_method == "exact":
+        sep = _sep_exact(form.T, n_R)
+    else:
+        sep = math.nan
+    return SchurSplit(
+        n=n,
+        n_R=n_R,
+        alpha=alpha,
+        threshold=threshold,
+        RR=_readonly(RR),
+        CR=_readonly(CR),
+        CC=_readonly(CC),
+        sep=sep,
+        sep_method=sep_method,
+    )
+
+
+def _sep_exact(T: np.ndarray, r: int) -> float:
+    T11 = T[:r, :r]
+    T22 = T[r:, r:]
+    K = np.kron(np.eye(T22.shape[0]), T11) - np.kron(T22.T, np.eye(r))
+    return float(np.linalg.svd(K, compute_uv=False)[-1])
