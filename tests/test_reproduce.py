@@ -43,7 +43,12 @@ def test_pipeline_writes_every_file(tiny_run):
     assert path == out / "report.md"
     assert "estimated training time" in lines[0]
     text = path.read_text()
-    for heading in ("## Claims", "## Copy task", "## Threshold sensitivity", "## Across tasks"):
+    for heading in (
+        "## Claims",
+        "## Copy task",
+        "## Threshold sensitivity",
+        "## Across tasks",
+    ):
         assert heading in text
     for fig in ("figure1.png", "figure2.png"):
         data = (out / fig).read_bytes()
@@ -84,7 +89,9 @@ def test_rerun_reuses_checkpoints(tiny_run):
 def test_interrupted_run_resumes(tmp_path):
     settings = tiny_settings()
     # Pretend an earlier run stopped after the copy models: train those only.
-    reproduce(tmp_path, settings=settings, only=["copy"], progress=False, log=lambda _: None)
+    reproduce(
+        tmp_path, settings=settings, only=["copy"], progress=False, log=lambda _: None
+    )
     n_done = len(list((tmp_path / "models").glob("*.npz")))
     lines: list[str] = []
     reproduce(tmp_path, settings=settings, progress=False, log=lines.append)
@@ -94,7 +101,7 @@ def test_interrupted_run_resumes(tmp_path):
 
 def test_ablate_command_table(tiny_run):
     out, _, _ = tiny_run
-    ckpt = sorted((out / "models").glob("copy_dense_orthogonal*.npz"))[0]
+    ckpt = min((out / "models").glob("copy_dense_orthogonal*.npz"))
     text = ablation_table(ckpt, alpha=0.9, eval_size=8)
     lines = text.splitlines()
     assert "n_R =" in lines[0]

@@ -39,7 +39,15 @@ from .ablation import ablate
 from .rnn import loss_and_grad, rollout
 from .schur import ordered_schur, schur_split
 from .tasks import Task, make_task
-from .train import COPY_CONFIG, PAPER_CONFIG, TrainConfig, heldout_batch, load, save, train
+from .train import (
+    COPY_CONFIG,
+    PAPER_CONFIG,
+    TrainConfig,
+    heldout_batch,
+    load,
+    save,
+    train,
+)
 
 __all__ = [
     "BLOCKS",
@@ -128,7 +136,11 @@ class ModelSpec:
 def _train_and_save(spec: ModelSpec, path: str, n_threads: int | None, progress: bool):
     cfg = dataclasses.replace(spec.config, n_threads=n_threads)
     model = train(
-        spec.make_task(), spec.construction, spec.hidden, seed=spec.seed, config=cfg,
+        spec.make_task(),
+        spec.construction,
+        spec.hidden,
+        seed=spec.seed,
+        config=cfg,
         progress=progress,
     )
     save(path, model)
@@ -195,7 +207,9 @@ def ensure_models(
     return {spec: load(paths[spec]) for spec in specs}
 
 
-def estimate_seconds(specs: Sequence[ModelSpec], models_dir: str | os.PathLike) -> float:
+def estimate_seconds(
+    specs: Sequence[ModelSpec], models_dir: str | os.PathLike
+) -> float:
     """Rough training time of the models of ``specs`` not yet in ``models_dir``.
 
     Times a few ``loss_and_grad`` calls at each distinct shape on this machine and
@@ -360,15 +374,19 @@ class RunSettings:
             task_config=dataclasses.replace(PAPER_CONFIG, epochs=10),
             eval_size=256,
             notes=(
-                "QUICK MODE: reduced settings (copy task at Nh = 72 only and 6 epochs; "
-                "2 seeds × 10 epochs for the neuroscience-style tasks; 256 held-out "
-                "sequences). Networks are under-trained; numbers are not comparable "
-                "with the paper's.",
+                (
+                    "QUICK MODE: reduced settings (copy task at Nh = 72 only and 6 epochs; "
+                    "2 seeds × 10 epochs for the neuroscience-style tasks; 256 held-out "
+                    "sequences). Networks are under-trained; numbers are not comparable "
+                    "with the paper's."
+                ),
             ),
         )
 
 
-def model_specs(settings: RunSettings, only: Iterable[str] = ("copy", "alpha", "tasks")):
+def model_specs(
+    settings: RunSettings, only: Iterable[str] = ("copy", "alpha", "tasks")
+):
     """The networks the selected experiments need (duplicates removed, stable order)."""
     only = set(only)
     specs: list[ModelSpec] = []
@@ -503,7 +521,10 @@ def cross_task_experiment(
         if spec.task not in settings.tasks or spec.task == "copy":
             continue
         prof = ablation_profile(
-            model, alpha=settings.alpha, subsets=subsets, eval_size=settings.eval_size,
+            model,
+            alpha=settings.alpha,
+            subsets=subsets,
+            eval_size=settings.eval_size,
             **kw,
         )
         if tick is not None:
@@ -589,7 +610,9 @@ def run(
                 "seed": spec.seed,
                 "train_seconds": model.train_seconds,
                 "final_eval_fvu": (model.history.get("eval_fvu") or [None])[-1],
-                "final_eval_accuracy": (model.history.get("eval_accuracy") or [None])[-1],
+                "final_eval_accuracy": (model.history.get("eval_accuracy") or [None])[
+                    -1
+                ],
             }
             for spec, model in models.items()
         ],

@@ -39,6 +39,10 @@ CRITERIA = {
     "negligible_mass": 0.05,  # relative Schur mass counted as negligible
     "rr_small": 0.1,  # ΔFVU(T_RR) below this fraction of the largest ΔFVU = "little"
     "fvu_max": {"flipflop": 0.01, "sine": 0.01, "cdi": 0.02},
+    # Preconditions: an ablation claim about a network that never learned its task
+    # says nothing, so it is reported "inconclusive" instead of judged.
+    "solved_accuracy": 0.99,  # copy task: full-model replay accuracy
+    "learned_fvu": 0.1,  # neuroscience-style tasks: mean full-model FVU
 }
 
 _BLOCK_LABEL = {"RR": "T_RR", "CR": "T_C→R", "CC": "T_CC"}
@@ -113,12 +117,21 @@ def _copy_acc(rows, construction, hidden=None) -> dict[tuple[int, int], dict]:
 
 
 def _claim(cid: str, verdict: str, evidence: str) -> dict[str, str]:
-    return {"id": cid, "claim": pv.CLAIMS[cid], "verdict": verdict, "evidence": evidence}
+    return {
+        "id": cid,
+        "claim": pv.CLAIMS[cid],
+        "verdict": verdict,
+        "evidence": evidence,
+    }
 
 
 def check_claims(results: dict[str, Any]) -> list[dict[str, str]]:
-    """A verdict per paper claim: ``"supported"``, ``"not supported"`` or
-    ``"not tested"``, with the numbers that decided it (criteria: :data:`CRITERIA`)."""
+    """A verdict per paper claim, with the numbers that decided it.
+
+    Verdicts: ``"supported"``, ``"not supported"``, ``"inconclusive"`` (the full network
+    did not learn its task, so its ablations cannot speak to the claim) or
+    ``"not tested"`` (the experiment did not run). Criteria: :data:`CRITERIA`.
+    """
     near, drop = CRITERIA["near"], CRITERIA["drop"]
     out = []
     copy_rows = results.get("copy") or []
@@ -126,19 +139,42 @@ def check_claims(results: dict[str, Any]) -> list[dict[str, str]]:
     orth = _copy_acc(copy_rows, "dense_orthogonal", width)
     cay = _copy_acc(copy_rows, "cayley", width)
 
-    if orth:
+    unsolved = {
+        c: [
+            f"seed {seed}: full-model accuracy {accs[()]['accuracy']:.3f}"
+            for (_n, seed), accs in sorted(by.items())
+            if accs[()]["accuracy"] < CRITERIA["solved_accuracy"]
+        ]
+        for c, by in (("dense_orthogonal", orth), ("cayley", cay))
+    }
+
+    def inconclusive(cid, construction):
+        why = "; ".join(unsolved[construction])
+        return _claim(
+            cid,
+            "inconclusive",
+            f"Nh = {width}: the {_CONSTRUCTION_LABEL[construction]} network does not "
+            f"solve the task ({why} < {CRITERIA['solved_accuracy']})",
+        )
+
+    if orth and unsolved["dense_orthogonal"]:
+        out.append(inconclusive("copy_orth_cc_preserving", "dense_orthogonal"))
+        out.append(inconclusive("copy_orth_cr_not", "dense_orthogonal"))
+    elif orth:
         ok_all, ev = True, []
         for (_n, seed), accs in sorted(orth.items()):
             diffs = []
             for base in [(), ("RR",), ("CR",), ("RR", "CR")]:
                 with_cc = tuple(b for b in BLOCKS if b in (*base, "CC"))
                 if base in accs and with_cc in accs:
-                    diffs.append(abs(accs[with_cc]["accuracy"] - accs[base]["accuracy"]))
+                    diffs.append(
+                        abs(accs[with_cc]["accuracy"] - accs[base]["accuracy"])
+                    )
             worst = max(diffs) if diffs else math.nan
             ok = bool(diffs) and worst <= near
             ok_all &= ok
             ev.append(
-                f"seed {seed}: full {accs[()]['accuracy']:.3f}, −T_CC "
+                f"Nh = {width}, seed {seed}: full {accs[()]['accuracy']:.3f}, −T_CC "
                 f"{accs[('CC',)]['accuracy']:.3f}; largest change from additionally "
                 f"removing T_CC over the 4 pairs {worst:.3f} (criterion ≤ {near})"
             )
@@ -148,7 +184,7 @@ def check_claims(results: dict[str, Any]) -> list[dict[str, str]]:
             loss = accs[()]["accuracy"] - accs[("CR",)]["accuracy"]
             ok_all &= loss >= drop
             ev.append(
-                f"seed {seed}: full {accs[()]['accuracy']:.3f} → −T_C→R "
+                f"Nh = {width}, seed {seed}: full {accs[()]['accuracy']:.3f} → −T_C→R "
                 f"{accs[('CR',)]['accuracy']:.3f} (loss {loss:.3f}; criterion ≥ {drop})"
             )
         out.append(_claim("copy_orth_cr_not", _verdict(ok_all), "; ".join(ev)))
@@ -156,7 +192,9 @@ def check_claims(results: dict[str, Any]) -> list[dict[str, str]]:
         out.append(_claim("copy_orth_cc_preserving", "not tested", "no copy run"))
         out.append(_claim("copy_orth_cr_not", "not tested", "no copy run"))
 
-    if cay:
+    if cay and unsolved["cayley"]:
+        out.append(inconclusive("copy_cayley_negligible", "cayley"))
+    elif cay:
         ok_all, ev = True, []
         for (_n, seed), accs in sorted(cay.items()):
             full = accs[()]["accuracy"]
@@ -166,7 +204,7 @@ def check_claims(results: dict[str, Any]) -> list[dict[str, str]]:
             ok = worst <= near and comp_mass <= CRITERIA["negligible_mass"]
             ok_all &= ok
             ev.append(
-                f"seed {seed}: relative Schur mass of T_C→R + T_CC {comp_mass:.3g} "
+                f"Nh = {width}, seed {seed}: relative Schur mass of T_C→R + T_CC {comp_mass:.3g} "
                 f"(criterion ≤ {CRITERIA['negligible_mass']}); largest accuracy loss over "
                 f"the 8 subsets {worst:.3f} (criterion ≤ {near})"
             )
@@ -178,9 +216,13 @@ def check_claims(results: dict[str, Any]) -> list[dict[str, str]]:
     if alpha_rows:
         ev, ok_all = [], True
         for c in sorted({r["construction"] for r in alpha_rows}):
-            for seed in sorted({r["seed"] for r in alpha_rows if r["construction"] == c}):
+            for seed in sorted(
+                {r["seed"] for r in alpha_rows if r["construction"] == c}
+            ):
                 sel = [
-                    r for r in alpha_rows if r["construction"] == c and r["seed"] == seed
+                    r
+                    for r in alpha_rows
+                    if r["construction"] == c and r["seed"] == seed
                 ]
                 profiles = {
                     (
@@ -202,59 +244,7 @@ def check_claims(results: dict[str, Any]) -> list[dict[str, str]]:
         out.append(_claim("alpha_insensitive", "not tested", "no threshold run"))
 
     summary = {(r["task"], r["block"]): r for r in results.get("tasks_summary") or []}
-
-    def d(task, block):
-        r = summary.get((task, block))
-        return r["delta_fvu_mean"] if r else math.nan
-
-    def s(task, block):
-        r = summary.get((task, block))
-        return r["s_delta_t_mean"] if r else math.nan
-
-    def dfmt(task):
-        return ", ".join(
-            f"ΔFVU({_BLOCK_LABEL[b]}) = {_pm(summary[(task, b)]['delta_fvu_mean'], summary[(task, b)]['delta_fvu_sem'])}"
-            for b in BLOCKS
-            if (task, b) in summary
-        )
-
-    rr_small = CRITERIA["rr_small"]
-    if ("flipflop", "CR") in summary:
-        biggest = max(d("flipflop", b) for b in BLOCKS)
-        ok = d("flipflop", "CR") == biggest and d("flipflop", "RR") <= rr_small * biggest
-        out.append(
-            _claim(
-                "flipflop_cr_largest",
-                _verdict(ok),
-                dfmt("flipflop") + f" (T_RR criterion ≤ {rr_small} × largest)",
-            )
-        )
-    else:
-        out.append(_claim("flipflop_cr_largest", "not tested", "no flip-flop run"))
-    if ("sine", "CR") in summary:
-        biggest = max(d("sine", b) for b in BLOCKS)
-        svals = {b: s("sine", b) for b in BLOCKS}
-        ok = (
-            max(d("sine", "CR"), d("sine", "CC")) == biggest
-            and d("sine", "RR") <= rr_small * biggest
-            and svals["CR"] == max(v for v in svals.values() if not math.isnan(v))
-        )
-        out.append(
-            _claim(
-                "sine_complement",
-                _verdict(ok),
-                dfmt("sine")
-                + "; "
-                + ", ".join(f"S_ΔT({_BLOCK_LABEL[b]}) = {_sci(v)}" for b, v in svals.items()),
-            )
-        )
-    else:
-        out.append(_claim("sine_complement", "not tested", "no sine run"))
-    if ("cdi", "CC") in summary:
-        ok = d("cdi", "CC") == max(d("cdi", b) for b in BLOCKS)
-        out.append(_claim("cdi_cc_dominates", _verdict(ok), dfmt("cdi")))
-    else:
-        out.append(_claim("cdi_cc_dominates", "not tested", "no CDI run"))
+    out += _task_claims(summary)
 
     per_seed = results.get("tasks_per_seed") or []
     if per_seed:
@@ -262,7 +252,9 @@ def check_claims(results: dict[str, Any]) -> list[dict[str, str]]:
         for r in per_seed:
             fulls.setdefault(r["task"], {})[r["seed"]] = r["fvu_full"]
         ok = all(
-            v <= CRITERIA["fvu_max"][t] for t, by_seed in fulls.items() for v in by_seed.values()
+            v <= CRITERIA["fvu_max"][t]
+            for t, by_seed in fulls.items()
+            for v in by_seed.values()
         )
         ev = "; ".join(
             f"{_TASK_LABEL[t]}: "
@@ -276,6 +268,73 @@ def check_claims(results: dict[str, Any]) -> list[dict[str, str]]:
     return out
 
 
+def _task_claims(summary: dict[tuple[str, str], dict]) -> list[dict[str, str]]:
+    """Verdicts of the three section-4 ablation claims from the per-block summary."""
+    rr_small = CRITERIA["rr_small"]
+
+    def d(task, block):
+        return summary[(task, block)]["delta_fvu_mean"]
+
+    def evidence(task):
+        return ", ".join(
+            f"ΔFVU({_BLOCK_LABEL[b]}) = "
+            + _pm(
+                summary[(task, b)]["delta_fvu_mean"],
+                summary[(task, b)]["delta_fvu_sem"],
+            )
+            for b in BLOCKS
+        )
+
+    def flipflop():
+        biggest = max(d("flipflop", b) for b in BLOCKS)
+        ok = (
+            d("flipflop", "CR") == biggest and d("flipflop", "RR") <= rr_small * biggest
+        )
+        return ok, evidence("flipflop") + f" (T_RR criterion ≤ {rr_small} × largest)"
+
+    def sine():
+        biggest = max(d("sine", b) for b in BLOCKS)
+        svals = {b: summary[("sine", b)]["s_delta_t_mean"] for b in BLOCKS}
+        finite = [v for v in svals.values() if not math.isnan(v)]
+        ok = (
+            max(d("sine", "CR"), d("sine", "CC")) == biggest
+            and d("sine", "RR") <= rr_small * biggest
+            and bool(finite)
+            and svals["CR"] == max(finite)
+        )
+        s_text = ", ".join(
+            f"S_ΔT({_BLOCK_LABEL[b]}) = {_sci(v)}" for b, v in svals.items()
+        )
+        return ok, evidence("sine") + "; " + s_text
+
+    def cdi():
+        return d("cdi", "CC") == max(d("cdi", b) for b in BLOCKS), evidence("cdi")
+
+    out = []
+    for task, cid, judge in (
+        ("flipflop", "flipflop_cr_largest", flipflop),
+        ("sine", "sine_complement", sine),
+        ("cdi", "cdi_cc_dominates", cdi),
+    ):
+        if not all((task, b) in summary for b in BLOCKS):
+            out.append(_claim(cid, "not tested", f"no {_TASK_LABEL[task]} run"))
+            continue
+        full = summary[(task, "CR")]["fvu_full_mean"]
+        if not full <= CRITERIA["learned_fvu"]:
+            out.append(
+                _claim(
+                    cid,
+                    "inconclusive",
+                    f"the full {_TASK_LABEL[task]} networks did not learn the task "
+                    f"(mean FVU {full:.3g} > {CRITERIA['learned_fvu']})",
+                )
+            )
+            continue
+        ok, ev = judge()
+        out.append(_claim(cid, _verdict(ok), ev))
+    return out
+
+
 def _verdict(ok: bool) -> str:
     return "supported" if ok else "not supported"
 
@@ -284,9 +343,9 @@ def _verdict(ok: bool) -> str:
 
 
 def _plt():
-    import matplotlib
+    import matplotlib as mpl
 
-    matplotlib.use("Agg", force=False)
+    mpl.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     plt.rcParams.update(
@@ -304,7 +363,9 @@ def _plt():
     return plt
 
 
-def figure1(copy_rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> Path | None:
+def figure1(
+    copy_rows: Sequence[dict[str, Any]], path: str | os.PathLike
+) -> Path | None:
     """Copy-task ablation lattice: replay accuracy per subset, one panel per
     construction at the largest width; gray segments join subsets that differ only by
     additionally zeroing T_CC (as in the paper's Figure 1). Paper values for the dense
@@ -318,10 +379,13 @@ def figure1(copy_rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> Pat
     ]
     bases = [(), ("RR",), ("CR",), ("RR", "CR")]
     fig, axes = plt.subplots(
-        1, len(constructions), figsize=(1.9 * len(constructions) + 0.6, 2.6),
-        sharey=True, squeeze=False,
+        1,
+        len(constructions),
+        figsize=(1.9 * len(constructions) + 0.6, 2.6),
+        sharey=True,
+        squeeze=False,
     )
-    for ax, c in zip(axes[0], constructions):
+    for ax, c in zip(axes[0], constructions, strict=True):
         by_seed = _copy_acc(copy_rows, c, width)
         for (_n, seed), accs in sorted(by_seed.items()):
             off = 0.06 * (seed - 0.5 * (len(by_seed) - 1))
@@ -329,19 +393,46 @@ def figure1(copy_rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> Pat
                 with_cc = tuple(b for b in BLOCKS if b in (*base, "CC"))
                 a0 = accs[base]["accuracy"]
                 a1 = accs[with_cc]["accuracy"]
-                ax.plot([i + off, i + off + 0.25], [a0, a1], color="0.6", lw=1, zorder=1)
-                ax.scatter(i + off, a0, s=22, color="C0", zorder=2,
-                           label="without −T_CC" if i == 0 and seed == min(s for _, s in by_seed) else None)
-                ax.scatter(i + off + 0.25, a1, s=22, marker="s", facecolor="white",
-                           edgecolor="C3", zorder=3,
-                           label="with −T_CC" if i == 0 and seed == min(s for _, s in by_seed) else None)
+                ax.plot(
+                    [i + off, i + off + 0.25], [a0, a1], color="0.6", lw=1, zorder=1
+                )
+                ax.scatter(
+                    i + off,
+                    a0,
+                    s=22,
+                    color="C0",
+                    zorder=2,
+                    label="without −T_CC"
+                    if i == 0 and seed == min(s for _, s in by_seed)
+                    else None,
+                )
+                ax.scatter(
+                    i + off + 0.25,
+                    a1,
+                    s=22,
+                    marker="s",
+                    facecolor="white",
+                    edgecolor="C3",
+                    zorder=3,
+                    label="with −T_CC"
+                    if i == 0 and seed == min(s for _, s in by_seed)
+                    else None,
+                )
         if c == "dense_orthogonal" and width == 72:
             for i, base in enumerate(bases):
                 with_cc = tuple(b for b in BLOCKS if b in (*base, "CC"))
-                ax.scatter([i, i + 0.25], [pv.COPY_DENSE_ORTHOGONAL_72[base],
-                           pv.COPY_DENSE_ORTHOGONAL_72[with_cc]], marker="x", s=18,
-                           color="black", zorder=4,
-                           label="paper" if i == 0 else None)
+                ax.scatter(
+                    [i, i + 0.25],
+                    [
+                        pv.COPY_DENSE_ORTHOGONAL_72[base],
+                        pv.COPY_DENSE_ORTHOGONAL_72[with_cc],
+                    ],
+                    marker="x",
+                    s=18,
+                    color="black",
+                    zorder=4,
+                    label="paper" if i == 0 else None,
+                )
         ax.set_xticks([i + 0.125 for i in range(len(bases))])
         ax.set_xticklabels(["none", "−T_RR", "−T_C→R", "−T_RR\n−T_C→R"])
         ax.set_title(f"{_CONSTRUCTION_LABEL[c]}, $N_h$ = {width}")
@@ -364,7 +455,9 @@ def figure2(summary: Sequence[dict[str, Any]], path: str | os.PathLike) -> Path 
     if not summary:
         return None
     plt = _plt()
-    tasks = [t for t in ("flipflop", "sine", "cdi") if any(r["task"] == t for r in summary)]
+    tasks = [
+        t for t in ("flipflop", "sine", "cdi") if any(r["task"] == t for r in summary)
+    ]
     by = {(r["task"], r["block"]): r for r in summary}
     fig, axes = plt.subplots(2, 1, figsize=(5.2, 4.4), sharex=True)
     width = 0.26
@@ -382,14 +475,30 @@ def figure2(summary: Sequence[dict[str, Any]], path: str | os.PathLike) -> Path 
                 ms.append(r[f"{metric}_mean"])
                 sem = r[f"{metric}_sem"]
                 es.append(0.0 if sem is None or math.isnan(sem) else sem)
-            ax.bar(xs, ms, width, yerr=es, capsize=2, color=f"C{j}",
-                   label=_BLOCK_LABEL[b], error_kw={"lw": 0.8})
+            ax.bar(
+                xs,
+                ms,
+                width,
+                yerr=es,
+                capsize=2,
+                color=f"C{j}",
+                label=_BLOCK_LABEL[b],
+                error_kw={"lw": 0.8},
+            )
             for i, t in enumerate(tasks):
                 p = pv.CROSS_TASK.get(t, {}).get(b, {}).get(paper_key)
                 if p is not None:
-                    ax.scatter(i + (j - 1) * width, p[0], marker="D", s=14,
-                               color="black", zorder=3,
-                               label="paper" if (i, j) == (0, 1) or (row, t, b) == (1, "sine", "CR") else None)
+                    ax.scatter(
+                        i + (j - 1) * width,
+                        p[0],
+                        marker="D",
+                        s=14,
+                        color="black",
+                        zorder=3,
+                        label="paper"
+                        if (i, j) == (0, 1) or (row, t, b) == (1, "sine", "CR")
+                        else None,
+                    )
         ax.set_yscale("symlog", linthresh=1e-3)
         ax.axhline(0, color="0.3", lw=0.6)
         ax.set_ylabel(ylabel)
@@ -433,8 +542,14 @@ def _copy_section(rows) -> list[str]:
                 cell += f" [{pv.COPY_DENSE_ORTHOGONAL_72[s]:.3f}]"
             cells.append(cell)
         table_rows.append(
-            [_CONSTRUCTION_LABEL[c], n, seed, accs[()]["n_R"], *cells,
-             _fmt(accs[("RR", "CR", "CC")]["removed_mass"])]
+            [
+                _CONSTRUCTION_LABEL[c],
+                n,
+                seed,
+                accs[()]["n_R"],
+                *cells,
+                _fmt(accs[("RR", "CR", "CC")]["removed_mass"]),
+            ]
         )
     out.append(_table(header, table_rows))
     out += ["", "![Figure 1](figure1.png)", ""]
@@ -447,10 +562,19 @@ def _alpha_section(rows) -> list[str]:
     out.append("")
     header = ["α", "model", "seed", "n_R", "full", "−T_CC", "−T_C→R"]
     table_rows = []
-    for r in sorted(rows, key=lambda r: (CONSTRUCTIONS.index(r["construction"]), r["seed"], r["alpha"])):
-        p = pv.TABLE1.get((round(r["alpha"], 2), r["construction"]))
+    for r in sorted(
+        rows,
+        key=lambda r: (CONSTRUCTIONS.index(r["construction"]), r["seed"], r["alpha"]),
+    ):
+        p = (
+            pv.TABLE1.get((round(r["alpha"], 2), r["construction"]))
+            if r["hidden"] == 72
+            else None
+        )
+
         def br(key, spec=".3f", p=p):
             return f" [{format(p[key], spec)}]" if p else ""
+
         table_rows.append(
             [
                 f"{r['alpha']:.2f}",
@@ -474,8 +598,16 @@ def _tasks_section(summary, per_seed) -> list[str]:
         "(– where the paper gives no number)."
     )
     out.append("")
-    header = ["task", "block", "ΔFVU", "ΔFVU (paper)", "S_ΔT", "S_ΔT (paper)",
-              "removed mass", "seeds"]
+    header = [
+        "task",
+        "block",
+        "ΔFVU",
+        "ΔFVU (paper)",
+        "S_ΔT",
+        "S_ΔT (paper)",
+        "removed mass",
+        "seeds",
+    ]
     table_rows = []
     for r in summary:
         p = pv.CROSS_TASK.get(r["task"], {}).get(r["block"], {})
@@ -501,8 +633,12 @@ def _tasks_section(summary, per_seed) -> list[str]:
     for t, by_seed in fulls.items():
         vals = list(by_seed.values())
         table_rows.append(
-            [_TASK_LABEL[t], ", ".join(f"{v:.4f}" for _, v in sorted(by_seed.items())),
-             f"{np.mean(vals):.4f}", f"{pv.FULL_FVU[t]:.4f}"]
+            [
+                _TASK_LABEL[t],
+                ", ".join(f"{v:.4f}" for _, v in sorted(by_seed.items())),
+                f"{np.mean(vals):.4f}",
+                f"{pv.FULL_FVU[t]:.4f}",
+            ]
         )
     out.append(_table(["task", "FVU per seed", "mean", "paper"], table_rows))
     out += ["", "![Figure 2](figure2.png)", ""]
@@ -528,7 +664,9 @@ def write_report(results: dict[str, Any], out_dir: str | os.PathLike) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     claims = check_claims(results)
     results = {**results, "claims": claims}
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
+    (out / "results.json").write_text(
+        json.dumps(results, indent=2, default=_json_default)
+    )
     for key in ("copy", "alpha", "tasks_per_seed", "tasks_summary", "models", "claims"):
         _write_csv(out / f"{key}.csv", results.get(key) or [])
     settings = results.get("settings", {})
@@ -540,18 +678,31 @@ def write_report(results: dict[str, Any], out_dir: str | os.PathLike) -> Path:
     meta = [
         ("mode", settings.get("mode", "?")),
         ("rnnschur", results.get("version", "?")),
-        ("machine", results.get("machine") or f"{platform.machine()}, {os.cpu_count()} cores"),
+        (
+            "machine",
+            results.get("machine") or f"{platform.machine()}, {os.cpu_count()} cores",
+        ),
         ("started", results.get("started", "?")),
-        ("wall time", f"{results.get('timing', {}).get('total_seconds', math.nan):.1f} s"
-         f" (training or loading {results.get('timing', {}).get('train_or_load_seconds', math.nan):.1f} s)"),
+        (
+            "wall time",
+            (
+                f"{results.get('timing', {}).get('total_seconds', math.nan):.1f} s"
+                f" (training or loading {results.get('timing', {}).get('train_or_load_seconds', math.nan):.1f} s)"
+            ),
+        ),
         ("split threshold", f"α = {settings.get('alpha')}"),
         ("held-out batch", f"{settings.get('eval_size')} sequences per model"),
     ]
     lines.append(_table(["", ""], meta))
     lines.append("")
-    lines += ["## Claims", "", "Criteria: " + ", ".join(
-        f"{k} = {v}" for k, v in CRITERIA.items() if k != "fvu_max")
-        + f", FVU limits {CRITERIA['fvu_max']}.", ""]
+    lines += [
+        "## Claims",
+        "",
+        "Criteria: "
+        + ", ".join(f"{k} = {v}" for k, v in CRITERIA.items() if k != "fvu_max")
+        + f", FVU limits {CRITERIA['fvu_max']}.",
+        "",
+    ]
     lines.append(
         _table(
             ["claim", "this run", "evidence"],
@@ -566,15 +717,21 @@ def write_report(results: dict[str, Any], out_dir: str | os.PathLike) -> Path:
         lines += _alpha_section(results["alpha"])
     if results.get("tasks_summary"):
         figure2(results["tasks_summary"], out / "figure2.png")
-        lines += _tasks_section(results["tasks_summary"], results.get("tasks_per_seed", []))
+        lines += _tasks_section(
+            results["tasks_summary"], results.get("tasks_per_seed", [])
+        )
     if results.get("models"):
         lines += ["## Trained models", ""]
         lines.append(
             _table(
                 ["checkpoint", "train time (s)", "monitor FVU", "monitor accuracy"],
                 [
-                    [m["key"], _fmt(m["train_seconds"], ".1f"), _sci(m["final_eval_fvu"]),
-                     _fmt(m["final_eval_accuracy"], ".4f")]
+                    [
+                        m["key"],
+                        _fmt(m["train_seconds"], ".1f"),
+                        _sci(m["final_eval_fvu"]),
+                        _fmt(m["final_eval_accuracy"], ".4f"),
+                    ]
                     for m in results["models"]
                 ],
             )

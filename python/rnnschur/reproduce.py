@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-import datetime as _dt
+import datetime as dt
 import os
 import platform
 import time
@@ -36,7 +36,7 @@ EXPERIMENTS = ("copy", "alpha", "tasks")
 def _machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
-        with open("/proc/cpuinfo") as f:
+        with Path("/proc/cpuinfo").open() as f:
             for line in f:
                 if line.startswith("model name"):
                     cpu = line.split(":", 1)[1].strip()
@@ -91,7 +91,7 @@ def reproduce(
     out = Path(out_dir)
     models_dir = out / "models"
     models_dir.mkdir(parents=True, exist_ok=True)
-    started = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    started = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     specs = model_specs(settings, only)
     est = estimate_seconds(specs, models_dir)
     n_new = sum(not (models_dir / f"{s.key}.npz").exists() for s in specs)
@@ -101,7 +101,9 @@ def reproduce(
         f" (+ evaluation)"
     )
     t0 = time.perf_counter()
-    results = run(settings, models_dir, only=only, jobs=jobs, progress=progress, log=log)
+    results = run(
+        settings, models_dir, only=only, jobs=jobs, progress=progress, log=log
+    )
     results["started"] = started
     results["machine"] = _machine()
     results["version"] = __version__
@@ -153,9 +155,11 @@ def ablation_table(
     prof = ablation_profile(model, alpha=alpha, subsets=SUBSETS, eval_size=eval_size)
     metric = "accuracy" if "accuracy" in prof else "fvu"
     lines = [
-        f"{Path(path).name}: task {model.task.name}, {model.construction}, "
-        f"Nh = {prof['n']}, α = {alpha}, n_R = {prof['n_R']}, "
-        f"ρ(W) = {prof['spectral_radius']:.4f}",
+        (
+            f"{Path(path).name}: task {model.task.name}, {model.construction}, "
+            f"Nh = {prof['n']}, α = {alpha}, n_R = {prof['n_R']}, "
+            f"ρ(W) = {prof['spectral_radius']:.4f}"
+        ),
         f"{'subset':<24} {'removed mass':>12} {metric:>10}"
         + ("" if metric == "accuracy" else f" {'ΔFVU':>10}"),
     ]
