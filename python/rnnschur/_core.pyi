@@ -1,0 +1,52 @@
+# Type stubs for the compiled module rnnschur._core (kept by hand).
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+eigen_version: str
+
+# ---------------------------------------------------------------------------
+# Ordered real Schur form (csrc/bind_schur.cpp, csrc/schur*.cpp; owner: schur).
+# T and Q arguments that are modified in place must be Fortran-ordered float64.
+# ---------------------------------------------------------------------------
+class SwapRejected(ValueError): ...
+
+def schur_real_eigen(
+    W: npt.ArrayLike,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+def schur_ordered_eigen(
+    W: npt.ArrayLike, rtol: float, atol: float
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], dict[str, Any]]: ...
+def schur_reorder(
+    T: npt.NDArray[np.float64],
+    Q: npt.NDArray[np.float64],
+    rtol: float,
+    atol: float,
+    strategy: int = 0,
+) -> dict[str, Any]: ...
+def schur_standardize(
+    T: npt.NDArray[np.float64], Q: npt.NDArray[np.float64]
+) -> None: ...
+def schur_standardize_2x2(
+    a: float, b: float, c: float, d: float
+) -> tuple[float, float, float, float, float, float]: ...
+def schur_swap(
+    T: npt.NDArray[np.float64],
+    Q: npt.NDArray[np.float64],
+    j: int,
+    n1: int,
+    n2: int,
+    strategy: int = 0,
+) -> dict[str, Any]: ...
+def schur_blocks(
+    T: npt.ArrayLike,
+) -> tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.complex128]
+]: ...
+def schur_sep(
+    T: npt.ArrayLike, r: int, iters: int = 30, tol: float = 1e-3
+) -> float: ...
+
+# --- end of the Schur block --------------------------------------------------
