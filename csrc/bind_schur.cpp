@@ -98,6 +98,40 @@ void register_schur(py::module_& m) {
         "Eigen RealSchur, then standardise and reorder by modulus: (T, Q, stats).");
 
     m.def(
+        "schur_ordered_own",
+        [](const Eigen::Ref<const RowMat>& W, double rtol, double atol) {
+            check_square(W.rows(), W.cols(), "W");
+            check_finite_rtol(rtol, atol);
+            if (!W.allFinite()) throw std::invalid_argument("W must be finite");
+            Eigen::MatrixXd T, Q;
+            sc::ReorderStats st;
+            {
+                const py::gil_scoped_release release;
+                const Eigen::MatrixXd Wc = W;
+                sc::real_schur_own(Wc, T, Q);
+                st = sc::reorder_by_modulus(T, Q, rtol, atol);
+            }
+            return py::make_tuple(T, Q, stats_dict(st));
+        },
+        "W"_a, "rtol"_a, "atol"_a,
+        "Own Hessenberg + Francis QR, then standardise and reorder: (T, Q, stats).");
+
+    m.def(
+        "schur_real_own",
+        [](const Eigen::Ref<const RowMat>& W) {
+            check_square(W.rows(), W.cols(), "W");
+            if (!W.allFinite()) throw std::invalid_argument("W must be finite");
+            Eigen::MatrixXd T, Q;
+            {
+                const py::gil_scoped_release release;
+                const Eigen::MatrixXd Wc = W;
+                sc::real_schur_own(Wc, T, Q);
+            }
+            return py::make_tuple(T, Q);
+        },
+        "W"_a, "Unordered real Schur form by the own Francis QR: returns (T, Q).");
+
+    m.def(
         "schur_reorder",
         [](ColRef T, ColRef Q, double rtol, double atol, int strategy) {
             check_pair(T, Q);

@@ -110,6 +110,11 @@ ReorderStats reorder_by_modulus(MatRef T, MatRef Q, double rtol, double atol,
 // standardised). W is n x n.
 void real_schur_eigen(const ConstMatRef& W, Eigen::MatrixXd& T, Eigen::MatrixXd& Q);
 
+// Unordered real Schur factorisation by the project's own Householder Hessenberg
+// reduction and Francis double-shift QR (schur_hqr.cpp); 2x2 blocks standardised.
+// Throws std::runtime_error if the iteration does not converge.
+void real_schur_own(const ConstMatRef& W, Eigen::MatrixXd& T, Eigen::MatrixXd& Q);
+
 // Estimate of sep_F(T11, T22) = sigma_min(I kron T11 - T22^T kron I), where
 // T11 = T[:r, :r] and T22 = T[r:, r:] of a standardised quasi-triangular T and r is a
 // block boundary. Power iteration on the inverse Sylvester operator (solved by

@@ -44,7 +44,7 @@ def assert_valid_form(f: SchurForm, W: np.ndarray) -> None:
 
 # ------------------------------------------------------------------ basic behaviour
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 40, 72])
-@pytest.mark.parametrize("method", ["lapack", "eigen"])
+@pytest.mark.parametrize("method", ["own", "lapack", "eigen"])
 def test_random_matrix_is_factorised_and_sorted(rng, n, method):
     W = rng.standard_normal((n, n)) / math.sqrt(n)
     f = ordered_schur(W, method=method)
@@ -84,15 +84,15 @@ def test_arrays_are_readonly_and_float64(rng):
 def test_input_is_not_modified(rng):
     W = rng.standard_normal((6, 6))
     W0 = W.copy()
-    ordered_schur(W)
-    ordered_schur(W, method="eigen")
+    for method in ("own", "lapack", "eigen"):
+        ordered_schur(W, method=method)
     np.testing.assert_array_equal(W, W0)
     W1 = np.array([[3.0]])
     ordered_schur(W1)
     assert W1[0, 0] == 3.0
 
 
-@pytest.mark.parametrize("method", ["lapack", "eigen"])
+@pytest.mark.parametrize("method", ["own", "lapack", "eigen"])
 def test_deterministic(rng, method):
     W = rng.standard_normal((50, 50))
     a = ordered_schur(W, method=method)
@@ -127,6 +127,37 @@ def test_rtol_controls_ties():
     np.testing.assert_allclose(tied.eigvals.real, [1.0 + 1e-3, 1.0, 1.0 + 1e-9])
     strict = ordered_schur(W, rtol=0.0, atol=0.0)
     np.testing.assert_allclose(strict.eigvals.real, [1.0 + 1e-3, 1.0 + 1e-9, 1.0])
+
+
+def test_auto_method_by_size(rng):
+    assert ordered_schur(rng.standard_normal((150, 150))).method == "own"
+    assert ordered_schur(rng.standard_normal((151, 151))).method == "lapack"
+
+
+@pytest.mark.parametrize(
+    "W",
+    [
+        np.roll(np.eye(5), 1, axis=0),  # cyclic permutation: needs exceptional shifts
+        np.roll(np.eye(12), 1, axis=0),
+        np.eye(6),
+        np.triu(np.ones((6, 6))),
+        np.diag(np.ones(7), 1) + np.diag(np.ones(7), -1),  # symmetric tridiagonal
+        np.array([[0.0, 1.0], [-1.0, 0.0]]),
+        np.array([[1.0, 1e-300], [1e-300, 1.0]]),
+        np.array([[1e-300, 1.0], [0.0, 1e-300]]),
+        np.vander(np.linspace(-1, 1, 8)),  # badly scaled
+        np.diag(10.0 ** np.arange(-8, 9)) + np.diag(np.ones(16), 1),
+    ],
+)
+def test_own_qr_hard_cases(W):
+    f = ordered_schur(W, method="own")
+    assert f.method == "own"
+    assert_valid_form(f, W)
+    np.testing.assert_allclose(
+        np.sort(np.abs(f.eigvals)),
+        np.sort(np.abs(np.linalg.eigvals(W))),
+        atol=1e-10 * max(1.0, np.abs(W).max()),
+    )
 
 
 def test_zero_and_rank_deficient(rng):
