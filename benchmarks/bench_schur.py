@@ -52,7 +52,8 @@ def _blocks(T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def scipy_dtrexc_ordered(W: np.ndarray, rtol: float = DEFAULT_RTOL):
     """scipy.linalg.schur + dtrexc moves into order of non-increasing modulus."""
     n = W.shape[0]
-    atol = n * np.finfo(float).eps * np.linalg.norm(W)
+    # einsum, not np.linalg.norm: no NumPy-BLAS threads left spinning against dgees.
+    atol = n * np.finfo(float).eps * np.sqrt(np.einsum("ij,ij->", W, W))
     T, Z = sl.schur(W)
     T = np.asfortranarray(T)
     Z = np.asfortranarray(Z)

@@ -36,9 +36,10 @@ void check_strategy(int strategy) {
         throw std::invalid_argument("strategy must be 0, 1 or 2");
 }
 
+// atol < 0 selects the default n * eps * ||T||_F.
 void check_finite_rtol(double rtol, double atol) {
-    if (!(rtol >= 0.0) || !(atol >= 0.0) || !std::isfinite(rtol) || !std::isfinite(atol))
-        throw std::invalid_argument("rtol and atol must be finite and >= 0");
+    if (!(rtol >= 0.0) || !std::isfinite(rtol) || !std::isfinite(atol))
+        throw std::invalid_argument("rtol must be finite and >= 0, atol finite");
 }
 
 py::dict stats_dict(const sc::ReorderStats& st) {
@@ -50,6 +51,7 @@ py::dict stats_dict(const sc::ReorderStats& st) {
     d["clusters"] = st.clusters;
     d["max_weak"] = st.max_weak;
     d["max_strong"] = st.max_strong;
+    d["atol"] = st.atol;
     py::array_t<std::int64_t> keys(static_cast<py::ssize_t>(st.clusters_of_blocks.size()));
     auto k = keys.mutable_unchecked<1>();
     for (py::ssize_t i = 0; i < keys.shape(0); ++i)

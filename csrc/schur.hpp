@@ -94,6 +94,7 @@ struct ReorderStats {
     std::int64_t clusters = 0;   // number of modulus clusters
     double max_weak = 0.0;       // largest weak residual / threshold over all swaps
     double max_strong = 0.0;     // largest strong residual / threshold over all swaps
+    double atol = 0.0;           // absolute tie tolerance used
     std::vector<int> clusters_of_blocks;  // cluster (0 = largest moduli) of each final block
 };
 
@@ -102,7 +103,9 @@ struct ReorderStats {
 // starts where the gap to the previous modulus exceeds rtol * previous + atol.
 // Blocks are then stably sorted by cluster (largest moduli first); blocks of one
 // cluster keep their relative order, so no pointless swaps are made. A 2x2 block
-// that splits during the sort gives both halves its cluster. Throws SwapRejected.
+// that splits during the sort gives both halves its cluster. atol < 0 means the
+// default n * eps * ||T||_F (the value used is returned in ReorderStats::atol).
+// Throws SwapRejected.
 ReorderStats reorder_by_modulus(MatRef T, MatRef Q, double rtol, double atol,
                                 SwapStrategy strategy = SwapStrategy::automatic);
 

@@ -613,6 +613,8 @@ ReorderStats reorder_by_modulus(MatRef T, MatRef Q, double rtol, double atol,
     ReorderStats st;
     if (!T.allFinite() || !Q.allFinite())
         throw std::invalid_argument("T and Q must be finite");
+    if (atol < 0.0) atol = static_cast<double>(T.rows()) * kEps * T.norm();
+    st.atol = atol;
     standardize(T, Q);
     const Blocks b = read_blocks(T);
     const std::size_t nb = b.starts.size();

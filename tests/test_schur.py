@@ -121,6 +121,13 @@ def test_equal_moduli_keep_their_order():
     np.testing.assert_array_equal(f.block_clusters, [0, 0, 1, 1])
 
 
+def test_default_atol(rng):
+    W = rng.standard_normal((30, 30))
+    f = ordered_schur(W)
+    assert f.atol == pytest.approx(30 * EPS * np.linalg.norm(W), rel=1e-12)
+    assert ordered_schur(W, atol=0.5).atol == 0.5
+
+
 def test_rtol_controls_ties():
     W = np.diag([1.0, 1.0 + 1e-9, 1.0 + 1e-3])
     tied = ordered_schur(W)  # 1e-9 < rtol = 1e-8: first two tie
