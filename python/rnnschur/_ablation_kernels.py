@@ -4,6 +4,10 @@ Linearity: with ``C_b = Q N_b Qᵀ`` for the three coupling blocks ``b ∈ {RR, 
 every subset ``S`` gives ``W̃(S) = base − Σ_{b∈S} C_b``. The kernel forms the three
 ``C_b`` once per model (6 small BLAS products, in the cheaper association order) and
 then writes all subsets in one branch-free pass; models run in parallel (``prange``).
+The products go to BLAS through Numba (SciPy's OpenBLAS). At these sizes
+(m·n·k < 2·65536·4) OpenBLAS runs each product on the calling thread, so the two
+levels of threading do not compete; what does compete is another library's idle
+worker threads still spinning after a call (see benchmarks/bench_ablation.py).
 """
 
 from __future__ import annotations
@@ -14,27 +18,6 @@ from numba import njit, prange
 # Only FMA contraction; no reassociation, so NaN/inf semantics and the order of the
 # subtractions are kept.
 _FASTMATH = {"contract"}
-
-# OpenBLAS runs a GEMM multi-threaded once m·n·k exceeds 65536 · 4; called from
-# several Numba threads at once those pools fight (measured 2x slower). Products are
-# split into row chunks below that size so that every call stays single-threaded.
-_MNK_CHUNK = 200_000
-
-
-@njit(cache=True, nogil=True)
-def _matmul(A, B):
-    """A @ B in row chunks of at most _MNK_CHUNK multiply-adds each."""
-    m, k = A.shape
-    n = B.shape[1]
-    out = np.empty((m, n))
-    if k == 0:
-        out[:] = 0.0
-        return out
-    step = max(1, _MNK_CHUNK // max(1, k * n))
-    for r0 in range(0, m, step):
-        r1 = min(m, r0 + step)
-        out[r0:r1] = A[r0:r1] @ B
-    return out
 
 
 @njit(cache=True, nogil=True)
@@ -87,19 +70,19 @@ def _contributions(q, t, blk, n_R, with_b):
     qc = np.ascontiguousarray(q[:, n_R:])
     # A block with no mass (or an empty side) contributes exactly zero.
     if sq[0] > 0.0:
-        C[0] = _matmul(_matmul(qr, nrr), qr.T)
+        C[0] = (qr @ nrr) @ qr.T
     else:
         C[0] = 0.0
     if sq[1] > 0.0:
         # Associate so that the inner dimension of the big product is min(n_R, n_C).
         if n_R <= n_C:
-            C[1] = _matmul(qr, _matmul(ncr, qc.T))
+            C[1] = qr @ (ncr @ qc.T)
         else:
-            C[1] = _matmul(_matmul(qr, ncr), qc.T)
+            C[1] = (qr @ ncr) @ qc.T
     else:
         C[1] = 0.0
     if sq[2] > 0.0:
-        C[2] = _matmul(_matmul(qc, ncc), qc.T)
+        C[2] = (qc @ ncc) @ qc.T
     else:
         C[2] = 0.0
     if with_b:
@@ -111,7 +94,7 @@ def _contributions(q, t, blk, n_R, with_b):
                     if v != 0.0:
                         for i in range(n):
                             qb[i, j] += q[i, k] * v
-        C[3] = _matmul(qb, q.T)
+        C[3] = qb @ q.T
     return C, sq, tsq
 
 
