@@ -15,6 +15,16 @@
 #include <string>
 #include <vector>
 
+// Hot loops are compiled twice, for AVX2+FMA and for baseline x86-64, and the
+// variant is chosen at load time (GCC/Clang function multiversioning), so that
+// wheels stay portable. Define RNNSCHUR_NO_CLONES to disable.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(RNNSCHUR_NO_CLONES)
+#define RNNSCHUR_CLONES __attribute__((target_clones("arch=haswell", "default")))
+#else
+#define RNNSCHUR_CLONES
+#endif
+
 namespace rnnschur::schur {
 
 using Index = Eigen::Index;

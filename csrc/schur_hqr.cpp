@@ -9,15 +9,9 @@
 #include <cmath>
 #include <limits>
 #include <stdexcept>
+#include <vector>
 
 #include "schur.hpp"
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
-    !defined(RNNSCHUR_NO_CLONES)
-#define RNNSCHUR_CLONES __attribute__((target_clones("arch=haswell", "default")))
-#else
-#define RNNSCHUR_CLONES
-#endif
 
 namespace rnnschur::schur {
 namespace {

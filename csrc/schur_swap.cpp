@@ -66,7 +66,7 @@ bool standardize_block(MatRef T, MatRef Q, Index i) {
 
 // Rows [j, j+M) of T, columns [c0, c1): rows <- V^T rows.
 template <int M>
-void left_vt(MatRef T, Index j, Index c0, Index c1, const Small& V) {
+inline void left_vt(MatRef T, Index j, Index c0, Index c1, const Small& V) {
     double v[M][M];
     for (int p = 0; p < M; ++p)
         for (int q = 0; q < M; ++q) v[p][q] = V(p, q);
@@ -85,7 +85,7 @@ void left_vt(MatRef T, Index j, Index c0, Index c1, const Small& V) {
 // Columns [j, j+M) of M, rows [0, rows): columns <- columns V. Processed in short
 // chunks so that the inner loops vectorise over rows.
 template <int M>
-void right_v(MatRef A, Index j, Index rows, const Small& V) {
+inline void right_v(MatRef A, Index j, Index rows, const Small& V) {
     double v[M][M];
     for (int p = 0; p < M; ++p)
         for (int q = 0; q < M; ++q) v[p][q] = V(p, q);
@@ -109,23 +109,25 @@ void right_v(MatRef A, Index j, Index rows, const Small& V) {
 }
 
 template <int M>
-void apply_similarity(MatRef T, MatRef Q, Index j, const Small& V) {
+inline void apply_similarity_m(MatRef T, MatRef Q, Index j, const Small& V) {
     const Index n = T.rows();
     left_vt<M>(T, j, j + M, n, V);
     right_v<M>(T, j, j, V);
     right_v<M>(Q, j, Q.rows(), V);
 }
 
+// The O(n) part of a swap, compiled for AVX2+FMA and for baseline x86-64.
+RNNSCHUR_CLONES
 void apply_similarity(MatRef T, MatRef Q, Index j, int m, const Small& V) {
     switch (m) {
         case 2:
-            apply_similarity<2>(T, Q, j, V);
+            apply_similarity_m<2>(T, Q, j, V);
             break;
         case 3:
-            apply_similarity<3>(T, Q, j, V);
+            apply_similarity_m<3>(T, Q, j, V);
             break;
         default:
-            apply_similarity<4>(T, Q, j, V);
+            apply_similarity_m<4>(T, Q, j, V);
             break;
     }
 }
