@@ -13,13 +13,17 @@ Contenders, on W = randn(n, n)/sqrt(n) at n = 64, 72, 256, 1024:
 Timing: contenders interleaved, several blocks each, median per call; ratios from
 the one run. Prints one table and writes JSON (default benchmarks/results/).
 
-Usage: python benchmarks/bench_schur.py [--quick] [--json PATH]
+``--clock cpu`` times process CPU time instead of wall time: robust on a loaded
+machine, meaningful only with single-threaded BLAS (``OPENBLAS_NUM_THREADS=1``).
+
+Usage: python benchmarks/bench_schur.py [--quick] [--clock wall|cpu] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -89,23 +93,29 @@ def scipy_dtrexc_ordered(W: np.ndarray, rtol: float = DEFAULT_RTOL):
     return T, Z
 
 
-def _time_block(fn, W, reps):
-    t0 = time.perf_counter()
+def _time_block(fn, W, reps, clock):
+    t0 = clock()
     for _ in range(reps):
         fn(W)
-    return (time.perf_counter() - t0) / reps
+    return (clock() - t0) / reps
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions")
     ap.add_argument("--sizes", type=int, nargs="*", default=[64, 72, 256, 1024])
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     ap.add_argument(
         "--json",
         type=Path,
         default=Path(__file__).parent / "results" / "bench_schur.json",
     )
     args = ap.parse_args()
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
+    if args.clock == "cpu" and os.environ.get("OPENBLAS_NUM_THREADS") != "1":
+        print(
+            "warning: --clock cpu without OPENBLAS_NUM_THREADS=1 adds up BLAS threads"
+        )
     rng = np.random.default_rng(0)
     contenders = {
         "ordered_schur": ordered_schur,
@@ -131,7 +141,7 @@ def main() -> None:
         times: dict[str, list[float]] = {k: [] for k in contenders}
         for _ in range(blocks):
             for name, fn in contenders.items():
-                times[name].append(_time_block(fn, W, reps))
+                times[name].append(_time_block(fn, W, reps, clock))
                 time.sleep(0.05 if n < 1000 else 0.3)
         med = {k: float(np.median(v)) for k, v in times.items()}
         rows.append(
@@ -147,6 +157,9 @@ def main() -> None:
                 "blocks": blocks,
             }
         )
+    print(
+        f"clock: {args.clock}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}"
+    )
     hdr = (
         f"{'n':>5} {'ordered_schur':>14} {'scipy schur':>12} {'scipy+dtrexc':>13} "
         f"{'vs dtrexc':>10} {'vs schur':>9} {'swaps':>6} {'method':>7}"
@@ -168,6 +181,8 @@ def main() -> None:
         "numpy": np.__version__,
         "scipy": scipy.__version__,
         "rnnschur": rnnschur.__version__,
+        "clock": args.clock,
+        "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
         "rows": rows,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@
 #include <limits>
 #include <numeric>
 #include <sstream>
+#include <utility>
 
 namespace rnnschur::schur {
 namespace {
@@ -602,11 +603,37 @@ SwapReport swap_adjacent(MatRef T, MatRef Q, Index j, int n1, int n2,
     rep.weak_residual = best.weak;
     rep.strong_residual = best.strong;
 
+    // Re-standardise the moved 2x2 blocks on the small matrix (they may split into
+    // 1x1 blocks) and fold the rotations into V, so that T and Q get one O(n) pass.
+    Small Dt = best.Dt;
+    for (const auto& [off, size] : {std::pair<int, int>{0, n2}, {n2, n1}}) {
+        if (size != 2) continue;
+        double a = Dt(off, off), b = Dt(off, off + 1), c = Dt(off + 1, off),
+               d = Dt(off + 1, off + 1);
+        const Rotation r = standardize_2x2(a, b, c, d);
+        if (r.c == 1.0 && r.s == 0.0) continue;
+        for (int k = off + 2; k < m; ++k) {  // rows off, off+1 to the right
+            const double x = Dt(off, k), y = Dt(off + 1, k);
+            Dt(off, k) = r.c * x + r.s * y;
+            Dt(off + 1, k) = r.c * y - r.s * x;
+        }
+        for (int k = 0; k < off; ++k) {  // columns off, off+1 above
+            const double x = Dt(k, off), y = Dt(k, off + 1);
+            Dt(k, off) = r.c * x + r.s * y;
+            Dt(k, off + 1) = r.c * y - r.s * x;
+        }
+        for (int k = 0; k < m; ++k) {  // V <- V R^T
+            const double x = V(k, off), y = V(k, off + 1);
+            V(k, off) = r.c * x + r.s * y;
+            V(k, off + 1) = r.c * y - r.s * x;
+        }
+        Dt(off, off) = a;
+        Dt(off, off + 1) = b;
+        Dt(off + 1, off) = c;
+        Dt(off + 1, off + 1) = d;
+    }
     apply_similarity(T, Q, j, m, V);
-    T.block(j, j, m, m) = best.Dt;
-    // Re-standardise the moved 2x2 blocks (they may split into 1x1 blocks).
-    if (n2 == 2) standardize_block(T, Q, j);
-    if (n1 == 2) standardize_block(T, Q, j + n2);
+    T.block(j, j, m, m) = Dt;
     return rep;
 }
 
