@@ -32,7 +32,9 @@ def _split_couplings(t, blk, n_R):
     nrr = np.zeros((n_R, n_R))
     ncr = np.zeros((n_R, n_C))
     ncc = np.zeros((n_C, n_C))
-    sq = np.zeros(3)
+    s0 = 0.0  # local accumulators: no store-to-memory dependency chain
+    s1 = 0.0
+    s2 = 0.0
     tsq = 0.0
     for i in range(n):
         row = t[i]
@@ -42,20 +44,24 @@ def _split_couplings(t, blk, n_R):
         for j in range(max(i - 1, 0), j0):
             tsq += row[j] * row[j]
         if i < n_R:
+            out = nrr[i]
             for j in range(j0, n_R):
                 v = row[j]
-                nrr[i, j] = v
-                sq[0] += v * v
+                out[j] = v
+                s0 += v * v
+            out = ncr[i]
             for j in range(max(j0, n_R), n):
                 v = row[j]
-                ncr[i, j - n_R] = v
-                sq[1] += v * v
+                out[j - n_R] = v
+                s1 += v * v
         else:
+            out = ncc[i - n_R]
             for j in range(j0, n):
                 v = row[j]
-                ncc[i - n_R, j - n_R] = v
-                sq[2] += v * v
-    tsq += sq[0] + sq[1] + sq[2]
+                out[j - n_R] = v
+                s2 += v * v
+    sq = np.array([s0, s1, s2])
+    tsq += s0 + s1 + s2
     return nrr, ncr, ncc, sq, tsq
 
 
