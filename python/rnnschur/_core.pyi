@@ -10,12 +10,20 @@ eigen_version: str
 # ---------------------------------------------------------------------------
 # Ordered real Schur form (csrc/bind_schur.cpp, csrc/schur*.cpp; owner: schur).
 # T and Q arguments that are modified in place must be Fortran-ordered float64.
+# atol < 0 selects the default n * eps * ||T||_F; strategy (tests only): 0 automatic,
+# 1 Sylvester-based methods only, 2 SVD bases only.
 # ---------------------------------------------------------------------------
 class SwapRejected(ValueError): ...
 
 def schur_real_eigen(
     W: npt.ArrayLike,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+def schur_real_own(
+    W: npt.ArrayLike,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+def schur_ordered_own(
+    W: npt.ArrayLike, rtol: float, atol: float
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], dict[str, Any]]: ...
 def schur_ordered_eigen(
     W: npt.ArrayLike, rtol: float, atol: float
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], dict[str, Any]]: ...

