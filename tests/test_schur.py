@@ -347,6 +347,67 @@ def test_reorder_propagates_rejection_and_uses_fallback():
     assert np.all(np.diff(mod) <= 0)
 
 
+def _adversarial_swaps(count, seed):
+    """Swaps of nearly equal, strongly non-normal blocks: accepted and accurate, or
+    rejected with T and Q untouched -- never a wrong factorisation."""
+    rng = np.random.default_rng(seed)
+    methods = {}
+    for _ in range(count):
+        n1, n2 = (int(x) for x in rng.integers(1, 3, 2))
+        if n1 == n2 == 1:
+            continue
+        delta = 10.0 ** rng.uniform(-16, -1)
+        lam_r, lam_i = rng.uniform(-1, 1), rng.uniform(0.1, 1)
+        skew = 10.0 ** rng.uniform(-8, 8)
+
+        def blk(size, d, lam_r=lam_r, lam_i=lam_i, skew=skew):
+            if size == 1:
+                return np.array([[lam_r * (1 + d)]])
+            im = lam_i * (1 + d)
+            return np.array(
+                [[lam_r * (1 + d), im * skew], [-im / skew, lam_r * (1 + d)]]
+            )
+
+        m = n1 + n2
+        T0 = np.zeros((m, m))
+        T0[:n1, :n1] = blk(n1, 0.0)
+        T0[n1:, n1:] = blk(n2, delta)
+        T0[:n1, n1:] = rng.standard_normal((n1, n2)) * 10.0 ** rng.uniform(-4, 12)
+        T = np.asfortranarray(T0.copy())
+        Q = np.asfortranarray(np.eye(m))
+        try:
+            rep = _core.schur_swap(T, Q, 0, n1, n2)
+        except _core.SwapRejected:
+            np.testing.assert_array_equal(T, T0)
+            np.testing.assert_array_equal(Q, np.eye(m))
+            methods["rejected"] = methods.get("rejected", 0) + 1
+            continue
+        methods[rep["method"]] = methods.get(rep["method"], 0) + 1
+        assert np.linalg.norm(T0 - Q @ T @ Q.T) <= C_BOUND * m * EPS * np.linalg.norm(
+            T0
+        )
+        assert np.linalg.norm(Q.T @ Q - np.eye(m)) <= C_BOUND * m * EPS
+        assert np.all(np.tril(T, -2) == 0.0)
+        # The lower block's eigenvalues moved up (to the accuracy their conditioning
+        # allows: compare the block traces, which are well conditioned).
+        assert (
+            abs(np.trace(T[:n2, :n2]) - np.trace(T0[n1:, n1:]))
+            <= 1e-6 * np.abs(T0).max()
+        )
+    return methods
+
+
+def test_adversarial_swaps():
+    methods = _adversarial_swaps(400, seed=7)
+    assert methods.get(1, 0) > 0  # the direct Bai-Demmel swap does most of them
+
+
+@pytest.mark.slow
+def test_adversarial_swaps_long():
+    methods = _adversarial_swaps(20000, seed=11)
+    assert methods.get("rejected", 0) == 0, methods
+
+
 # ------------------------------------------------------------------ schur_split
 def test_split_masks_match_reference(rng):
     W = rng.standard_normal((40, 40)) / math.sqrt(40)
