@@ -36,9 +36,10 @@ void check_strategy(int strategy) {
         throw std::invalid_argument("strategy must be 0, 1 or 2");
 }
 
+// atol < 0 selects the default n * eps * ||T||_F.
 void check_finite_rtol(double rtol, double atol) {
-    if (!(rtol >= 0.0) || !(atol >= 0.0) || !std::isfinite(rtol) || !std::isfinite(atol))
-        throw std::invalid_argument("rtol and atol must be finite and >= 0");
+    if (!(rtol >= 0.0) || !std::isfinite(rtol) || !std::isfinite(atol))
+        throw std::invalid_argument("rtol must be finite and >= 0, atol finite");
 }
 
 py::dict stats_dict(const sc::ReorderStats& st) {
@@ -50,6 +51,7 @@ py::dict stats_dict(const sc::ReorderStats& st) {
     d["clusters"] = st.clusters;
     d["max_weak"] = st.max_weak;
     d["max_strong"] = st.max_strong;
+    d["atol"] = st.atol;
     py::array_t<std::int64_t> keys(static_cast<py::ssize_t>(st.clusters_of_blocks.size()));
     auto k = keys.mutable_unchecked<1>();
     for (py::ssize_t i = 0; i < keys.shape(0); ++i)
@@ -96,6 +98,40 @@ void register_schur(py::module_& m) {
         },
         "W"_a, "rtol"_a, "atol"_a,
         "Eigen RealSchur, then standardise and reorder by modulus: (T, Q, stats).");
+
+    m.def(
+        "schur_ordered_own",
+        [](const Eigen::Ref<const RowMat>& W, double rtol, double atol) {
+            check_square(W.rows(), W.cols(), "W");
+            check_finite_rtol(rtol, atol);
+            if (!W.allFinite()) throw std::invalid_argument("W must be finite");
+            Eigen::MatrixXd T, Q;
+            sc::ReorderStats st;
+            {
+                const py::gil_scoped_release release;
+                const Eigen::MatrixXd Wc = W;
+                sc::real_schur_own(Wc, T, Q);
+                st = sc::reorder_by_modulus(T, Q, rtol, atol);
+            }
+            return py::make_tuple(T, Q, stats_dict(st));
+        },
+        "W"_a, "rtol"_a, "atol"_a,
+        "Own Hessenberg + Francis QR, then standardise and reorder: (T, Q, stats).");
+
+    m.def(
+        "schur_real_own",
+        [](const Eigen::Ref<const RowMat>& W) {
+            check_square(W.rows(), W.cols(), "W");
+            if (!W.allFinite()) throw std::invalid_argument("W must be finite");
+            Eigen::MatrixXd T, Q;
+            {
+                const py::gil_scoped_release release;
+                const Eigen::MatrixXd Wc = W;
+                sc::real_schur_own(Wc, T, Q);
+            }
+            return py::make_tuple(T, Q);
+        },
+        "W"_a, "Unordered real Schur form by the own Francis QR: returns (T, Q).");
 
     m.def(
         "schur_reorder",

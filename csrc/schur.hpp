@@ -15,6 +15,16 @@
 #include <string>
 #include <vector>
 
+// Hot loops are compiled twice, for AVX2+FMA and for baseline x86-64, and the
+// variant is chosen at load time (GCC/Clang function multiversioning), so that
+// wheels stay portable. Define RNNSCHUR_NO_CLONES to disable.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(RNNSCHUR_NO_CLONES)
+#define RNNSCHUR_CLONES __attribute__((target_clones("arch=haswell", "default")))
+#else
+#define RNNSCHUR_CLONES
+#endif
+
 namespace rnnschur::schur {
 
 using Index = Eigen::Index;
@@ -94,6 +104,7 @@ struct ReorderStats {
     std::int64_t clusters = 0;   // number of modulus clusters
     double max_weak = 0.0;       // largest weak residual / threshold over all swaps
     double max_strong = 0.0;     // largest strong residual / threshold over all swaps
+    double atol = 0.0;           // absolute tie tolerance used
     std::vector<int> clusters_of_blocks;  // cluster (0 = largest moduli) of each final block
 };
 
@@ -102,13 +113,20 @@ struct ReorderStats {
 // starts where the gap to the previous modulus exceeds rtol * previous + atol.
 // Blocks are then stably sorted by cluster (largest moduli first); blocks of one
 // cluster keep their relative order, so no pointless swaps are made. A 2x2 block
-// that splits during the sort gives both halves its cluster. Throws SwapRejected.
+// that splits during the sort gives both halves its cluster. atol < 0 means the
+// default n * eps * ||T||_F (the value used is returned in ReorderStats::atol).
+// Throws SwapRejected.
 ReorderStats reorder_by_modulus(MatRef T, MatRef Q, double rtol, double atol,
                                 SwapStrategy strategy = SwapStrategy::automatic);
 
 // Unordered real Schur factorisation W = Q T Q^T by Eigen's RealSchur (T not yet
 // standardised). W is n x n.
 void real_schur_eigen(const ConstMatRef& W, Eigen::MatrixXd& T, Eigen::MatrixXd& Q);
+
+// Unordered real Schur factorisation by the project's own Householder Hessenberg
+// reduction and Francis double-shift QR (schur_hqr.cpp); 2x2 blocks standardised.
+// Throws std::runtime_error if the iteration does not converge.
+void real_schur_own(const ConstMatRef& W, Eigen::MatrixXd& T, Eigen::MatrixXd& Q);
 
 // Estimate of sep_F(T11, T22) = sigma_min(I kron T11 - T22^T kron I), where
 // T11 = T[:r, :r] and T22 = T[r:, r:] of a standardised quasi-triangular T and r is a

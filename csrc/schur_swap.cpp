@@ -9,6 +9,7 @@
 #include <limits>
 #include <numeric>
 #include <sstream>
+#include <utility>
 
 namespace rnnschur::schur {
 namespace {
@@ -66,7 +67,7 @@ bool standardize_block(MatRef T, MatRef Q, Index i) {
 
 // Rows [j, j+M) of T, columns [c0, c1): rows <- V^T rows.
 template <int M>
-void left_vt(MatRef T, Index j, Index c0, Index c1, const Small& V) {
+inline void left_vt(MatRef T, Index j, Index c0, Index c1, const Small& V) {
     double v[M][M];
     for (int p = 0; p < M; ++p)
         for (int q = 0; q < M; ++q) v[p][q] = V(p, q);
@@ -85,7 +86,7 @@ void left_vt(MatRef T, Index j, Index c0, Index c1, const Small& V) {
 // Columns [j, j+M) of M, rows [0, rows): columns <- columns V. Processed in short
 // chunks so that the inner loops vectorise over rows.
 template <int M>
-void right_v(MatRef A, Index j, Index rows, const Small& V) {
+inline void right_v(MatRef A, Index j, Index rows, const Small& V) {
     double v[M][M];
     for (int p = 0; p < M; ++p)
         for (int q = 0; q < M; ++q) v[p][q] = V(p, q);
@@ -109,23 +110,25 @@ void right_v(MatRef A, Index j, Index rows, const Small& V) {
 }
 
 template <int M>
-void apply_similarity(MatRef T, MatRef Q, Index j, const Small& V) {
+inline void apply_similarity_m(MatRef T, MatRef Q, Index j, const Small& V) {
     const Index n = T.rows();
     left_vt<M>(T, j, j + M, n, V);
     right_v<M>(T, j, j, V);
     right_v<M>(Q, j, Q.rows(), V);
 }
 
+// The O(n) part of a swap, compiled for AVX2+FMA and for baseline x86-64.
+RNNSCHUR_CLONES
 void apply_similarity(MatRef T, MatRef Q, Index j, int m, const Small& V) {
     switch (m) {
         case 2:
-            apply_similarity<2>(T, Q, j, V);
+            apply_similarity_m<2>(T, Q, j, V);
             break;
         case 3:
-            apply_similarity<3>(T, Q, j, V);
+            apply_similarity_m<3>(T, Q, j, V);
             break;
         default:
-            apply_similarity<4>(T, Q, j, V);
+            apply_similarity_m<4>(T, Q, j, V);
             break;
     }
 }
@@ -228,13 +231,45 @@ S solve_kron(const SmallLU<S>& lu, const S* rhs, S* x) {
 // Orthogonal V (m x m) whose first n2 columns span range([-X; scale I]).
 template <typename S>
 SmallT<S> basis_from_x(const SmallT<S>& X, S scale, int n1, int n2) {
+    // Householder QR of M = [-X; scale I] (m x n2, m <= 4), V = H1 H2 explicitly.
+    using std::abs;
+    using std::sqrt;
     const int m = n1 + n2;
-    SmallT<S> M(m, n2);
-    M.topRows(n1) = -X;
-    M.bottomRows(n2).setZero();
-    for (int i = 0; i < n2; ++i) M(n1 + i, i) = scale;
-    Eigen::HouseholderQR<SmallT<S>> qr(M);
-    SmallT<S> V = qr.householderQ();
+    S M[4][2] = {};
+    for (int q = 0; q < n2; ++q) {
+        for (int i = 0; i < n1; ++i) M[i][q] = -X(i, q);
+        M[n1 + q][q] = scale;
+    }
+    S v[2][4] = {};
+    S beta[2] = {0, 0};  // H = I - beta v v^T
+    for (int q = 0; q < n2; ++q) {
+        S norm2 = 0;
+        for (int i = q; i < m; ++i) norm2 += M[i][q] * M[i][q];
+        const S norm = sqrt(norm2);
+        if (norm == S(0)) continue;
+        const S alpha = M[q][q] >= 0 ? -norm : norm;
+        for (int i = q; i < m; ++i) v[q][i] = M[i][q];
+        v[q][q] -= alpha;
+        S vv = 0;
+        for (int i = q; i < m; ++i) vv += v[q][i] * v[q][i];
+        beta[q] = vv > 0 ? S(2) / vv : S(0);
+        for (int c = q; c < n2; ++c) {  // apply H_q to the remaining columns of M
+            S d = 0;
+            for (int i = q; i < m; ++i) d += v[q][i] * M[i][c];
+            d *= beta[q];
+            for (int i = q; i < m; ++i) M[i][c] -= d * v[q][i];
+        }
+    }
+    SmallT<S> V = SmallT<S>::Identity(m, m);
+    for (int q = n2 - 1; q >= 0; --q) {  // V = H_0 (H_1 I)
+        if (beta[q] == S(0)) continue;
+        for (int c = 0; c < m; ++c) {
+            S d = 0;
+            for (int i = q; i < m; ++i) d += v[q][i] * V(i, c);
+            d *= beta[q];
+            for (int i = q; i < m; ++i) V(i, c) -= d * v[q][i];
+        }
+    }
     return V;
 }
 
@@ -304,29 +339,32 @@ struct Candidate {
 
 // Evaluate a candidate swap V on the diagonal block D: the weak test (subdiagonal
 // block, and unchanged 1x1 eigenvalues) and the strong test (||D - V Dz V^T||_F).
-// Products are formed in extended precision so that the tests measure the swap, not
-// the rounding of their own evaluation.
+// The tests of a candidate swap, with the products formed in precision S: double
+// first (as LAPACK); extended precision when the double evaluation fails, so that a
+// swap is not rejected for the rounding of its own test.
+template <typename S>
 Candidate evaluate(const Small& D, const Small& V, int n1, int n2) {
+    using std::abs;
     const int m = n1 + n2;
-    const SmallX Dx = D.cast<long double>();
-    const SmallX Vx = V.cast<long double>();
-    SmallX Dt = Vx.transpose() * Dx * Vx;
-    long double weak = Dt.bottomLeftCorner(n1, n2).cwiseAbs().maxCoeff();
+    const SmallT<S> Dx = D.template cast<S>();
+    const SmallT<S> Vx = V.template cast<S>();
+    SmallT<S> Dt = Vx.transpose() * Dx * Vx;
+    S weak = Dt.bottomLeftCorner(n1, n2).cwiseAbs().maxCoeff();
     // A moved 1x1 block keeps its eigenvalue exactly: measure, then impose.
     if (n2 == 1) {
-        weak = std::max(weak, std::abs(Dt(0, 0) - Dx(m - 1, m - 1)));
+        weak = std::max(weak, S(abs(Dt(0, 0) - Dx(m - 1, m - 1))));
         Dt(0, 0) = Dx(m - 1, m - 1);
     }
     if (n1 == 1) {
-        weak = std::max(weak, std::abs(Dt(m - 1, m - 1) - Dx(0, 0)));
+        weak = std::max(weak, S(abs(Dt(m - 1, m - 1) - Dx(0, 0))));
         Dt(m - 1, m - 1) = Dx(0, 0);
     }
     Dt.bottomLeftCorner(n1, n2).setZero();
     Candidate c;
-    c.Dt = Dt.cast<double>();  // what T receives
+    c.Dt = Dt.template cast<double>();  // what T receives
     c.weak = static_cast<double>(weak);
     c.strong = static_cast<double>(
-        (Dx - Vx * c.Dt.cast<long double>() * Vx.transpose()).norm());
+        (Dx - Vx * c.Dt.template cast<S>() * Vx.transpose()).norm());
     return c;
 }
 
@@ -515,14 +553,17 @@ SwapReport swap_adjacent(MatRef T, MatRef Q, Index j, int n1, int n2,
     bool ok = false;
     double last_weak = 0.0, last_strong = 0.0;
     // Evaluates a candidate; keeps it if it passes both tests.
+    auto passes = [&](const Candidate& c) {
+        return std::isfinite(c.strong) && c.weak <= rep.weak_threshold &&
+               c.strong <= rep.strong_threshold;
+    };
     auto try_v = [&](const Small& Vc, SwapMethod method) {
         if (!Vc.allFinite()) return false;
-        Candidate c = evaluate(D, Vc, n1, n2);
+        Candidate c = evaluate<double>(D, Vc, n1, n2);
+        if (!passes(c)) c = evaluate<long double>(D, Vc, n1, n2);
         last_weak = c.weak;
         last_strong = c.strong;
-        if (!(std::isfinite(c.strong) && c.weak <= rep.weak_threshold &&
-              c.strong <= rep.strong_threshold))
-            return false;
+        if (!passes(c)) return false;
         V = Vc;
         best = c;
         rep.method = method;
@@ -562,11 +603,37 @@ SwapReport swap_adjacent(MatRef T, MatRef Q, Index j, int n1, int n2,
     rep.weak_residual = best.weak;
     rep.strong_residual = best.strong;
 
+    // Re-standardise the moved 2x2 blocks on the small matrix (they may split into
+    // 1x1 blocks) and fold the rotations into V, so that T and Q get one O(n) pass.
+    Small Dt = best.Dt;
+    for (const auto& [off, size] : {std::pair<int, int>{0, n2}, {n2, n1}}) {
+        if (size != 2) continue;
+        double a = Dt(off, off), b = Dt(off, off + 1), c = Dt(off + 1, off),
+               d = Dt(off + 1, off + 1);
+        const Rotation r = standardize_2x2(a, b, c, d);
+        if (r.c == 1.0 && r.s == 0.0) continue;
+        for (int k = off + 2; k < m; ++k) {  // rows off, off+1 to the right
+            const double x = Dt(off, k), y = Dt(off + 1, k);
+            Dt(off, k) = r.c * x + r.s * y;
+            Dt(off + 1, k) = r.c * y - r.s * x;
+        }
+        for (int k = 0; k < off; ++k) {  // columns off, off+1 above
+            const double x = Dt(k, off), y = Dt(k, off + 1);
+            Dt(k, off) = r.c * x + r.s * y;
+            Dt(k, off + 1) = r.c * y - r.s * x;
+        }
+        for (int k = 0; k < m; ++k) {  // V <- V R^T
+            const double x = V(k, off), y = V(k, off + 1);
+            V(k, off) = r.c * x + r.s * y;
+            V(k, off + 1) = r.c * y - r.s * x;
+        }
+        Dt(off, off) = a;
+        Dt(off, off + 1) = b;
+        Dt(off + 1, off) = c;
+        Dt(off + 1, off + 1) = d;
+    }
     apply_similarity(T, Q, j, m, V);
-    T.block(j, j, m, m) = best.Dt;
-    // Re-standardise the moved 2x2 blocks (they may split into 1x1 blocks).
-    if (n2 == 2) standardize_block(T, Q, j);
-    if (n1 == 2) standardize_block(T, Q, j + n2);
+    T.block(j, j, m, m) = Dt;
     return rep;
 }
 
@@ -575,6 +642,8 @@ ReorderStats reorder_by_modulus(MatRef T, MatRef Q, double rtol, double atol,
     ReorderStats st;
     if (!T.allFinite() || !Q.allFinite())
         throw std::invalid_argument("T and Q must be finite");
+    if (atol < 0.0) atol = static_cast<double>(T.rows()) * kEps * T.norm();
+    st.atol = atol;
     standardize(T, Q);
     const Blocks b = read_blocks(T);
     const std::size_t nb = b.starts.size();
@@ -628,20 +697,31 @@ ReorderStats reorder_by_modulus(MatRef T, MatRef Q, double rtol, double atol,
                 std::max(st.max_strong, rep.strong_residual / rep.strong_threshold);
         }
         // Re-read the sizes of the two moved blocks: a 2x2 block may have split.
-        std::vector<Blk> repl;
-        Index s = up.start;
-        for (const Blk& piece : {lo, up}) {
-            if (piece.size == 2 && T(s + 1, s) == 0.0) {
-                repl.push_back({s, 1, piece.key});
-                repl.push_back({s + 1, 1, piece.key});
+        const bool lo_split = lo.size == 2 && T(up.start + 1, up.start) == 0.0;
+        const Index up_new = up.start + lo.size;
+        const bool up_split = up.size == 2 && T(up_new + 1, up_new) == 0.0;
+        if (!lo_split && !up_split) {
+            L[k - 1] = {up.start, lo.size, lo.key};
+            L[k] = {up_new, up.size, up.key};
+        } else {
+            Blk repl[4];
+            int nr = 0;
+            if (lo_split) {
+                repl[nr++] = {up.start, 1, lo.key};
+                repl[nr++] = {up.start + 1, 1, lo.key};
             } else {
-                repl.push_back({s, piece.size, piece.key});
+                repl[nr++] = {up.start, lo.size, lo.key};
             }
-            s += piece.size;
+            if (up_split) {
+                repl[nr++] = {up_new, 1, up.key};
+                repl[nr++] = {up_new + 1, 1, up.key};
+            } else {
+                repl[nr++] = {up_new, up.size, up.key};
+            }
+            L.erase(L.begin() + static_cast<std::ptrdiff_t>(k - 1),
+                    L.begin() + static_cast<std::ptrdiff_t>(k + 1));
+            L.insert(L.begin() + static_cast<std::ptrdiff_t>(k - 1), repl, repl + nr);
         }
-        L.erase(L.begin() + static_cast<std::ptrdiff_t>(k - 1),
-                L.begin() + static_cast<std::ptrdiff_t>(k + 1));
-        L.insert(L.begin() + static_cast<std::ptrdiff_t>(k - 1), repl.begin(), repl.end());
         if (k > 1) --k;
     }
     st.clusters_of_blocks.reserve(L.size());

@@ -98,6 +98,19 @@ def test_batch_equals_single(rng):
     assert b.W.shape == (4, 8, 20, 20)
 
 
+def test_split_given_as_alpha(rng):
+    pairs = [_form(rng, 12, alpha=0.7) for _ in range(3)]
+    forms = [p[0] for p in pairs]
+    a = ablate(forms, 0.7)
+    b = ablate(forms, [p[1] for p in pairs])
+    np.testing.assert_array_equal(a.W, b.W)
+    np.testing.assert_array_equal(ablate(forms[0], 0.7).W, b.W[0])
+    with pytest.raises(ValueError, match="alpha"):
+        ablate(forms[0], 1.5)
+    with pytest.raises(TypeError, match="split must be a SchurSplit"):
+        ablate(forms[0], True)
+
+
 def test_edge_splits(rng):
     # n_R = n (zero matrix: rho = 0), so CR and CC are empty.
     f = ordered_schur(np.triu(np.ones((4, 4)), 1))
@@ -159,7 +172,7 @@ def test_bad_forms_and_splits(rng):
     with pytest.raises(TypeError, match="form must be a SchurForm"):
         ablate(np.eye(6), s)
     with pytest.raises(TypeError, match="split must be a SchurSplit"):
-        ablate(f, 0.9)
+        ablate(f, "0.9")
     with pytest.raises(ValueError, match="split has width 7 but form has width 6"):
         ablate(f, t)
     with pytest.raises(ValueError, match="form: all forms must have the same width"):

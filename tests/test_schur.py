@@ -44,7 +44,7 @@ def assert_valid_form(f: SchurForm, W: np.ndarray) -> None:
 
 # ------------------------------------------------------------------ basic behaviour
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 40, 72])
-@pytest.mark.parametrize("method", ["lapack", "eigen"])
+@pytest.mark.parametrize("method", ["own", "lapack", "eigen"])
 def test_random_matrix_is_factorised_and_sorted(rng, n, method):
     W = rng.standard_normal((n, n)) / math.sqrt(n)
     f = ordered_schur(W, method=method)
@@ -84,15 +84,15 @@ def test_arrays_are_readonly_and_float64(rng):
 def test_input_is_not_modified(rng):
     W = rng.standard_normal((6, 6))
     W0 = W.copy()
-    ordered_schur(W)
-    ordered_schur(W, method="eigen")
+    for method in ("own", "lapack", "eigen"):
+        ordered_schur(W, method=method)
     np.testing.assert_array_equal(W, W0)
     W1 = np.array([[3.0]])
     ordered_schur(W1)
     assert W1[0, 0] == 3.0
 
 
-@pytest.mark.parametrize("method", ["lapack", "eigen"])
+@pytest.mark.parametrize("method", ["own", "lapack", "eigen"])
 def test_deterministic(rng, method):
     W = rng.standard_normal((50, 50))
     a = ordered_schur(W, method=method)
@@ -121,12 +121,50 @@ def test_equal_moduli_keep_their_order():
     np.testing.assert_array_equal(f.block_clusters, [0, 0, 1, 1])
 
 
+def test_default_atol(rng):
+    W = rng.standard_normal((30, 30))
+    f = ordered_schur(W)
+    assert f.atol == pytest.approx(30 * EPS * np.linalg.norm(W), rel=1e-12)
+    assert ordered_schur(W, atol=0.5).atol == 0.5
+
+
 def test_rtol_controls_ties():
     W = np.diag([1.0, 1.0 + 1e-9, 1.0 + 1e-3])
     tied = ordered_schur(W)  # 1e-9 < rtol = 1e-8: first two tie
     np.testing.assert_allclose(tied.eigvals.real, [1.0 + 1e-3, 1.0, 1.0 + 1e-9])
     strict = ordered_schur(W, rtol=0.0, atol=0.0)
     np.testing.assert_allclose(strict.eigvals.real, [1.0 + 1e-3, 1.0 + 1e-9, 1.0])
+
+
+def test_auto_method_by_size(rng):
+    assert ordered_schur(rng.standard_normal((150, 150))).method == "own"
+    assert ordered_schur(rng.standard_normal((151, 151))).method == "lapack"
+
+
+@pytest.mark.parametrize(
+    "W",
+    [
+        np.roll(np.eye(5), 1, axis=0),  # cyclic permutation: needs exceptional shifts
+        np.roll(np.eye(12), 1, axis=0),
+        np.eye(6),
+        np.triu(np.ones((6, 6))),
+        np.diag(np.ones(7), 1) + np.diag(np.ones(7), -1),  # symmetric tridiagonal
+        np.array([[0.0, 1.0], [-1.0, 0.0]]),
+        np.array([[1.0, 1e-300], [1e-300, 1.0]]),
+        np.array([[1e-300, 1.0], [0.0, 1e-300]]),
+        np.vander(np.linspace(-1, 1, 8)),  # badly scaled
+        np.diag(10.0 ** np.arange(-8, 9)) + np.diag(np.ones(16), 1),
+    ],
+)
+def test_own_qr_hard_cases(W):
+    f = ordered_schur(W, method="own")
+    assert f.method == "own"
+    assert_valid_form(f, W)
+    np.testing.assert_allclose(
+        np.sort(np.abs(f.eigvals)),
+        np.sort(np.abs(np.linalg.eigvals(W))),
+        atol=1e-10 * max(1.0, np.abs(W).max()),
+    )
 
 
 def test_zero_and_rank_deficient(rng):
@@ -309,6 +347,67 @@ def test_reorder_propagates_rejection_and_uses_fallback():
     assert np.all(np.diff(mod) <= 0)
 
 
+def _adversarial_swaps(count, seed):
+    """Swaps of nearly equal, strongly non-normal blocks: accepted and accurate, or
+    rejected with T and Q untouched -- never a wrong factorisation."""
+    rng = np.random.default_rng(seed)
+    methods = {}
+    for _ in range(count):
+        n1, n2 = (int(x) for x in rng.integers(1, 3, 2))
+        if n1 == n2 == 1:
+            continue
+        delta = 10.0 ** rng.uniform(-16, -1)
+        lam_r, lam_i = rng.uniform(-1, 1), rng.uniform(0.1, 1)
+        skew = 10.0 ** rng.uniform(-8, 8)
+
+        def blk(size, d, lam_r=lam_r, lam_i=lam_i, skew=skew):
+            if size == 1:
+                return np.array([[lam_r * (1 + d)]])
+            im = lam_i * (1 + d)
+            return np.array(
+                [[lam_r * (1 + d), im * skew], [-im / skew, lam_r * (1 + d)]]
+            )
+
+        m = n1 + n2
+        T0 = np.zeros((m, m))
+        T0[:n1, :n1] = blk(n1, 0.0)
+        T0[n1:, n1:] = blk(n2, delta)
+        T0[:n1, n1:] = rng.standard_normal((n1, n2)) * 10.0 ** rng.uniform(-4, 12)
+        T = np.asfortranarray(T0.copy())
+        Q = np.asfortranarray(np.eye(m))
+        try:
+            rep = _core.schur_swap(T, Q, 0, n1, n2)
+        except _core.SwapRejected:
+            np.testing.assert_array_equal(T, T0)
+            np.testing.assert_array_equal(Q, np.eye(m))
+            methods["rejected"] = methods.get("rejected", 0) + 1
+            continue
+        methods[rep["method"]] = methods.get(rep["method"], 0) + 1
+        assert np.linalg.norm(T0 - Q @ T @ Q.T) <= C_BOUND * m * EPS * np.linalg.norm(
+            T0
+        )
+        assert np.linalg.norm(Q.T @ Q - np.eye(m)) <= C_BOUND * m * EPS
+        assert np.all(np.tril(T, -2) == 0.0)
+        # The lower block's eigenvalues moved up (to the accuracy their conditioning
+        # allows: compare the block traces, which are well conditioned).
+        assert (
+            abs(np.trace(T[:n2, :n2]) - np.trace(T0[n1:, n1:]))
+            <= 1e-6 * np.abs(T0).max()
+        )
+    return methods
+
+
+def test_adversarial_swaps():
+    methods = _adversarial_swaps(400, seed=7)
+    assert methods.get(1, 0) > 0  # the direct Bai-Demmel swap does most of them
+
+
+@pytest.mark.slow
+def test_adversarial_swaps_long():
+    methods = _adversarial_swaps(20000, seed=11)
+    assert methods.get("rejected", 0) == 0, methods
+
+
 # ------------------------------------------------------------------ schur_split
 def test_split_masks_match_reference(rng):
     W = rng.standard_normal((40, 40)) / math.sqrt(40)
@@ -462,3 +561,19 @@ def test_public_exports():
         "Ablation",
     ):
         assert hasattr(rnnschur, name)
+
+
+def test_threads_give_the_same_results(rng):
+    # The compiled core releases the GIL; concurrent calls must not interfere.
+    from concurrent.futures import ThreadPoolExecutor
+
+    mats = [rng.standard_normal((n, n)) for n in (8, 40, 72, 160) * 3]
+    seq = [ordered_schur(W) for W in mats]
+    seq_sep = [schur_split(f, 0.5).sep for f in seq]
+    with ThreadPoolExecutor(max_workers=4) as ex:
+        par = list(ex.map(ordered_schur, mats))
+        par_sep = list(ex.map(lambda f: schur_split(f, 0.5).sep, par))
+    for a, b in zip(seq, par, strict=True):
+        np.testing.assert_array_equal(a.T, b.T)
+        np.testing.assert_array_equal(a.Q, b.Q)
+    assert seq_sep == par_sep

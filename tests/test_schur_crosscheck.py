@@ -38,7 +38,7 @@ def _well_separated(W: np.ndarray, gap: float) -> bool:
     fam=st.sampled_from(["gaussian", "normal", "triangular", "cayley_form"]),
     n=st.integers(1, 40),
     seed=st.integers(0, 2**32 - 1),
-    method=st.sampled_from(["lapack", "eigen"]),
+    method=st.sampled_from(["own", "lapack", "eigen"]),
 )
 def test_same_order_and_T_as_scipy_dtrexc(fam, n, seed, method):
     W = family(fam, np.random.default_rng(seed), n)

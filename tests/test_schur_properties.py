@@ -8,8 +8,11 @@ repeated eigenvalues with coupling, nearly equal complex pairs (relative distanc
 
 Stated constant (ε = 2⁻⁵², LAPACK's ulp): C_BOUND = 16 in
 ``‖W − QTQᵀ‖_F ≤ C_BOUND·n·ε·‖W‖_F`` and ``‖QᵀQ − I‖_F ≤ C_BOUND·n·ε``. An eigenvalue
-λ of condition number κ may move by at most ``2·C_BOUND·n·ε·‖W‖_F·κ`` (first-order
-perturbation bound for two backward-stable computations).
+λ of condition number κ may move by at most ``τ = 2·C_BOUND·n·ε·‖W‖_F·κ`` (first-order
+perturbation bound for two backward-stable computations). That bound holds for an
+eigenvalue whose disc of radius τ is isolated; a (nearly) defective cluster — discs
+overlapping — is scattered differently by each computation, so there our eigenvalues
+are only required to lie in the cluster's region (its discs grown by its diameter).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ def cases(draw, families=FAMILIES):
     return fam, W
 
 
-methods = st.sampled_from(["lapack", "eigen"])
+methods = st.sampled_from(["own", "lapack", "eigen"])
 
 
 @settings(max_examples=60)
@@ -87,10 +90,26 @@ def test_eigenvalues_and_ordering_rule(case, method):
     nw = np.linalg.norm(W)
     ref, kappa = eig_condition(W)
     ia, ib = match_eigenvalues(f.eigvals, ref)
-    drift = np.empty(n)
-    drift[ia] = 2 * C_BOUND * n * EPS * nw * kappa[ib]
+    tau = 2 * C_BOUND * n * EPS * nw * kappa + 4 * EPS * nw
+    # Clusters: connected components of overlapping discs |z - ref_i| <= tau_i.
+    dist = np.abs(ref[:, None] - ref[None, :])
+    overlap = dist <= tau[:, None] + tau[None, :]
+    comp = np.arange(n)
+    for _ in range(n):
+        new = np.min(np.where(overlap, comp[None, :], n), axis=1)
+        if np.array_equal(new, comp):
+            break
+        comp = new
+    allowed = tau.copy()
+    for c in np.unique(comp):
+        members = comp == c
+        if members.sum() > 1:
+            diam = dist[np.ix_(members, members)].max()
+            allowed[members] = tau[members].max() + diam
     err = np.abs(f.eigvals[ia] - ref[ib])
-    assert np.all(err <= drift[ia] + 4 * EPS * nw), (err / (drift[ia] + 1e-300)).max()
+    assert np.all(err <= allowed[ib]), (err / allowed[ib]).max()
+    drift = np.empty(n)
+    drift[ia] = allowed[ib]
 
     # The documented rule, with the moduli the ordering saw (up to drift).
     m = np.abs(f.eigvals[f.block_starts])

@@ -4,6 +4,10 @@ Linearity: with ``C_b = Q N_b Qᵀ`` for the three coupling blocks ``b ∈ {RR, 
 every subset ``S`` gives ``W̃(S) = base − Σ_{b∈S} C_b``. The kernel forms the three
 ``C_b`` once per model (6 small BLAS products, in the cheaper association order) and
 then writes all subsets in one branch-free pass; models run in parallel (``prange``).
+The products go to BLAS through Numba (SciPy's OpenBLAS). At these sizes
+(m·n·k < 2·65536·4) OpenBLAS runs each product on the calling thread, so the two
+levels of threading do not compete; what does compete is another library's idle
+worker threads still spinning after a call (see benchmarks/bench_ablation.py).
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ def _split_couplings(t, blk, n_R):
     nrr = np.zeros((n_R, n_R))
     ncr = np.zeros((n_R, n_C))
     ncc = np.zeros((n_C, n_C))
-    sq = np.zeros(3)
+    s0 = 0.0  # local accumulators: no store-to-memory dependency chain
+    s1 = 0.0
+    s2 = 0.0
     tsq = 0.0
     for i in range(n):
         row = t[i]
@@ -38,20 +44,24 @@ def _split_couplings(t, blk, n_R):
         for j in range(max(i - 1, 0), j0):
             tsq += row[j] * row[j]
         if i < n_R:
+            out = nrr[i]
             for j in range(j0, n_R):
                 v = row[j]
-                nrr[i, j] = v
-                sq[0] += v * v
+                out[j] = v
+                s0 += v * v
+            out = ncr[i]
             for j in range(max(j0, n_R), n):
                 v = row[j]
-                ncr[i, j - n_R] = v
-                sq[1] += v * v
+                out[j - n_R] = v
+                s1 += v * v
         else:
+            out = ncc[i - n_R]
             for j in range(j0, n):
                 v = row[j]
-                ncc[i - n_R, j - n_R] = v
-                sq[2] += v * v
-    tsq += sq[0] + sq[1] + sq[2]
+                out[j - n_R] = v
+                s2 += v * v
+    sq = np.array([s0, s1, s2])
+    tsq += s0 + s1 + s2
     return nrr, ncr, ncc, sq, tsq
 
 

@@ -1,4 +1,7 @@
+# Type stubs for the compiled module rnnschur._core (kept by hand).
 from __future__ import annotations  # noqa: PYI044 - required by the isort config
+
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -34,3 +37,55 @@ def loss_and_grad(
 def simd_level() -> str: ...
 def set_simd_level(level: str) -> str: ...
 def hardware_threads() -> int: ...
+
+# ---------------------------------------------------------------------------
+# Ordered real Schur form (csrc/bind_schur.cpp, csrc/schur*.cpp; owner: schur).
+# T and Q arguments that are modified in place must be Fortran-ordered float64.
+# atol < 0 selects the default n * eps * ||T||_F; strategy (tests only): 0 automatic,
+# 1 Sylvester-based methods only, 2 SVD bases only.
+# ---------------------------------------------------------------------------
+class SwapRejected(ValueError): ...
+
+def schur_real_eigen(
+    W: npt.ArrayLike,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+def schur_real_own(
+    W: npt.ArrayLike,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+def schur_ordered_own(
+    W: npt.ArrayLike, rtol: float, atol: float
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], dict[str, Any]]: ...
+def schur_ordered_eigen(
+    W: npt.ArrayLike, rtol: float, atol: float
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], dict[str, Any]]: ...
+def schur_reorder(
+    T: npt.NDArray[np.float64],
+    Q: npt.NDArray[np.float64],
+    rtol: float,
+    atol: float,
+    strategy: int = 0,
+) -> dict[str, Any]: ...
+def schur_standardize(
+    T: npt.NDArray[np.float64], Q: npt.NDArray[np.float64]
+) -> None: ...
+def schur_standardize_2x2(
+    a: float, b: float, c: float, d: float
+) -> tuple[float, float, float, float, float, float]: ...
+def schur_swap(
+    T: npt.NDArray[np.float64],
+    Q: npt.NDArray[np.float64],
+    j: int,
+    n1: int,
+    n2: int,
+    strategy: int = 0,
+) -> dict[str, Any]: ...
+def schur_blocks(
+    T: npt.ArrayLike,
+) -> tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.complex128]
+]: ...
+def schur_sep(
+    T: npt.ArrayLike, r: int, iters: int = 30, tol: float = 1e-3
+) -> float: ...
+
+# --- end of the Schur block --------------------------------------------------

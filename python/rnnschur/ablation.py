@@ -28,13 +28,14 @@ by the factorisation's backward error, ``O(n ε ‖W‖)``).
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import _ablation_kernels as _k
-from .schur import SchurForm, SchurSplit
+from .schur import SchurForm, SchurSplit, schur_split
 
 __all__ = ["BLOCK_NAMES", "DEFAULT_SUBSETS", "Ablation", "ablate", "canonical_subset"]
 
@@ -176,7 +177,7 @@ def _check_pair(
 
 def ablate(
     form: SchurForm | Sequence[SchurForm],
-    split: SchurSplit | Sequence[SchurSplit],
+    split: SchurSplit | Sequence[SchurSplit] | float,
     subsets: Iterable[str | Iterable[str]] | None = None,
     *,
     base: str = "W",
@@ -187,8 +188,9 @@ def ablate(
     ----------
     form : SchurForm or sequence of SchurForm
         One ordered Schur form, or ``M`` forms of equal width ``n`` (model axis).
-    split : SchurSplit or sequence of SchurSplit
-        The split of each form (same structure as ``form``).
+    split : SchurSplit, sequence of SchurSplit, or float
+        The split of each form (same structure as ``form``), or a threshold α in
+        (0, 1]: then every form is split by ``schur_split(form, α)``.
     subsets : iterable, optional
         Subsets of ``{"RR", "CR", "CC"}`` (see the module docstring for spellings);
         default :data:`DEFAULT_SUBSETS` (all 8).
@@ -215,6 +217,17 @@ def ablate(
         raise ValueError(msg)
     subs = _normalise_subsets(subsets)
     single = isinstance(form, SchurForm)
+    if isinstance(split, numbers.Real) and not isinstance(split, bool):
+        alpha = float(split)
+        if single:
+            split = schur_split(form, alpha, sep_method="none")  # type: ignore[arg-type]
+        elif isinstance(form, Sequence) and not isinstance(form, str):
+            split = [
+                schur_split(f, alpha, sep_method="none")
+                if isinstance(f, SchurForm)
+                else f
+                for f in form
+            ]
     if single:
         pairs = [_check_pair(form, split, "")]
     else:
