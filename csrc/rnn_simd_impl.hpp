@@ -160,12 +160,14 @@ void tanh_array(const T* x, T* y, i64 n) {
 // one packed panel (K rows of NR contiguous values) and A is either row-major
 // (A(i, k) = a[i*lda + k]) or packed (A(i, k) = a[k*MR + i]).
 
-template <class T, int M, bool PACKED_A>
+template <class T, int M, bool PACKED_A, bool ZERO = true>
 inline void micro(i64 K, const T* __restrict a, i64 lda, const T* __restrict b,
                   vec_t<T> (&acc)[MR][NV]) {
     constexpr int L = V<T>::L;
+    if (ZERO) {
 #pragma GCC unroll 6
-    for (int i = 0; i < M; ++i) acc[i][0] = acc[i][1] = vec_t<T>{};
+        for (int i = 0; i < M; ++i) acc[i][0] = acc[i][1] = vec_t<T>{};
+    }
     for (i64 k = 0; k < K; ++k) {
         const vec_t<T> b0 = vload<T>(b + k * NR<T>);
         const vec_t<T> b1 = vload<T>(b + k * NR<T> + L);
@@ -178,34 +180,107 @@ inline void micro(i64 K, const T* __restrict a, i64 lda, const T* __restrict b,
     }
 }
 
-// C[rows x ncols_pad] = A[rows x K] * Bp (+ epilogue), A row-major with stride
-// lda, Bp packed panels (panel j at Bp + j*K*NR). The epilogue gets
-// (row, column of the panel, acc row) and stores. Rows are split into tiles
-// of nearly equal height so that no tiny remainder tile runs at low ILP.
+template <class T, int M>
+inline void micro2(i64 K, const T* a, i64 lda, const T* bp, i64 K2, const T* a2, i64 lda2,
+                   const T* bp2, vec_t<T> (&acc)[MR][NV]) {
+    micro<T, M, false>(K, a, lda, bp, acc);
+    if (K2 > 0) micro<T, M, false, false>(K2, a2, lda2, bp2, acc);
+}
+
+// C[rows x ncols_pad] = A[rows x K] * Bp (+ A2[rows x K2] * Bp2) (+ epilogue):
+// A row-major with stride lda, Bp packed panels (panel j at Bp + j*K*NR). The
+// optional second product concatenates the inner dimension (the input term of
+// a step). The epilogue gets (row, column of the panel, acc row) and stores.
+// Rows are split into tiles of nearly equal height so that no tiny remainder
+// tile runs at low ILP.
 template <class T, class Epi>
 inline void rows_gemm(i64 rows, i64 K, const T* A, i64 lda, const T* Bp, i64 ncols_pad,
-                      Epi&& epi) {
+                      Epi&& epi, i64 K2 = 0, const T* A2 = nullptr, i64 lda2 = 0,
+                      const T* Bp2 = nullptr) {
     if (rows <= 0) return;
     const i64 ntiles = (rows + MR - 1) / MR;
     for (i64 j0 = 0; j0 < ncols_pad; j0 += NR<T>) {
         const T* bp = Bp + (j0 / NR<T>)*K * NR<T>;
+        const T* bp2 = Bp2 ? Bp2 + (j0 / NR<T>)*K2 * NR<T> : nullptr;
         i64 i0 = 0;
         for (i64 tile = 0; tile < ntiles; ++tile) {
             const i64 i1 = rows * (tile + 1) / ntiles;
             const int m = static_cast<int>(i1 - i0);
             vec_t<T> acc[MR][NV];
             const T* a = A + i0 * lda;
+            const T* a2 = A2 ? A2 + i0 * lda2 : nullptr;
             switch (m) {
-                case 6: micro<T, 6, false>(K, a, lda, bp, acc); break;
-                case 5: micro<T, 5, false>(K, a, lda, bp, acc); break;
-                case 4: micro<T, 4, false>(K, a, lda, bp, acc); break;
-                case 3: micro<T, 3, false>(K, a, lda, bp, acc); break;
-                case 2: micro<T, 2, false>(K, a, lda, bp, acc); break;
-                default: micro<T, 1, false>(K, a, lda, bp, acc); break;
+                case 6: micro2<T, 6>(K, a, lda, bp, K2, a2, lda2, bp2, acc); break;
+                case 5: micro2<T, 5>(K, a, lda, bp, K2, a2, lda2, bp2, acc); break;
+                case 4: micro2<T, 4>(K, a, lda, bp, K2, a2, lda2, bp2, acc); break;
+                case 3: micro2<T, 3>(K, a, lda, bp, K2, a2, lda2, bp2, acc); break;
+                case 2: micro2<T, 2>(K, a, lda, bp, K2, a2, lda2, bp2, acc); break;
+                default: micro2<T, 1>(K, a, lda, bp, K2, a2, lda2, bp2, acc); break;
             }
             for (int i = 0; i < m; ++i) epi(i0 + i, j0, acc[i]);
             i0 = i1;
         }
+    }
+}
+
+template <class T>
+inline T hsum(vec_t<T> v) {
+    T s = v[0];
+    for (int i = 1; i < V<T>::L; ++i) s += v[i];
+    return s;
+}
+
+// Narrow readout: out(r, o) = H[r] . Wr[o] + b[o] for o < Ny, as dot products
+// along Nh (a GEMM tile would waste most of its columns when Ny is small).
+// Wr holds ny4 rows of ldh values, zero-padded. Rows r = t*bs + i go to
+// out + (t*ostride_t + i*ostride_i).
+template <class T>
+void readout_dot(i64 T_, i64 bs, const T* H, i64 ldh, const T* Wr, i64 Ny, i64 ny4,
+                 const T* b, T* out, i64 ostride_t, i64 ostride_i) {
+    constexpr int L = V<T>::L;
+    for (i64 t = 0; t < T_; ++t)
+        for (i64 i = 0; i < bs; ++i) {
+            const T* h = H + (t * bs + i) * ldh;
+            T* o_row = out + t * ostride_t + i * ostride_i;
+            for (i64 o = 0; o < ny4; o += 4) {
+                const T* w = Wr + o * ldh;
+                vec_t<T> a0{}, a1{}, a2{}, a3{};
+                for (i64 c = 0; c < ldh; c += L) {
+                    const vec_t<T> hv = vload<T>(h + c);
+                    a0 += hv * vload<T>(w + c);
+                    a1 += hv * vload<T>(w + ldh + c);
+                    a2 += hv * vload<T>(w + 2 * ldh + c);
+                    a3 += hv * vload<T>(w + 3 * ldh + c);
+                }
+                const T r[4] = {hsum<T>(a0), hsum<T>(a1), hsum<T>(a2), hsum<T>(a3)};
+                for (i64 q = 0; q < 4 && o + q < Ny; ++q) o_row[o + q] = r[q] + b[o + q];
+            }
+        }
+}
+
+// Readout of T_ blocks of bs rows into out (row (t, i) at t*ostride_t +
+// i*ostride_i, Ny values): dot products for narrow outputs, else a GEMM.
+template <class T>
+void readout(const RnnDims& d, const RnnLayout& L, const T* P, i64 T_, i64 bs, const T* H,
+             T* out, i64 ostride_t, i64 ostride_i) {
+    const T* by = P + L.off_by;
+    if (d.Ny <= 8) {
+        readout_dot<T>(T_, bs, H, L.ldh, P + L.off_whyr, d.Ny, L.ny4, by, out, ostride_t,
+                       ostride_i);
+        return;
+    }
+    for (i64 t = 0; t < T_; ++t) {
+        T* ot = out + t * ostride_t;
+        rows_gemm<T>(bs, d.Nh, H + t * bs * L.ldh, L.ldh, P + L.off_whyT, L.ldy,
+                     [&](i64 i, i64 j0, const vec_t<T>* acc) {
+                         T buf[NR<T>];
+                         for (int v = 0; v < NV; ++v)
+                             vstore<T>(buf + v * V<T>::L,
+                                       acc[v] + vload<T>(by + j0 + v * V<T>::L));
+                         T* o = ot + i * ostride_i + j0;
+                         const i64 w = imin(NR<T>, d.Ny - j0);
+                         for (i64 j = 0; j < w; ++j) o[j] = buf[j];
+                     });
     }
 }
 
@@ -298,6 +373,10 @@ void pack_common(const RnnDims& d, const RnnLayout& L, const T* W_xh, const T* W
                  const T* b_h, const T* b_y, T* P) {
     pack_b<T>(d.Nx, d.Nh, W_xh, 1, d.Nx, L.ldh, P + L.off_wxhT);  // B(m, j) = W_xh[j, m]
     pack_b<T>(d.Nh, d.Ny, W_hy, 1, d.Nh, L.ldy, P + L.off_whyT);  // B(j, o) = W_hy[o, j]
+    T* wr = P + L.off_whyr;
+    for (i64 o = 0; o < L.ny4; ++o)
+        for (i64 j = 0; j < L.ldh; ++j)
+            wr[o * L.ldh + j] = (o < d.Ny && j < d.Nh) ? W_hy[o * d.Nh + j] : T(0);
     T* bh = P + L.off_bh;
     T* by = P + L.off_by;
     for (i64 j = 0; j < L.ldh; ++j) bh[j] = (b_h && j < d.Nh) ? b_h[j] : T(0);
@@ -339,25 +418,22 @@ void forward_hidden(const RnnDims& d, const RnnLayout& L, const T* P, const T* w
         for (i64 j = 0; j < ldh; ++j)
             row[j] = (h0 && j < d.Nh) ? h0[(b0 + i) * h0_bstride + j] : T(0);
     }
-    // Input projection + bias for all steps: one GEMM into H blocks 1..T.
+    // Recurrence H_t = tanh(H_{t-1} W_hh^T + X_t W_xh^T + b_h): the input
+    // projection is fused into the step's GEMM as extra inner-dimension terms
+    // (no pass over memory for it), bias and tanh into its epilogue.
     const T* bh = P + L.off_bh;
-    T* H1 = H + blk;
-    rows_gemm<T>(d.T * bs, d.Nx, X, d.Nx, P + L.off_wxhT, ldh,
-                 [&](i64 r, i64 j0, const vec_t<T>* acc) {
-                     for (int v = 0; v < NV; ++v)
-                         vstore<T>(H1 + r * ldh + j0 + v * Lv,
-                                   acc[v] + vload<T>(bh + j0 + v * Lv));
-                 });
-    // Recurrence: H_t = tanh(P_t + H_{t-1} W_hh^T), P_t stored in place.
+    const T* wxhT = P + L.off_wxhT;
     for (i64 t = 0; t < d.T; ++t) {
         const T* prev = H + t * blk;
         T* cur = H + (t + 1) * blk;
-        rows_gemm<T>(bs, d.Nh, prev, ldh, whhT, ldh,
-                     [&](i64 r, i64 j0, const vec_t<T>* acc) {
-                         T* c = cur + r * ldh + j0;
-                         for (int v = 0; v < NV; ++v)
-                             vstore<T>(c + v * Lv, vtanh<T>(acc[v] + vload<T>(c + v * Lv)));
-                     });
+        rows_gemm<T>(
+            bs, d.Nh, prev, ldh, whhT, ldh,
+            [&](i64 r, i64 j0, const vec_t<T>* acc) {
+                T* c = cur + r * ldh + j0;
+                for (int v = 0; v < NV; ++v)
+                    vstore<T>(c + v * Lv, vtanh<T>(acc[v] + vload<T>(bh + j0 + v * Lv)));
+            },
+            d.Nx, X + t * bs * d.Nx, d.Nx, wxhT);
     }
 }
 
@@ -369,18 +445,8 @@ void forward_item(const ForwardArgs<T>& a, const RnnLayout& L, const T* P, i64 k
     forward_hidden<T>(d, L, P, P + L.off_whhT + k * d.Nh * ldh, a.x, a.h0, a.h0_bstride,
                       b0, b1, ws);
     const T* H1 = ws + L.off_H + bs * ldh;
-    const T* by = P + L.off_by;
-    T* y = a.y + k * d.T * d.B * d.Ny;
-    rows_gemm<T>(d.T * bs, d.Nh, H1, ldh, P + L.off_whyT, L.ldy,
-                 [&](i64 r, i64 j0, const vec_t<T>* acc) {
-                     T buf[NR<T>];
-                     for (int v = 0; v < NV; ++v)
-                         vstore<T>(buf + v * V<T>::L, acc[v] + vload<T>(by + j0 + v * V<T>::L));
-                     const i64 t = r / bs, i = r - t * bs;
-                     T* out = y + (t * d.B + b0 + i) * d.Ny + j0;
-                     const i64 w = imin(NR<T>, d.Ny - j0);
-                     for (i64 j = 0; j < w; ++j) out[j] = buf[j];
-                 });
+    readout<T>(d, L, P, d.T, bs, H1, a.y + k * d.T * d.B * d.Ny + b0 * d.Ny, d.B * d.Ny,
+               d.Ny);
     if (a.hidden) {
         T* hid = a.hidden + k * d.T * d.B * d.Nh;
         for (i64 t = 0; t < d.T; ++t)
@@ -402,14 +468,8 @@ double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i
     T* dA = ws + L.off_dA;
     T* Y = ws + L.off_Y;
     const T* X = ws + L.off_X;
-    const T* by = P + L.off_by;
-    // Readout for all steps, then loss and dL/dy in place.
-    rows_gemm<T>(R, d.Nh, H1, ldh, P + L.off_whyT, ldy,
-                 [&](i64 r, i64 j0, const vec_t<T>* acc) {
-                     for (int v = 0; v < NV; ++v)
-                         vstore<T>(Y + r * ldy + j0 + v * Lv,
-                                   acc[v] + vload<T>(by + j0 + v * Lv));
-                 });
+    // Readout for all steps into Y, then loss and dL/dy in place.
+    readout<T>(d, L, P, d.T, bs, H1, Y, bs * ldy, ldy);
     const T scale = T(2) / static_cast<T>(a.count);
     double sse = 0;
     for (i64 t = 0; t < d.T; ++t)
@@ -456,18 +516,31 @@ double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i
     // Parameter gradients: one reduction over all R = T*bs rows each.
     T* pack = ws + L.off_pack;
     gemm<T>(d.Nh, d.Nh, R, dA, 1, ldh, H, ldh, 1, g + L.off_gWhh, d.Nh, false, pack);
-    gemm<T>(d.Nh, d.Nx, R, dA, 1, ldh, X, d.Nx, 1, g + L.off_gWxh, d.Nx, false, pack);
+    // dW_xh^T = X^T dA (Nx rows: far fewer wasted tile rows than Nh x Nx),
+    // transposed into place.
+    T* gxT = ws + L.off_tmp;
+    gemm<T>(d.Nx, d.Nh, R, X, 1, d.Nx, dA, ldh, 1, gxT, d.Nh, false, pack);
+    T* gxh = g + L.off_gWxh;
+    for (i64 j = 0; j < d.Nh; ++j)
+        for (i64 m = 0; m < d.Nx; ++m) gxh[j * d.Nx + m] = gxT[m * d.Nh + j];
     gemm<T>(d.Ny, d.Nh, R, Y, 1, ldy, H1, ldh, 1, g + L.off_gWhy, d.Nh, false, pack);
+    // Bias gradients: column sums over all rows, vectorised over the padding.
     T* gbh = g + L.off_gbh;
     T* gby = g + L.off_gby;
-    for (i64 j = 0; j < d.Nh; ++j) gbh[j] = T(0);
-    for (i64 o = 0; o < d.Ny; ++o) gby[o] = T(0);
-    for (i64 r = 0; r < R; ++r) {
-        const T* dr = dA + r * ldh;
-        for (i64 j = 0; j < d.Nh; ++j) gbh[j] += dr[j];
-        const T* yr = Y + r * ldy;
-        for (i64 o = 0; o < d.Ny; ++o) gby[o] += yr[o];
+    T* colh = gxT + d.Nx * d.Nh;
+    T* coly = colh + ldh;
+    for (i64 j = 0; j < ldh; j += Lv) {
+        vec_t<T> acc{};
+        for (i64 r = 0; r < R; ++r) acc += vload<T>(dA + r * ldh + j);
+        vstore<T>(colh + j, acc);
     }
+    for (i64 j = 0; j < ldy; j += Lv) {
+        vec_t<T> acc{};
+        for (i64 r = 0; r < R; ++r) acc += vload<T>(Y + r * ldy + j);
+        vstore<T>(coly + j, acc);
+    }
+    for (i64 j = 0; j < d.Nh; ++j) gbh[j] = colh[j];
+    for (i64 o = 0; o < d.Ny; ++o) gby[o] = coly[o];
     return sse;
 }
 
