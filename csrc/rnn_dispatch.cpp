@@ -326,8 +326,12 @@ SimdLevel set_simd_level(SimdLevel level) {
     return level;
 }
 int hardware_threads() {
-    const unsigned n = std::thread::hardware_concurrency();
-    return n == 0 ? 1 : static_cast<int>(n);
+    // Cached: hardware_concurrency() reads /sys on every call (microseconds).
+    static const int n = [] {
+        const unsigned hc = std::thread::hardware_concurrency();
+        return hc == 0 ? 1 : static_cast<int>(hc);
+    }();
+    return n;
 }
 
 void rnn_tanh(const float* x, float* y, std::int64_t n) {

@@ -31,16 +31,13 @@ struct RnnLayout {
         packed_size;
     i64 ny4;  // Ny rounded up to 4 (rows of the padded W_hy copy)
     // workspace of one work item with bs batch rows
-    i64 bs, off_H, off_dA, off_X, off_Y, off_pack, off_tmp, ws_size;
+    i64 bs, off_H, off_dA, off_X, off_Y, off_tmp, ws_size;
     // one work item's gradient partial sums (a separate buffer)
     i64 off_gWhh, off_gWxh, off_gWhy, off_gbh, off_gby, g_size;
 };
 
-// gemm packing buffer (elements): KC x NC plus MC x KC panels.
-static constexpr i64 kGemmKC = 256, kGemmMC = 96, kGemmNC = 1024;
-static inline i64 gemm_pack_elems(i64 nr) {
-    return kGemmKC * round_up(kGemmNC, nr) + kGemmKC * kGemmMC + 64;
-}
+// k- and j-blocks of the gradient reductions (B block of 256 x 256 in L2).
+static constexpr i64 kGemmKC = 256, kGemmNC = 256;
 
 static inline RnnLayout make_layout(const RnnDims& d, i64 nr, i64 bs, bool grad) {
     RnnLayout L{};
@@ -69,7 +66,6 @@ static inline RnnLayout make_layout(const RnnDims& d, i64 nr, i64 bs, bool grad)
     L.off_dA = take(grad ? d.T * bs * L.ldh : 0);
     L.off_X = take(d.T * bs * d.Nx);
     L.off_Y = take(d.T * bs * L.ldy);
-    L.off_pack = take(grad ? gemm_pack_elems(nr) : 0);
     L.off_tmp = take(grad ? d.Nx * d.Nh + L.ldh + L.ldy : 0);
     L.ws_size = o;
     o = 0;

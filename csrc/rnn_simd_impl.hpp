@@ -180,8 +180,11 @@ inline void micro(i64 K, const T* __restrict a, i64 lda, const T* __restrict b,
     }
 }
 
+// Not inlined: inside a large caller the register allocator may spill an
+// accumulator of the 6x2 tile (15 of 16 registers busy), which serialises the
+// loop on a store-forwarding chain (measured: 2x slower backward steps).
 template <class T, int M>
-inline void micro2(i64 K, const T* a, i64 lda, const T* bp, i64 K2, const T* a2, i64 lda2,
+__attribute__((noinline)) void micro2(i64 K, const T* a, i64 lda, const T* bp, i64 K2, const T* a2, i64 lda2,
                    const T* bp2, vec_t<T> (&acc)[MR][NV]) {
     micro<T, M, false>(K, a, lda, bp, acc);
     if (K2 > 0) micro<T, M, false, false>(K2, a2, lda2, bp2, acc);
@@ -300,64 +303,66 @@ void pack_b(i64 K, i64 N, const T* src, i64 rs, i64 cs, i64 ncols_pad, T* dst) {
     }
 }
 
-// C[M x N] (+)= A * B with A(i, k) = a[i*a_rs + k*a_cs], B(k, j) = b[k*b_rs +
-// j*b_cs], C row-major with stride ldc. Cache-blocked (GotoBLAS-style): B is
-// packed in KC x NC blocks, A in MC x KC blocks of MR-row slivers. Used for the
-// gradient reductions over all time steps (K = T * batch rows).
-template <class T>
-void gemm(i64 M, i64 N, i64 K, const T* a, i64 a_rs, i64 a_cs, const T* b, i64 b_rs,
-          i64 b_cs, T* C, i64 ldc, bool accumulate, T* pack) {
-    if (M <= 0 || N <= 0) return;
-    if (K <= 0) {
-        if (!accumulate)
-            for (i64 i = 0; i < M; ++i)
-                for (i64 j = 0; j < N; ++j) C[i * ldc + j] = T(0);
-        return;
-    }
+// acc = sum_k A(i, k) B(k, :) with A(i, k) = a[k*acs + i] (k-major, e.g. a
+// transposed row-major matrix) and B rows b + k*ldb (NR readable values each).
+template <class T, int M>
+__attribute__((noinline)) void micro_kmajor(i64 K, const T* __restrict a, i64 acs,
+                                            const T* __restrict b, i64 ldb,
+                                            vec_t<T> (&acc)[MR][NV]) {
     constexpr int L = V<T>::L;
-    T* bpack = pack;
-    T* apack = pack + kGemmKC * round_up(kGemmNC, NR<T>);
-    for (i64 jc = 0; jc < N; jc += kGemmNC) {
-        const i64 nc = imin(kGemmNC, N - jc);
-        const i64 nc_pad = round_up(nc, NR<T>);
-        for (i64 pc = 0; pc < K; pc += kGemmKC) {
-            const i64 kc = imin(kGemmKC, K - pc);
-            const bool acc_c = accumulate || pc > 0;
-            pack_b<T>(kc, nc, b + pc * b_rs + jc * b_cs, b_rs, b_cs, nc_pad, bpack);
-            for (i64 ic = 0; ic < M; ic += kGemmMC) {
-                const i64 mc = imin(kGemmMC, M - ic);
-                // A slivers: apack[(i/MR)*kc*MR + k*MR + i%MR], rows zero-padded.
-                for (i64 i0 = 0; i0 < mc; i0 += MR) {
-                    T* p = apack + (i0 / MR) * kc * MR;
-                    const i64 h = imin(MR, mc - i0);
-                    for (i64 k = 0; k < kc; ++k) {
-                        const T* src = a + (ic + i0) * a_rs + (pc + k) * a_cs;
-                        i64 i = 0;
-                        for (; i < h; ++i) p[k * MR + i] = src[i * a_rs];
-                        for (; i < MR; ++i) p[k * MR + i] = T(0);
-                    }
+#pragma GCC unroll 6
+    for (int i = 0; i < M; ++i) acc[i][0] = acc[i][1] = vec_t<T>{};
+    for (i64 k = 0; k < K; ++k) {
+        const vec_t<T> b0 = vload<T>(b + k * ldb);
+        const vec_t<T> b1 = vload<T>(b + k * ldb + L);
+#pragma GCC unroll 6
+        for (int i = 0; i < M; ++i) {
+            const vec_t<T> ai = vbcast<T>(a[k * acs + i]);
+            acc[i][0] += ai * b0;
+            acc[i][1] += ai * b1;
+        }
+    }
+}
+
+// C[M x N] = sum_k A(i, k) B(k, j), a reduction over a long k (all time steps
+// and batch rows) of two k-major operands: A(i, k) = a[k*acs + i], B(k, j) =
+// b[k*ldb + j], where every row of b holds a multiple of NR readable values
+// (zero padding). Neither operand is packed: both are already contiguous along
+// the register tile; k (and, for wide C, j) is blocked so that the B block stays
+// in L2 while every row tile sweeps it. C is row-major with stride ldc.
+template <class T>
+void gemm_kmajor(i64 M, i64 N, i64 K, const T* a, i64 acs, const T* b, i64 ldb, T* C,
+                 i64 ldc) {
+    constexpr int L = V<T>::L;
+    for (i64 i = 0; i < M; ++i)
+        for (i64 j = 0; j < N; ++j) C[i * ldc + j] = T(0);
+    for (i64 pc = 0; pc < K; pc += kGemmKC) {
+        const i64 kc = imin(kGemmKC, K - pc);
+        for (i64 jc = 0; jc < N; jc += kGemmNC)
+        for (i64 i0 = 0; i0 < M; i0 += MR) {
+            const i64 h = imin(MR, M - i0);
+            const T* ap = a + pc * acs + i0;
+            for (i64 j0 = jc; j0 < N && j0 < jc + kGemmNC; j0 += NR<T>) {
+                const T* bp = b + pc * ldb + j0;
+                vec_t<T> acc[MR][NV];
+                switch (h) {
+                    case 6: micro_kmajor<T, 6>(kc, ap, acs, bp, ldb, acc); break;
+                    case 5: micro_kmajor<T, 5>(kc, ap, acs, bp, ldb, acc); break;
+                    case 4: micro_kmajor<T, 4>(kc, ap, acs, bp, ldb, acc); break;
+                    case 3: micro_kmajor<T, 3>(kc, ap, acs, bp, ldb, acc); break;
+                    case 2: micro_kmajor<T, 2>(kc, ap, acs, bp, ldb, acc); break;
+                    default: micro_kmajor<T, 1>(kc, ap, acs, bp, ldb, acc); break;
                 }
-                for (i64 j0 = 0; j0 < nc; j0 += NR<T>) {
-                    const T* bp = bpack + (j0 / NR<T>)*kc * NR<T>;
-                    const i64 w = imin(NR<T>, nc - j0);
-                    for (i64 i0 = 0; i0 < mc; i0 += MR) {
-                        vec_t<T> acc[MR][NV];
-                        micro<T, MR, true>(kc, apack + (i0 / MR) * kc * MR, 0, bp, acc);
-                        const i64 h = imin(MR, mc - i0);
-                        for (i64 i = 0; i < h; ++i) {
-                            T* c = C + (ic + i0 + i) * ldc + jc + j0;
-                            if (w == NR<T>) {
-                                for (int v = 0; v < NV; ++v) {
-                                    vec_t<T> r = acc[i][v];
-                                    if (acc_c) r += vload<T>(c + v * L);
-                                    vstore<T>(c + v * L, r);
-                                }
-                            } else {
-                                T buf[NR<T>];
-                                for (int v = 0; v < NV; ++v) vstore<T>(buf + v * L, acc[i][v]);
-                                for (i64 j = 0; j < w; ++j) c[j] = acc_c ? c[j] + buf[j] : buf[j];
-                            }
-                        }
+                const i64 w = imin(NR<T>, N - j0);
+                for (i64 i = 0; i < h; ++i) {
+                    T* c = C + (i0 + i) * ldc + j0;
+                    if (w == NR<T>) {
+                        for (int v = 0; v < NV; ++v)
+                            vstore<T>(c + v * L, vload<T>(c + v * L) + acc[i][v]);
+                    } else {
+                        T buf[NR<T>];
+                        for (int v = 0; v < NV; ++v) vstore<T>(buf + v * L, acc[i][v]);
+                        for (i64 j = 0; j < w; ++j) c[j] += buf[j];
                     }
                 }
             }
@@ -514,30 +519,28 @@ double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i
                      });
     }
     // Parameter gradients: one reduction over all R = T*bs rows each.
-    T* pack = ws + L.off_pack;
-    gemm<T>(d.Nh, d.Nh, R, dA, 1, ldh, H, ldh, 1, g + L.off_gWhh, d.Nh, false, pack);
-    // dW_xh^T = X^T dA (Nx rows: far fewer wasted tile rows than Nh x Nx),
+    gemm_kmajor<T>(d.Nh, d.Nh, R, dA, ldh, H, ldh, g + L.off_gWhh, d.Nh);
+    // dW_xh^T = X^T dA (Nx rows: far fewer idle tile rows than Nh x Nx),
     // transposed into place.
     T* gxT = ws + L.off_tmp;
-    gemm<T>(d.Nx, d.Nh, R, X, 1, d.Nx, dA, ldh, 1, gxT, d.Nh, false, pack);
+    gemm_kmajor<T>(d.Nx, d.Nh, R, X, d.Nx, dA, ldh, gxT, d.Nh);
     T* gxh = g + L.off_gWxh;
     for (i64 j = 0; j < d.Nh; ++j)
         for (i64 m = 0; m < d.Nx; ++m) gxh[j * d.Nx + m] = gxT[m * d.Nh + j];
-    gemm<T>(d.Ny, d.Nh, R, Y, 1, ldy, H1, ldh, 1, g + L.off_gWhy, d.Nh, false, pack);
+    gemm_kmajor<T>(d.Ny, d.Nh, R, Y, ldy, H1, ldh, g + L.off_gWhy, d.Nh);
     // Bias gradients: column sums over all rows, vectorised over the padding.
     T* gbh = g + L.off_gbh;
     T* gby = g + L.off_gby;
     T* colh = gxT + d.Nx * d.Nh;
     T* coly = colh + ldh;
-    for (i64 j = 0; j < ldh; j += Lv) {
-        vec_t<T> acc{};
-        for (i64 r = 0; r < R; ++r) acc += vload<T>(dA + r * ldh + j);
-        vstore<T>(colh + j, acc);
-    }
-    for (i64 j = 0; j < ldy; j += Lv) {
-        vec_t<T> acc{};
-        for (i64 r = 0; r < R; ++r) acc += vload<T>(Y + r * ldy + j);
-        vstore<T>(coly + j, acc);
+    // (rows outer: the sums stay in L1 while dA and dY stream through once)
+    for (i64 j = 0; j < ldh; ++j) colh[j] = T(0);
+    for (i64 j = 0; j < ldy; ++j) coly[j] = T(0);
+    for (i64 r = 0; r < R; ++r) {
+        const T* dr = dA + r * ldh;
+        for (i64 j = 0; j < ldh; j += Lv) vstore<T>(colh + j, vload<T>(colh + j) + vload<T>(dr + j));
+        const T* yr = Y + r * ldy;
+        for (i64 j = 0; j < ldy; j += Lv) vstore<T>(coly + j, vload<T>(coly + j) + vload<T>(yr + j));
     }
     for (i64 j = 0; j < d.Nh; ++j) gbh[j] = colh[j];
     for (i64 o = 0; o < d.Ny; ++o) gby[o] = coly[o];
