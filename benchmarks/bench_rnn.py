@@ -413,11 +413,57 @@ def main(argv=None) -> int:
         f"torch {machine['torch']}; medians of {args.blocks} interleaved blocks, float32"
     )
     print(table)
+    overhead = _overhead_us()
+    print(
+        "per-call overhead on a 1-step, 1-sequence problem (µs): "
+        + "; ".join(f"{k} {v:.1f}" for k, v in overhead.items())
+    )
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))
+    out.write_text(
+        json.dumps(
+            {"machine": machine, "rows": rows, "overhead_us": overhead}, indent=2
+        )
+    )
     print(f"wrote {out}")
     return 0
+
+
+def _overhead_us() -> dict[str, float]:
+    """Per-call cost of validation + binding on a tiny problem (best of 5)."""
+    import timeit
+
+    import numpy as np
+
+    import rnnschur
+    from rnnschur import _core
+    from rnnschur.rnn import _loss_and_grad_unchecked
+
+    rng = np.random.default_rng(0)
+    f = np.float32
+    W_xh, W_hh, W_hy = (
+        rng.standard_normal(s).astype(f) for s in ((4, 3), (4, 4), (3, 4))
+    )
+    x = rng.standard_normal((1, 1, 3)).astype(f)
+    y = rng.standard_normal((1, 1, 3)).astype(f)
+    b_h, b_y, m = np.zeros(4, f), np.zeros(3, f), np.ones((1, 1, 3), bool)
+    cases = {
+        "loss_and_grad (public, mask, biases)": lambda: rnnschur.loss_and_grad(
+            W_xh, W_hh, W_hy, x, y, m, b_h=b_h, b_y=b_y
+        ),
+        "_loss_and_grad_unchecked (same)": lambda: _loss_and_grad_unchecked(
+            W_xh, W_hh, W_hy, x, y, m, b_h, b_y
+        ),
+        "rollout (public)": lambda: rnnschur.rollout(W_xh, W_hh, W_hy, x),
+        "_core.rollout (binding only)": lambda: _core.rollout(
+            W_xh, W_hh, W_hy, x, None, None, None, False, 0
+        ),
+    }
+    n = 5000
+    return {
+        k: min(timeit.repeat(fn, number=n, repeat=5)) / n * 1e6
+        for k, fn in cases.items()
+    }
 
 
 def _cpu_name() -> str:
