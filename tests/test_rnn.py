@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -325,3 +328,16 @@ def test_vector_tanh_accuracy(simd, dtype):
     np.testing.assert_array_equal(np.signbit(out), [False, True, False, True])
     assert np.all(np.abs(y) <= 1)
     assert np.all(np.sign(y) == np.sign(x))
+
+
+def test_env_var_forces_baseline():
+    code = "from rnnschur import _core; print(_core.simd_level())"
+    env = {**os.environ, "RNNSCHUR_SIMD": "baseline"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "baseline"
