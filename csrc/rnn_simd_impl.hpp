@@ -75,7 +75,7 @@ inline vec_t<T> vbcast(T s) {
 // small |x| because expm1 keeps full relative accuracy there. expm1(z) =
 // 2^n (1 + p(r)) - 1 with z = n ln2 + r, |r| <= ln2/2 (Cody-Waite split of ln2),
 // p(r) = expm1(r) by its Taylor series, truncated where the next term is below
-// 2^-60 (f64) / 2^-28 (f32) of |r| on that interval. |x| is clamped where tanh
+// 2^-61 (f64) / 2^-26 (f32) of |r| on that interval. |x| is clamped where tanh
 // rounds to 1, which also maps inf to 1; the sign is copied back at the end so
 // that tanh(-0) = -0.
 template <class T>
@@ -87,7 +87,7 @@ struct TanhConst<float> {
     static constexpr float ln2_hi = 0.693359375f;  // 10 significant bits: n*hi exact
     static constexpr float ln2_lo = -2.12194440e-4f;
     static constexpr float shifter = 12582912.0f;  // 1.5 * 2^23: rounds to integer
-    static constexpr int n_coef = 7;               // 1/2! .. 1/8!
+    static constexpr int n_coef = 6;               // 1/2! .. 1/7!
 };
 template <>
 struct TanhConst<double> {
