@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -199,7 +200,20 @@ void parallel_for(int parts, const std::function<void(int)>& fn) {
         for (int p = 0; p < parts; ++p) fn(p);
         return;
     }
-    pool->run(parts, fn);
+    // An exception (std::bad_alloc from a workspace) must not escape a worker
+    // thread (std::terminate): keep the first one and rethrow it here.
+    std::exception_ptr error;
+    std::mutex error_mu;
+    const std::function<void(int)> guarded = [&](int p) {
+        try {
+            fn(p);
+        } catch (...) {
+            std::lock_guard<std::mutex> g(error_mu);
+            if (!error) error = std::current_exception();
+        }
+    };
+    pool->run(parts, guarded);
+    if (error) std::rethrow_exception(error);
 }
 
 // Thread-local, 64-byte aligned scratch that only grows.
