@@ -31,7 +31,7 @@ struct RnnLayout {
         packed_size;
     i64 ny4;  // Ny rounded up to 4 (rows of the padded W_hy copy)
     // workspace of one work item with bs batch rows
-    i64 bs, off_H, off_dA, off_X, off_Y, off_tmp, ws_size;
+    i64 bs, off_H, off_dA, off_X, off_Y, off_tmp, off_pack, ws_size;
     // one work item's gradient partial sums (a separate buffer)
     i64 off_gWhh, off_gWxh, off_gWhy, off_gbh, off_gby, g_size;
 };
@@ -67,6 +67,9 @@ static inline RnnLayout make_layout(const RnnDims& d, i64 nr, i64 bs, bool grad)
     L.off_X = take(d.T * bs * d.Nx);
     L.off_Y = take(d.T * bs * L.ldy);
     L.off_tmp = take(grad ? d.Nx * d.Nh + L.ldh + L.ldy : 0);
+    // packed blocks of the large gradient reduction: A (KC x Nh rounded to the
+    // 6-row tile) and B (KC x NC)
+    L.off_pack = take(grad ? kGemmKC * (round_up(d.Nh, 6) + kGemmNC) : 0);
     L.ws_size = o;
     o = 0;
     L.off_gWhh = take(grad ? d.Nh * d.Nh : 0);

@@ -332,37 +332,70 @@ __attribute__((noinline)) void micro_kmajor(i64 K, const T* __restrict a, i64 ac
 // in L2 while every row tile sweeps it. C is row-major with stride ldc.
 template <class T>
 void gemm_kmajor(i64 M, i64 N, i64 K, const T* a, i64 acs, const T* b, i64 ldb, T* C,
-                 i64 ldc) {
+                 i64 ldc, T* pack) {
     constexpr int L = V<T>::L;
     for (i64 i = 0; i < M; ++i)
         for (i64 j = 0; j < N; ++j) C[i * ldc + j] = T(0);
+    // Wide reductions (dW_hh at Nh >= 128) pack their blocks into contiguous
+    // tile slivers and panels: with a row stride of 0.5-4 KB the unpacked rows
+    // fall into few L1/L2 sets and thrash (measured: packing is 8% faster at
+    // Nh = 256, 16% at 1024, but 7-10% slower at Nh = 64-72, and narrow ones
+    // with an Nx- or Ny-row side would spend as long packing as computing).
+    const bool packed = pack != nullptr && M >= 128 && N >= 128;
+    const i64 Mp = round_up(M, MR);
+    T* apack = pack;
+    T* bpack = pack ? pack + kGemmKC * Mp : nullptr;
     for (i64 pc = 0; pc < K; pc += kGemmKC) {
         const i64 kc = imin(kGemmKC, K - pc);
-        for (i64 jc = 0; jc < N; jc += kGemmNC)
-        for (i64 i0 = 0; i0 < M; i0 += MR) {
-            const i64 h = imin(MR, M - i0);
-            const T* ap = a + pc * acs + i0;
-            for (i64 j0 = jc; j0 < N && j0 < jc + kGemmNC; j0 += NR<T>) {
-                const T* bp = b + pc * ldb + j0;
-                vec_t<T> acc[MR][NV];
-                switch (h) {
-                    case 6: micro_kmajor<T, 6>(kc, ap, acs, bp, ldb, acc); break;
-                    case 5: micro_kmajor<T, 5>(kc, ap, acs, bp, ldb, acc); break;
-                    case 4: micro_kmajor<T, 4>(kc, ap, acs, bp, ldb, acc); break;
-                    case 3: micro_kmajor<T, 3>(kc, ap, acs, bp, ldb, acc); break;
-                    case 2: micro_kmajor<T, 2>(kc, ap, acs, bp, ldb, acc); break;
-                    default: micro_kmajor<T, 1>(kc, ap, acs, bp, ldb, acc); break;
+        if (packed) {  // A block: apack[(i0/MR)*kc*MR + k*MR + i], rows zero-padded
+            for (i64 i0 = 0; i0 < M; i0 += MR) {
+                T* dst = apack + (i0 / MR) * kc * MR;
+                const i64 h = imin(MR, M - i0);
+                for (i64 k = 0; k < kc; ++k) {
+                    const T* src = a + (pc + k) * acs + i0;
+                    for (i64 i = 0; i < MR; ++i) dst[k * MR + i] = i < h ? src[i] : T(0);
                 }
-                const i64 w = imin(NR<T>, N - j0);
-                for (i64 i = 0; i < h; ++i) {
-                    T* c = C + (i0 + i) * ldc + j0;
-                    if (w == NR<T>) {
+            }
+        }
+        for (i64 jc = 0; jc < N; jc += kGemmNC) {
+            const i64 jend = imin(N, jc + kGemmNC);
+            if (packed) {  // B block: bpack[((j0-jc)/NR)*kc*NR + k*NR + j]
+                for (i64 j0 = jc; j0 < jend; j0 += NR<T>) {
+                    T* dst = bpack + ((j0 - jc) / NR<T>)*kc * NR<T>;
+                    for (i64 k = 0; k < kc; ++k)
                         for (int v = 0; v < NV; ++v)
-                            vstore<T>(c + v * L, vload<T>(c + v * L) + acc[i][v]);
-                    } else {
-                        T buf[NR<T>];
-                        for (int v = 0; v < NV; ++v) vstore<T>(buf + v * L, acc[i][v]);
-                        for (i64 j = 0; j < w; ++j) c[j] += buf[j];
+                            vstore<T>(dst + k * NR<T> + v * L,
+                                      vload<T>(b + (pc + k) * ldb + j0 + v * L));
+                }
+            }
+            for (i64 i0 = 0; i0 < M; i0 += MR) {
+                const i64 h = imin(MR, M - i0);
+                const T* ap = packed ? apack + (i0 / MR) * kc * MR : a + pc * acs + i0;
+                const i64 as = packed ? MR : acs;
+                for (i64 j0 = jc; j0 < jend; j0 += NR<T>) {
+                    const T* bp = packed ? bpack + ((j0 - jc) / NR<T>)*kc * NR<T>
+                                         : b + pc * ldb + j0;
+                    const i64 bs = packed ? NR<T> : ldb;
+                    vec_t<T> acc[MR][NV];
+                    switch (packed ? MR : h) {
+                        case 6: micro_kmajor<T, 6>(kc, ap, as, bp, bs, acc); break;
+                        case 5: micro_kmajor<T, 5>(kc, ap, as, bp, bs, acc); break;
+                        case 4: micro_kmajor<T, 4>(kc, ap, as, bp, bs, acc); break;
+                        case 3: micro_kmajor<T, 3>(kc, ap, as, bp, bs, acc); break;
+                        case 2: micro_kmajor<T, 2>(kc, ap, as, bp, bs, acc); break;
+                        default: micro_kmajor<T, 1>(kc, ap, as, bp, bs, acc); break;
+                    }
+                    const i64 w = imin(NR<T>, N - j0);
+                    for (i64 i = 0; i < h; ++i) {
+                        T* c = C + (i0 + i) * ldc + j0;
+                        if (w == NR<T>) {
+                            for (int v = 0; v < NV; ++v)
+                                vstore<T>(c + v * L, vload<T>(c + v * L) + acc[i][v]);
+                        } else {
+                            T buf[NR<T>];
+                            for (int v = 0; v < NV; ++v) vstore<T>(buf + v * L, acc[i][v]);
+                            for (i64 j = 0; j < w; ++j) c[j] += buf[j];
+                        }
                     }
                 }
             }
@@ -519,15 +552,15 @@ double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i
                      });
     }
     // Parameter gradients: one reduction over all R = T*bs rows each.
-    gemm_kmajor<T>(d.Nh, d.Nh, R, dA, ldh, H, ldh, g + L.off_gWhh, d.Nh);
+    gemm_kmajor<T>(d.Nh, d.Nh, R, dA, ldh, H, ldh, g + L.off_gWhh, d.Nh, ws + L.off_pack);
     // dW_xh^T = X^T dA (Nx rows: far fewer idle tile rows than Nh x Nx),
     // transposed into place.
     T* gxT = ws + L.off_tmp;
-    gemm_kmajor<T>(d.Nx, d.Nh, R, X, d.Nx, dA, ldh, gxT, d.Nh);
+    gemm_kmajor<T>(d.Nx, d.Nh, R, X, d.Nx, dA, ldh, gxT, d.Nh, nullptr);
     T* gxh = g + L.off_gWxh;
     for (i64 j = 0; j < d.Nh; ++j)
         for (i64 m = 0; m < d.Nx; ++m) gxh[j * d.Nx + m] = gxT[m * d.Nh + j];
-    gemm_kmajor<T>(d.Ny, d.Nh, R, Y, ldy, H1, ldh, g + L.off_gWhy, d.Nh);
+    gemm_kmajor<T>(d.Ny, d.Nh, R, Y, ldy, H1, ldh, g + L.off_gWhy, d.Nh, nullptr);
     // Bias gradients: column sums over all rows, vectorised over the padding.
     T* gbh = g + L.off_gbh;
     T* gby = g + L.off_gby;
