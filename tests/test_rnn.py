@@ -354,3 +354,30 @@ def test_env_var_forces_baseline():
         check=True,
     )
     assert out.stdout.strip() == "baseline"
+
+
+@pytest.mark.usefixtures("simd")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("Nh", [130, 260])
+def test_large_hidden_blocked_paths(rng, dtype, Nh):
+    """Nh >= 128 packs the gradient reduction; 260 > its 256-column block and
+    T*B = 360 > its 256-row block, so every blocking edge is crossed."""
+    p = make_problem(rng, T=40, B=9, Nx=5, Nh=Nh, Ny=11, dtype=dtype)
+    y = rng.standard_normal((40, 9, 11)).astype(dtype)
+    kw = {"b_h": p["b_h"], "b_y": p["b_y"]}
+    out = rollout(p["W_xh"], p["W_hh"], p["W_hy"], p["x"], **kw)
+    ref, _ = naive_rnn.rollout(p["W_xh"], p["W_hh"], p["W_hy"], p["x"], **kw)
+    rtol = 1e-4 if dtype == np.float32 else 1e-11
+    np.testing.assert_allclose(out, ref, rtol=0, atol=rtol * np.abs(ref).max())
+    for n_threads in (1, 2):
+        loss, g = loss_and_grad(
+            p["W_xh"], p["W_hh"], p["W_hy"], p["x"], y, n_threads=n_threads, **kw
+        )
+        loss_ref, g_ref = naive_rnn.loss_and_grad(
+            p["W_xh"], p["W_hh"], p["W_hy"], p["x"], y, **kw
+        )
+        assert loss == pytest.approx(loss_ref, rel=rtol)
+        for name, r in g_ref.items():
+            np.testing.assert_allclose(
+                g[name], r, rtol=0, atol=rtol * np.abs(r).max(), err_msg=name
+            )
