@@ -16,8 +16,16 @@ Conventions shared by both functions
 * Layout: any strides, views and read-only arrays are accepted; they are copied
   only when not C-contiguous (or of another dtype).
 * ``n_threads``: ``None`` uses every hardware thread (``_core.hardware_threads()``);
-  small problems run on the calling thread regardless, because waking a worker
-  costs more than it saves.
+  small problems (below about 1.5 MFLOP) run on the calling thread regardless,
+  because waking a worker costs more than it saves. Calls from several Python
+  threads at once are safe: one of them uses the worker pool, the others run on
+  their own threads.
+* SIMD: the kernels exist for baseline x86-64 and for AVX2+FMA; the best level the
+  CPU supports is used (``_core.simd_level()``). ``RNNSCHUR_SIMD=baseline`` in the
+  environment, or ``_core.set_simd_level("baseline")``, forces the baseline.
+* Hot loops that already hold validated C-contiguous arrays of one dtype may call
+  the private ``_loss_and_grad_unchecked`` (no conversion; C++ still checks shapes,
+  dtypes and finiteness).
 * Bad input raises ``ValueError``/``TypeError`` naming the argument. Results that
   overflow to inf/NaN (absurdly large weights) raise ``ValueError`` instead of being
   returned.
