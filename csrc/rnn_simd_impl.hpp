@@ -160,7 +160,9 @@ void tanh_array(const T* x, T* y, i64 n) {
 // one packed panel (K rows of NR contiguous values) and A is either row-major
 // (A(i, k) = a[i*lda + k]) or packed (A(i, k) = a[k*MR + i]).
 
-template <class T, int M, bool PACKED_A, bool ZERO = true>
+// NVV = 1 computes only the first vector of the panel (a last panel that is
+// at most half used, e.g. Nh = 72 or 56); acc[i][1] is then left untouched.
+template <class T, int M, bool PACKED_A, bool ZERO = true, int NVV = 2>
 inline void micro(i64 K, const T* __restrict a, i64 lda, const T* __restrict b,
                   vec_t<T> (&acc)[MR][NV]) {
     constexpr int L = V<T>::L;
@@ -170,12 +172,18 @@ inline void micro(i64 K, const T* __restrict a, i64 lda, const T* __restrict b,
     }
     for (i64 k = 0; k < K; ++k) {
         const vec_t<T> b0 = vload<T>(b + k * NR<T>);
-        const vec_t<T> b1 = vload<T>(b + k * NR<T> + L);
+        if (NVV == 2) {
+            const vec_t<T> b1 = vload<T>(b + k * NR<T> + L);
 #pragma GCC unroll 6
-        for (int i = 0; i < M; ++i) {
-            const vec_t<T> ai = vbcast<T>(PACKED_A ? a[k * MR + i] : a[i * lda + k]);
-            acc[i][0] += ai * b0;
-            acc[i][1] += ai * b1;
+            for (int i = 0; i < M; ++i) {
+                const vec_t<T> ai = vbcast<T>(PACKED_A ? a[k * MR + i] : a[i * lda + k]);
+                acc[i][0] += ai * b0;
+                acc[i][1] += ai * b1;
+            }
+        } else {
+#pragma GCC unroll 6
+            for (int i = 0; i < M; ++i)
+                acc[i][0] += vbcast<T>(PACKED_A ? a[k * MR + i] : a[i * lda + k]) * b0;
         }
     }
 }
@@ -183,28 +191,45 @@ inline void micro(i64 K, const T* __restrict a, i64 lda, const T* __restrict b,
 // Not inlined: inside a large caller the register allocator may spill an
 // accumulator of the 6x2 tile (15 of 16 registers busy), which serialises the
 // loop on a store-forwarding chain (measured: 2x slower backward steps).
-template <class T, int M>
-__attribute__((noinline)) void micro2(i64 K, const T* a, i64 lda, const T* bp, i64 K2, const T* a2, i64 lda2,
-                   const T* bp2, vec_t<T> (&acc)[MR][NV]) {
-    micro<T, M, false>(K, a, lda, bp, acc);
-    if (K2 > 0) micro<T, M, false, false>(K2, a2, lda2, bp2, acc);
+template <class T, int M, int NVV>
+__attribute__((noinline)) void micro2(i64 K, const T* a, i64 lda, const T* bp, i64 K2,
+                                      const T* a2, i64 lda2, const T* bp2,
+                                      vec_t<T> (&acc)[MR][NV]) {
+    micro<T, M, false, true, NVV>(K, a, lda, bp, acc);
+    if (K2 > 0) micro<T, M, false, false, NVV>(K2, a2, lda2, bp2, acc);
+}
+
+template <class T, int NVV>
+inline void micro2_rows(int m, i64 K, const T* a, i64 lda, const T* bp, i64 K2,
+                        const T* a2, i64 lda2, const T* bp2, vec_t<T> (&acc)[MR][NV]) {
+    switch (m) {
+        case 6: micro2<T, 6, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc); break;
+        case 5: micro2<T, 5, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc); break;
+        case 4: micro2<T, 4, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc); break;
+        case 3: micro2<T, 3, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc); break;
+        case 2: micro2<T, 2, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc); break;
+        default: micro2<T, 1, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc); break;
+    }
 }
 
 // C[rows x ncols_pad] = A[rows x K] * Bp (+ A2[rows x K2] * Bp2) (+ epilogue):
 // A row-major with stride lda, Bp packed panels (panel j at Bp + j*K*NR). The
 // optional second product concatenates the inner dimension (the input term of
-// a step). The epilogue gets (row, column of the panel, acc row) and stores.
+// a step). The epilogue gets (row, column of the panel, acc row, number of
+// computed vectors nv); it must store zeros in vectors v >= nv (padding) — a
+// last panel with at most L valid columns (ncols) computes only one vector.
 // Rows are split into tiles of nearly equal height so that no tiny remainder
 // tile runs at low ILP.
 template <class T, class Epi>
 inline void rows_gemm(i64 rows, i64 K, const T* A, i64 lda, const T* Bp, i64 ncols_pad,
-                      Epi&& epi, i64 K2 = 0, const T* A2 = nullptr, i64 lda2 = 0,
-                      const T* Bp2 = nullptr) {
+                      i64 ncols, Epi&& epi, i64 K2 = 0, const T* A2 = nullptr,
+                      i64 lda2 = 0, const T* Bp2 = nullptr) {
     if (rows <= 0) return;
     const i64 ntiles = (rows + MR - 1) / MR;
     for (i64 j0 = 0; j0 < ncols_pad; j0 += NR<T>) {
         const T* bp = Bp + (j0 / NR<T>)*K * NR<T>;
         const T* bp2 = Bp2 ? Bp2 + (j0 / NR<T>)*K2 * NR<T> : nullptr;
+        const int nv = ncols - j0 <= V<T>::L ? 1 : 2;
         i64 i0 = 0;
         for (i64 tile = 0; tile < ntiles; ++tile) {
             const i64 i1 = rows * (tile + 1) / ntiles;
@@ -212,15 +237,11 @@ inline void rows_gemm(i64 rows, i64 K, const T* A, i64 lda, const T* Bp, i64 nco
             vec_t<T> acc[MR][NV];
             const T* a = A + i0 * lda;
             const T* a2 = A2 ? A2 + i0 * lda2 : nullptr;
-            switch (m) {
-                case 6: micro2<T, 6>(K, a, lda, bp, K2, a2, lda2, bp2, acc); break;
-                case 5: micro2<T, 5>(K, a, lda, bp, K2, a2, lda2, bp2, acc); break;
-                case 4: micro2<T, 4>(K, a, lda, bp, K2, a2, lda2, bp2, acc); break;
-                case 3: micro2<T, 3>(K, a, lda, bp, K2, a2, lda2, bp2, acc); break;
-                case 2: micro2<T, 2>(K, a, lda, bp, K2, a2, lda2, bp2, acc); break;
-                default: micro2<T, 1>(K, a, lda, bp, K2, a2, lda2, bp2, acc); break;
-            }
-            for (int i = 0; i < m; ++i) epi(i0 + i, j0, acc[i]);
+            if (nv == 2)
+                micro2_rows<T, 2>(m, K, a, lda, bp, K2, a2, lda2, bp2, acc);
+            else
+                micro2_rows<T, 1>(m, K, a, lda, bp, K2, a2, lda2, bp2, acc);
+            for (int i = 0; i < m; ++i) epi(i0 + i, j0, acc[i], nv);
             i0 = i1;
         }
     }
@@ -274,12 +295,13 @@ void readout(const RnnDims& d, const RnnLayout& L, const T* P, i64 T_, i64 bs, c
     }
     for (i64 t = 0; t < T_; ++t) {
         T* ot = out + t * ostride_t;
-        rows_gemm<T>(bs, d.Nh, H + t * bs * L.ldh, L.ldh, P + L.off_whyT, L.ldy,
-                     [&](i64 i, i64 j0, const vec_t<T>* acc) {
+        rows_gemm<T>(bs, d.Nh, H + t * bs * L.ldh, L.ldh, P + L.off_whyT, L.ldy, d.Ny,
+                     [&](i64 i, i64 j0, const vec_t<T>* acc, int nv) {
                          T buf[NR<T>];
                          for (int v = 0; v < NV; ++v)
                              vstore<T>(buf + v * V<T>::L,
-                                       acc[v] + vload<T>(by + j0 + v * V<T>::L));
+                                       v < nv ? acc[v] + vload<T>(by + j0 + v * V<T>::L)
+                                              : vec_t<T>{});
                          T* o = ot + i * ostride_i + j0;
                          const i64 w = imin(NR<T>, d.Ny - j0);
                          for (i64 j = 0; j < w; ++j) o[j] = buf[j];
@@ -465,11 +487,12 @@ void forward_hidden(const RnnDims& d, const RnnLayout& L, const T* P, const T* w
         const T* prev = H + t * blk;
         T* cur = H + (t + 1) * blk;
         rows_gemm<T>(
-            bs, d.Nh, prev, ldh, whhT, ldh,
-            [&](i64 r, i64 j0, const vec_t<T>* acc) {
+            bs, d.Nh, prev, ldh, whhT, ldh, d.Nh,
+            [&](i64 r, i64 j0, const vec_t<T>* acc, int nv) {
                 T* c = cur + r * ldh + j0;
-                for (int v = 0; v < NV; ++v)
-                    vstore<T>(c + v * Lv, vtanh<T>(acc[v] + vload<T>(bh + j0 + v * Lv)));
+                vstore<T>(c, vtanh<T>(acc[0] + vload<T>(bh + j0)));
+                vstore<T>(c + Lv,
+                          nv == 2 ? vtanh<T>(acc[1] + vload<T>(bh + j0 + Lv)) : vec_t<T>{});
             },
             d.Nx, X + t * bs * d.Nx, d.Nx, wxhT);
     }
@@ -523,9 +546,10 @@ double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i
             for (i64 o = d.Ny; o < ldy; ++o) yr[o] = T(0);
         }
     // dL/dh_t from the readout, all steps at once: G = dY W_hy, into dA.
-    rows_gemm<T>(R, d.Ny, Y, ldy, P + L.off_why, ldh,
-                 [&](i64 r, i64 j0, const vec_t<T>* acc) {
-                     for (int v = 0; v < NV; ++v) vstore<T>(dA + r * ldh + j0 + v * Lv, acc[v]);
+    rows_gemm<T>(R, d.Ny, Y, ldy, P + L.off_why, ldh, d.Nh,
+                 [&](i64 r, i64 j0, const vec_t<T>* acc, int nv) {
+                     for (int v = 0; v < NV; ++v)
+                         vstore<T>(dA + r * ldh + j0 + v * Lv, v < nv ? acc[v] : vec_t<T>{});
                  });
     // BPTT: dA_t = (G_t + dA_{t+1} W_hh) * (1 - h_t^2).
     const T* whh = P + L.off_whh;
@@ -540,14 +564,15 @@ double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i
             continue;
         }
         const T* next = dA + (t + 1) * blk;
-        rows_gemm<T>(bs, d.Nh, next, ldh, whh, ldh,
-                     [&](i64 r, i64 j0, const vec_t<T>* acc) {
+        rows_gemm<T>(bs, d.Nh, next, ldh, whh, ldh, d.Nh,
+                     [&](i64 r, i64 j0, const vec_t<T>* acc, int nv) {
                          T* c = cur + r * ldh + j0;
                          const T* hr = h + r * ldh + j0;
                          for (int v = 0; v < NV; ++v) {
                              const vec_t<T> hv = vload<T>(hr + v * Lv);
-                             vstore<T>(c + v * Lv,
-                                       (acc[v] + vload<T>(c + v * Lv)) * (T(1) - hv * hv));
+                             vstore<T>(c + v * Lv, v < nv ? (acc[v] + vload<T>(c + v * Lv)) *
+                                                                (T(1) - hv * hv)
+                                                          : vec_t<T>{});
                          }
                      });
     }
