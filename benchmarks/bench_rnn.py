@@ -284,9 +284,14 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="small shapes only, 3 blocks")
     ap.add_argument("--shapes", help="comma-separated subset of shape names")
     ap.add_argument("--json", default="benchmarks/results/bench_rnn.json")
+    ap.add_argument("--from-json", help="only re-print the table of an earlier run")
     args = ap.parse_args(argv)
     if args.worker:
         worker(args.worker[0], int(args.worker[1]))
+        return 0
+    if args.from_json:
+        data = json.loads(Path(args.from_json).read_text())
+        print(_table(data["rows"], data["machine"]["threads"]))
         return 0
 
     import numpy as np
@@ -377,24 +382,7 @@ def main(argv=None) -> int:
             }
         )
 
-    def f(v, fmt="{:.3f}"):
-        return "n/a" if v is None else fmt.format(v)
-
-    hdr = (
-        f"| shape | op | rnnschur {nt}t ms | torch {nt}t ms | × torch | rnnschur 1t ms "
-        "| numpy 1t ms | × numpy | GF/s 1t | numpy matmul GF/s | % |"
-    )
-    lines = [hdr, "|" + "---|" * 11]
-    for r in rows:
-        lines.append(
-            f"| {r['shape']} | {r['op']} | {f(r['rnnschur_ms'])} | {f(r['torch_ms'])} "
-            f"| {f(r['speedup_vs_torch'], '{:.1f}')} | {f(r['rnnschur_1t_ms'])} "
-            f"| {f(r['numpy_1t_ms'])} | {f(r['speedup_vs_numpy_1t'], '{:.1f}')} "
-            f"| {f(r['rnnschur_1t_gflops'], '{:.1f}')} "
-            f"| {f(r['numpy_matmul_gflops'], '{:.1f}')} "
-            f"| {f(r['fraction_of_matmul_rate'] and 100 * r['fraction_of_matmul_rate'], '{:.0f}')} |"
-        )
-    table = "\n".join(lines)
+    table = _table(rows, nt)
     machine = {
         "platform": platform.platform(),
         "processor": _cpu_name(),
@@ -427,6 +415,34 @@ def main(argv=None) -> int:
     )
     print(f"wrote {out}")
     return 0
+
+
+def _table(rows: list[dict], nt: int) -> str:
+    def f(v, fmt="{:.3f}"):
+        return "n/a" if v is None else fmt.format(v)
+
+    def ratio(a, b):
+        return a / b if a and b else None
+
+    hdr = (
+        f"| shape | op | rnnschur {nt}t ms | torch {nt}t ms | × torch | rnnschur 1t ms "
+        "| torch 1t ms | × torch 1t | numpy 1t ms | × numpy | GF/s 1t "
+        "| numpy matmul GF/s | % |"
+    )
+    lines = [hdr, "|" + "---|" * 13]
+    for r in rows:
+        frac = r["fraction_of_matmul_rate"]
+        lines.append(
+            f"| {r['shape']} | {r['op']} | {f(r['rnnschur_ms'])} | {f(r['torch_ms'])} "
+            f"| {f(r['speedup_vs_torch'], '{:.1f}')} | {f(r['rnnschur_1t_ms'])} "
+            f"| {f(r['torch_1t_ms'])} "
+            f"| {f(ratio(r['torch_1t_ms'], r['rnnschur_1t_ms']), '{:.1f}')} "
+            f"| {f(r['numpy_1t_ms'])} | {f(r['speedup_vs_numpy_1t'], '{:.1f}')} "
+            f"| {f(r['rnnschur_1t_gflops'], '{:.1f}')} "
+            f"| {f(r['numpy_matmul_gflops'], '{:.1f}')} "
+            f"| {f(frac and 100 * frac, '{:.0f}')} |"
+        )
+    return "\n".join(lines)
 
 
 def _overhead_us() -> dict[str, float]:
