@@ -124,7 +124,8 @@ class Pool {
             if ((c >> 32) != gen) return;
             const int idx = static_cast<int>(c & 0xffffffffu);
             if (idx >= parts_.load(std::memory_order_relaxed)) return;
-            if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel)) continue;
+            if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel))
+                continue;
             (*job_.load(std::memory_order_relaxed))(idx);
             if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
                 std::lock_guard<std::mutex> lk(done_mu_);
@@ -274,7 +275,8 @@ bool forward_impl(const ForwardArgs<T>& a, int n_threads) {
         const i64 i0 = items * p / parts, i1 = items * (p + 1) / parts;
         for (i64 it = i0; it < i1; ++it) {
             const i64 k = it / shards, s = it % shards;
-            ks.forward_item(a, L, packed, k, d.B * s / shards, d.B * (s + 1) / shards, ws);
+            ks.forward_item(a, L, packed, k, d.B * s / shards, d.B * (s + 1) / shards,
+                            ws);
         }
     });
     return all_finite(a.y, d.K * d.T * d.B * d.Ny);
@@ -325,12 +327,22 @@ bool grad_impl(GradArgs<T>& a, int n_threads) {
 
 }  // namespace
 
-bool rnn_forward(const ForwardArgs<float>& a, int n) { return forward_impl(a, n); }
-bool rnn_forward(const ForwardArgs<double>& a, int n) { return forward_impl(a, n); }
-bool rnn_loss_and_grad(GradArgs<float>& a, int n) { return grad_impl(a, n); }
-bool rnn_loss_and_grad(GradArgs<double>& a, int n) { return grad_impl(a, n); }
+bool rnn_forward(const ForwardArgs<float>& a, int n) {
+    return forward_impl(a, n);
+}
+bool rnn_forward(const ForwardArgs<double>& a, int n) {
+    return forward_impl(a, n);
+}
+bool rnn_loss_and_grad(GradArgs<float>& a, int n) {
+    return grad_impl(a, n);
+}
+bool rnn_loss_and_grad(GradArgs<double>& a, int n) {
+    return grad_impl(a, n);
+}
 
-SimdLevel simd_level() { return static_cast<SimdLevel>(g_level.load()); }
+SimdLevel simd_level() {
+    return static_cast<SimdLevel>(g_level.load());
+}
 const char* simd_level_name(SimdLevel level) {
     return level == SimdLevel::avx2 ? "avx2" : "baseline";
 }

@@ -19,8 +19,12 @@ namespace rnnschur {
 using i64 = std::int64_t;
 
 // Panel widths of the packed right-hand operands (two SIMD vectors).
-static inline i64 round_up(i64 n, i64 m) { return (n + m - 1) / m * m; }
-static inline i64 align_elems(i64 n) { return round_up(n, 16); }  // 64 bytes for f32
+static inline i64 round_up(i64 n, i64 m) {
+    return (n + m - 1) / m * m;
+}
+static inline i64 align_elems(i64 n) {
+    return round_up(n, 16);
+}  // 64 bytes for f32
 
 // Layout of the per-call packed weights and of one work item's workspace, in
 // elements of T. nr is the kernel's panel width.
@@ -93,8 +97,8 @@ struct KernelSet {
                          i64 k, i64 b0, i64 b1, T* ws);
     // Loss and gradient partial sums for batch rows [b0, b1) into g (offsets
     // L.off_g*); returns the unnormalised masked sum of squared errors.
-    double (*grad_item)(const GradArgs<T>& a, const RnnLayout& L, const T* packed, i64 b0,
-                        i64 b1, T* ws, T* g);
+    double (*grad_item)(const GradArgs<T>& a, const RnnLayout& L, const T* packed,
+                        i64 b0, i64 b1, T* ws, T* g);
     // Test hook: y = tanh(x) elementwise with the kernels' vector tanh.
     void (*tanh_array)(const T* x, T* y, i64 n);
 };

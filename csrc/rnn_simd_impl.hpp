@@ -53,7 +53,9 @@ constexpr int NV = 2;
 template <class T>
 constexpr i64 NR = NV * V<T>::L;
 
-inline i64 imin(i64 a, i64 b) { return a < b ? a : b; }
+inline i64 imin(i64 a, i64 b) {
+    return a < b ? a : b;
+}
 
 template <class T>
 inline vec_t<T> vload(const T* p) {
@@ -176,7 +178,8 @@ inline void micro(i64 K, const T* __restrict a, i64 lda, const T* __restrict b,
             const vec_t<T> b1 = vload<T>(b + k * NR<T> + L);
 #pragma GCC unroll 6
             for (int i = 0; i < M; ++i) {
-                const vec_t<T> ai = vbcast<T>(PACKED_A ? a[k * MR + i] : a[i * lda + k]);
+                const vec_t<T> ai =
+                    vbcast<T>(PACKED_A ? a[k * MR + i] : a[i * lda + k]);
                 acc[i][0] += ai * b0;
                 acc[i][1] += ai * b1;
             }
@@ -203,12 +206,24 @@ template <class T, int NVV>
 inline void micro2_rows(int m, i64 K, const T* a, i64 lda, const T* bp, i64 K2,
                         const T* a2, i64 lda2, const T* bp2, vec_t<T> (&acc)[MR][NV]) {
     switch (m) {
-        case 6: micro2<T, 6, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc); break;
-        case 5: micro2<T, 5, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc); break;
-        case 4: micro2<T, 4, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc); break;
-        case 3: micro2<T, 3, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc); break;
-        case 2: micro2<T, 2, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc); break;
-        default: micro2<T, 1, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc); break;
+        case 6:
+            micro2<T, 6, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc);
+            break;
+        case 5:
+            micro2<T, 5, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc);
+            break;
+        case 4:
+            micro2<T, 4, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc);
+            break;
+        case 3:
+            micro2<T, 3, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc);
+            break;
+        case 2:
+            micro2<T, 2, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc);
+            break;
+        default:
+            micro2<T, 1, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc);
+            break;
     }
 }
 
@@ -277,7 +292,8 @@ void readout_dot(i64 T_, i64 bs, const T* H, i64 ldh, const T* Wr, i64 Ny, i64 n
                     a3 += hv * vload<T>(w + 3 * ldh + c);
                 }
                 const T r[4] = {hsum<T>(a0), hsum<T>(a1), hsum<T>(a2), hsum<T>(a3)};
-                for (i64 q = 0; q < 4 && o + q < Ny; ++q) o_row[o + q] = r[q] + b[o + q];
+                for (i64 q = 0; q < 4 && o + q < Ny; ++q)
+                    o_row[o + q] = r[q] + b[o + q];
             }
         }
 }
@@ -285,12 +301,12 @@ void readout_dot(i64 T_, i64 bs, const T* H, i64 ldh, const T* Wr, i64 Ny, i64 n
 // Readout of T_ blocks of bs rows into out (row (t, i) at t*ostride_t +
 // i*ostride_i, Ny values): dot products for narrow outputs, else a GEMM.
 template <class T>
-void readout(const RnnDims& d, const RnnLayout& L, const T* P, i64 T_, i64 bs, const T* H,
-             T* out, i64 ostride_t, i64 ostride_i) {
+void readout(const RnnDims& d, const RnnLayout& L, const T* P, i64 T_, i64 bs,
+             const T* H, T* out, i64 ostride_t, i64 ostride_i) {
     const T* by = P + L.off_by;
     if (d.Ny <= 8) {
-        readout_dot<T>(T_, bs, H, L.ldh, P + L.off_whyr, d.Ny, L.ny4, by, out, ostride_t,
-                       ostride_i);
+        readout_dot<T>(T_, bs, H, L.ldh, P + L.off_whyr, d.Ny, L.ny4, by, out,
+                       ostride_t, ostride_i);
         return;
     }
     for (i64 t = 0; t < T_; ++t) {
@@ -375,7 +391,8 @@ void gemm_kmajor(i64 M, i64 N, i64 K, const T* a, i64 acs, const T* b, i64 ldb, 
                 const i64 h = imin(MR, M - i0);
                 for (i64 k = 0; k < kc; ++k) {
                     const T* src = a + (pc + k) * acs + i0;
-                    for (i64 i = 0; i < MR; ++i) dst[k * MR + i] = i < h ? src[i] : T(0);
+                    for (i64 i = 0; i < MR; ++i)
+                        dst[k * MR + i] = i < h ? src[i] : T(0);
                 }
             }
         }
@@ -400,12 +417,24 @@ void gemm_kmajor(i64 M, i64 N, i64 K, const T* a, i64 acs, const T* b, i64 ldb, 
                     const i64 bs = packed ? NR<T> : ldb;
                     vec_t<T> acc[MR][NV];
                     switch (packed ? MR : h) {
-                        case 6: micro_kmajor<T, 6>(kc, ap, as, bp, bs, acc); break;
-                        case 5: micro_kmajor<T, 5>(kc, ap, as, bp, bs, acc); break;
-                        case 4: micro_kmajor<T, 4>(kc, ap, as, bp, bs, acc); break;
-                        case 3: micro_kmajor<T, 3>(kc, ap, as, bp, bs, acc); break;
-                        case 2: micro_kmajor<T, 2>(kc, ap, as, bp, bs, acc); break;
-                        default: micro_kmajor<T, 1>(kc, ap, as, bp, bs, acc); break;
+                        case 6:
+                            micro_kmajor<T, 6>(kc, ap, as, bp, bs, acc);
+                            break;
+                        case 5:
+                            micro_kmajor<T, 5>(kc, ap, as, bp, bs, acc);
+                            break;
+                        case 4:
+                            micro_kmajor<T, 4>(kc, ap, as, bp, bs, acc);
+                            break;
+                        case 3:
+                            micro_kmajor<T, 3>(kc, ap, as, bp, bs, acc);
+                            break;
+                        case 2:
+                            micro_kmajor<T, 2>(kc, ap, as, bp, bs, acc);
+                            break;
+                        default:
+                            micro_kmajor<T, 1>(kc, ap, as, bp, bs, acc);
+                            break;
                     }
                     const i64 w = imin(NR<T>, N - j0);
                     for (i64 i = 0; i < h; ++i) {
@@ -415,7 +444,8 @@ void gemm_kmajor(i64 M, i64 N, i64 K, const T* a, i64 acs, const T* b, i64 ldb, 
                                 vstore<T>(c + v * L, vload<T>(c + v * L) + acc[i][v]);
                         } else {
                             T buf[NR<T>];
-                            for (int v = 0; v < NV; ++v) vstore<T>(buf + v * L, acc[i][v]);
+                            for (int v = 0; v < NV; ++v)
+                                vstore<T>(buf + v * L, acc[i][v]);
                             for (i64 j = 0; j < w; ++j) c[j] += buf[j];
                         }
                     }
@@ -431,8 +461,10 @@ void gemm_kmajor(i64 M, i64 N, i64 K, const T* a, i64 acs, const T* b, i64 ldb, 
 template <class T>
 void pack_common(const RnnDims& d, const RnnLayout& L, const T* W_xh, const T* W_hy,
                  const T* b_h, const T* b_y, T* P) {
-    pack_b<T>(d.Nx, d.Nh, W_xh, 1, d.Nx, L.ldh, P + L.off_wxhT);  // B(m, j) = W_xh[j, m]
-    pack_b<T>(d.Nh, d.Ny, W_hy, 1, d.Nh, L.ldy, P + L.off_whyT);  // B(j, o) = W_hy[o, j]
+    pack_b<T>(d.Nx, d.Nh, W_xh, 1, d.Nx, L.ldh,
+              P + L.off_wxhT);  // B(m, j) = W_xh[j, m]
+    pack_b<T>(d.Nh, d.Ny, W_hy, 1, d.Nh, L.ldy,
+              P + L.off_whyT);  // B(j, o) = W_hy[o, j]
     T* wr = P + L.off_whyr;
     for (i64 o = 0; o < L.ny4; ++o)
         for (i64 j = 0; j < L.ldh; ++j)
@@ -456,8 +488,10 @@ template <class T>
 void pack_grad(const GradArgs<T>& a, const RnnLayout& L, T* P) {
     const RnnDims& d = a.d;
     pack_b<T>(d.Nh, d.Nh, a.W_hh, 1, d.Nh, L.ldh, P + L.off_whhT);
-    pack_b<T>(d.Nh, d.Nh, a.W_hh, d.Nh, 1, L.ldh, P + L.off_whh);  // B(m, j) = W_hh[m, j]
-    pack_b<T>(d.Ny, d.Nh, a.W_hy, d.Nh, 1, L.ldh, P + L.off_why);  // B(o, j) = W_hy[o, j]
+    pack_b<T>(d.Nh, d.Nh, a.W_hh, d.Nh, 1, L.ldh,
+              P + L.off_whh);  // B(m, j) = W_hh[m, j]
+    pack_b<T>(d.Ny, d.Nh, a.W_hy, d.Nh, 1, L.ldh,
+              P + L.off_why);  // B(o, j) = W_hy[o, j]
     pack_common<T>(d, L, a.W_xh, a.W_hy, a.b_h, a.b_y, P);
 }
 
@@ -491,16 +525,16 @@ void forward_hidden(const RnnDims& d, const RnnLayout& L, const T* P, const T* w
             [&](i64 r, i64 j0, const vec_t<T>* acc, int nv) {
                 T* c = cur + r * ldh + j0;
                 vstore<T>(c, vtanh<T>(acc[0] + vload<T>(bh + j0)));
-                vstore<T>(c + Lv,
-                          nv == 2 ? vtanh<T>(acc[1] + vload<T>(bh + j0 + Lv)) : vec_t<T>{});
+                vstore<T>(c + Lv, nv == 2 ? vtanh<T>(acc[1] + vload<T>(bh + j0 + Lv))
+                                          : vec_t<T>{});
             },
             d.Nx, X + t * bs * d.Nx, d.Nx, wxhT);
     }
 }
 
 template <class T>
-void forward_item(const ForwardArgs<T>& a, const RnnLayout& L, const T* P, i64 k, i64 b0,
-                  i64 b1, T* ws) {
+void forward_item(const ForwardArgs<T>& a, const RnnLayout& L, const T* P, i64 k,
+                  i64 b0, i64 b1, T* ws) {
     const RnnDims& d = a.d;
     const i64 bs = b1 - b0, ldh = L.ldh;
     forward_hidden<T>(d, L, P, P + L.off_whhT + k * d.Nh * ldh, a.x, a.h0, a.h0_bstride,
@@ -549,7 +583,8 @@ double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i
     rows_gemm<T>(R, d.Ny, Y, ldy, P + L.off_why, ldh, d.Nh,
                  [&](i64 r, i64 j0, const vec_t<T>* acc, int nv) {
                      for (int v = 0; v < NV; ++v)
-                         vstore<T>(dA + r * ldh + j0 + v * Lv, v < nv ? acc[v] : vec_t<T>{});
+                         vstore<T>(dA + r * ldh + j0 + v * Lv,
+                                   v < nv ? acc[v] : vec_t<T>{});
                  });
     // BPTT: dA_t = (G_t + dA_{t+1} W_hh) * (1 - h_t^2).
     const T* whh = P + L.off_whh;
@@ -570,14 +605,16 @@ double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i
                          const T* hr = h + r * ldh + j0;
                          for (int v = 0; v < NV; ++v) {
                              const vec_t<T> hv = vload<T>(hr + v * Lv);
-                             vstore<T>(c + v * Lv, v < nv ? (acc[v] + vload<T>(c + v * Lv)) *
-                                                                (T(1) - hv * hv)
-                                                          : vec_t<T>{});
+                             vstore<T>(c + v * Lv,
+                                       v < nv ? (acc[v] + vload<T>(c + v * Lv)) *
+                                                    (T(1) - hv * hv)
+                                              : vec_t<T>{});
                          }
                      });
     }
     // Parameter gradients: one reduction over all R = T*bs rows each.
-    gemm_kmajor<T>(d.Nh, d.Nh, R, dA, ldh, H, ldh, g + L.off_gWhh, d.Nh, ws + L.off_pack);
+    gemm_kmajor<T>(d.Nh, d.Nh, R, dA, ldh, H, ldh, g + L.off_gWhh, d.Nh,
+                   ws + L.off_pack);
     // dW_xh^T = X^T dA (Nx rows: far fewer idle tile rows than Nh x Nx),
     // transposed into place.
     T* gxT = ws + L.off_tmp;
@@ -596,9 +633,11 @@ double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i
     for (i64 j = 0; j < ldy; ++j) coly[j] = T(0);
     for (i64 r = 0; r < R; ++r) {
         const T* dr = dA + r * ldh;
-        for (i64 j = 0; j < ldh; j += Lv) vstore<T>(colh + j, vload<T>(colh + j) + vload<T>(dr + j));
+        for (i64 j = 0; j < ldh; j += Lv)
+            vstore<T>(colh + j, vload<T>(colh + j) + vload<T>(dr + j));
         const T* yr = Y + r * ldy;
-        for (i64 j = 0; j < ldy; j += Lv) vstore<T>(coly + j, vload<T>(coly + j) + vload<T>(yr + j));
+        for (i64 j = 0; j < ldy; j += Lv)
+            vstore<T>(coly + j, vload<T>(coly + j) + vload<T>(yr + j));
     }
     for (i64 j = 0; j < d.Nh; ++j) gbh[j] = colh[j];
     for (i64 o = 0; o < d.Ny; ++o) gby[o] = coly[o];
@@ -607,10 +646,10 @@ double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i
 
 }  // namespace
 
-const KernelSet<float> kernels_f32 = {NR<float>, &pack_forward<float>, &pack_grad<float>,
-                                      &forward_item<float>, &grad_item<float>,
-                                      &tanh_array<float>};
-const KernelSet<double> kernels_f64 = {NR<double>, &pack_forward<double>,
+const KernelSet<float> kernels_f32 = {NR<float>,         &pack_forward<float>,
+                                      &pack_grad<float>, &forward_item<float>,
+                                      &grad_item<float>, &tanh_array<float>};
+const KernelSet<double> kernels_f64 = {NR<double>,         &pack_forward<double>,
                                        &pack_grad<double>, &forward_item<double>,
                                        &grad_item<double>, &tanh_array<double>};
 
