@@ -11,8 +11,12 @@
 namespace rnnschur {
 namespace {
 
-[[noreturn]] void value_error(const std::string& msg) { throw py::value_error(msg); }
-[[noreturn]] void type_error(const std::string& msg) { throw py::type_error(msg); }
+[[noreturn]] void value_error(const std::string& msg) {
+    throw py::value_error(msg);
+}
+[[noreturn]] void type_error(const std::string& msg) {
+    throw py::type_error(msg);
+}
 
 std::string shape_str(const py::array& a) {
     std::string s = "(";
@@ -71,9 +75,10 @@ const char* first_nonfinite(const FiniteCheck* c, int n) {
 }
 
 template <class T>
-py::object rollout_t(const py::array& W_xh, const py::array& W_hh, const py::array& W_hy,
-                     const py::array& x, const py::object& b_h, const py::object& b_y,
-                     const py::object& h0, bool return_hidden, int n_threads) {
+py::object rollout_t(const py::array& W_xh, const py::array& W_hh,
+                     const py::array& W_hy, const py::array& x, const py::object& b_h,
+                     const py::object& b_y, const py::object& h0, bool return_hidden,
+                     int n_threads) {
     ForwardArgs<T> a{};
     a.W_xh = float_arg<T>(W_xh, "W_xh", 2);
     const bool stacked = W_hh.ndim() == 3;
@@ -123,11 +128,13 @@ py::object rollout_t(const py::array& W_xh, const py::array& W_hh, const py::arr
         hid = py::array_t<T>(hshape);
         a.hidden = hid.mutable_data();
     }
-    const FiniteCheck checks[] = {
-        {a.W_xh, d.Nh * d.Nx, "W_xh"}, {a.W_hh, d.K * d.Nh * d.Nh, "W_hh"},
-        {a.W_hy, d.Ny * d.Nh, "W_hy"}, {a.b_h, d.Nh, "b_h"},
-        {a.b_y, d.Ny, "b_y"},          {a.x, d.T * d.B * d.Nx, "x"},
-        {a.h0, h0_n, "h0"}};
+    const FiniteCheck checks[] = {{a.W_xh, d.Nh * d.Nx, "W_xh"},
+                                  {a.W_hh, d.K * d.Nh * d.Nh, "W_hh"},
+                                  {a.W_hy, d.Ny * d.Nh, "W_hy"},
+                                  {a.b_h, d.Nh, "b_h"},
+                                  {a.b_y, d.Ny, "b_y"},
+                                  {a.x, d.T * d.B * d.Nx, "x"},
+                                  {a.h0, h0_n, "h0"}};
     const char* bad = nullptr;
     bool ok = true;
     {
@@ -135,7 +142,9 @@ py::object rollout_t(const py::array& W_xh, const py::array& W_hh, const py::arr
         bad = first_nonfinite<T>(checks, 7);
         if (!bad) ok = rnn_forward(a, n_threads);
     }
-    if (bad) value_error(std::string(bad) + " must contain only finite values (found NaN or inf)");
+    if (bad)
+        value_error(std::string(bad) +
+                    " must contain only finite values (found NaN or inf)");
     if (!ok)
         throw py::value_error(
             "rollout overflowed: the outputs contain non-finite values (weights or "
@@ -227,13 +236,16 @@ py::tuple loss_and_grad_t(const py::array& W_xh, const py::array& W_hh,
             if (count > 0) ok = rnn_loss_and_grad(a, n_threads);
         }
     }
-    if (bad) value_error(std::string(bad) + " must contain only finite values (found NaN or inf)");
+    if (bad)
+        value_error(std::string(bad) +
+                    " must contain only finite values (found NaN or inf)");
     if (a.count == 0)
         value_error(
             "the loss averages over no entries: mask selects nothing, or T or B is 0");
     if (!ok)
         value_error(
-            "loss_and_grad overflowed: the loss or a gradient is not finite (weights or "
+            "loss_and_grad overflowed: the loss or a gradient is not finite (weights "
+            "or "
             "inputs too large)");
     py::dict grads;
     grads["W_xh"] = gxh;
@@ -244,7 +256,9 @@ py::tuple loss_and_grad_t(const py::array& W_xh, const py::array& W_hh,
     return py::make_tuple(a.loss, grads);
 }
 
-bool is_f64(const py::array& a) { return a.dtype().is(py::dtype::of<double>()); }
+bool is_f64(const py::array& a) {
+    return a.dtype().is(py::dtype::of<double>());
+}
 
 }  // namespace
 
@@ -306,7 +320,9 @@ void register_rnn(py::module_& m) {
                 rnn_tanh(in.data(), out.mutable_data(), in.size());
                 return out;
             }
-            auto in = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(x);
+            auto in =
+                py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(
+                    x);
             py::array_t<float> out(in.size());
             rnn_tanh(in.data(), out.mutable_data(), in.size());
             return out;
