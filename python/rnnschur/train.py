@@ -241,24 +241,45 @@ class TrainConfig:
 #: The paper's settings (section 4): Adam lr 1e-3, batch 64, 30 epochs × 128 batches.
 PAPER_CONFIG = TrainConfig()
 
-#: Copy-task settings (the paper gives none); see :func:`default_config`.
+#: Copy-task settings (the paper gives none): chosen so that dense orthogonal and Cayley
+#: networks at Nh = 72 replay all 128 lags (see :func:`default_config`).
 COPY_CONFIG = TrainConfig(
-    epochs=60,
+    epochs=120,
     batches_per_epoch=128,
     batch_size=64,
-    lr=1e-3,
+    lr=3e-3,
     clip=1.0,
     lr_schedule="cosine",
     lr_final=0.02,
     eval_size=512,
+    copy_curriculum=((0, 16), (40, 32), (80, 128)),
 )
 
 
 def default_config(task: Task | str) -> TrainConfig:
     """Settings used for a task when ``train`` gets no config.
 
-    Flip-flop, sine and CDI: the paper's (:data:`PAPER_CONFIG`). Copy:
-    :data:`COPY_CONFIG`.
+    Flip-flop, sine and CDI: the paper's (:data:`PAPER_CONFIG`: Adam lr 1e-3, batch 64,
+    30 epochs × 128 batches, constant lr, no clipping).
+
+    Copy (:data:`COPY_CONFIG`): Adam, batch 64, 120 epochs × 128 batches (15 360
+    steps), peak lr 3e-3 with cosine decay to 6e-5, gradient-norm clipping at 1, and a
+    curriculum on the replay horizon: epochs 0-39 train on 16 replay lags, 40-79 on 32,
+    80-119 on the full 128 (the held-out accuracy is always measured on 128 lags).
+    Why, from runs at Nh = 72 (held-out replay accuracy over 128 lags, 512 sequences):
+
+    * the paper's lr 1e-3 (constant or cosine, 7 680 steps) is too slow: 0.957 (dense
+      orthogonal) and 0.958 (Cayley); lr 1e-2 never leaves chance (0.51: the spectral
+      radius runs away);
+    * lr 3e-3 + cosine over 15 360 steps on the full task: dense orthogonal seed 0
+      reaches 1.000 (from epoch 72 on), Cayley seed 1 reaches 1.000 by epoch 20, but
+      Cayley seed 0 stalls at 0.980 (one output dimension at 85 %; 0.987 with lr 1e-3);
+    * the replay-lag curriculum: dense orthogonal and Cayley seed 0 both reach 1.000
+      (Cayley from epoch 40, dense orthogonal from epoch 70). A stable period-8 orbit
+      learned on 16 lags already replays 128 lags (0.99999 on 128 lags after 30 epochs
+      on 16), and the short rollouts make the run about 40 % cheaper than the same
+      number of steps on the full task. Clipping at 1 absorbs the gradient spikes when
+      the horizon grows (pre-clip norm 4 at the switch to 128 lags).
     """
     name = task if isinstance(task, str) else getattr(task, "name", None)
     return COPY_CONFIG if name == "copy" else PAPER_CONFIG
