@@ -463,3 +463,13 @@ def test_paper_settings_reach_the_fvu_targets(task):
     assert m.history["eval_fvu"][-1] <= limit
     # the final held-out score on a fresh, larger set
     assert evaluate(m, size=2048, seed=7)["fvu"] <= limit
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("construction", "seed"), [("dense_orthogonal", 0), ("cayley", 0)]
+)
+def test_copy_settings_solve_the_copy_task_at_72(construction, seed):
+    m = train(CopyTask(), construction, 72, seed=seed, progress=False)
+    assert m.config == tr.COPY_CONFIG
+    assert evaluate(m, size=1024, seed=11)["accuracy"] >= 0.999
