@@ -742,6 +742,7 @@ def train(task, construction, hidden, *, seed, config=None, progress=True):
             mininterval=0.5,
             leave=True,
         )
+    post: dict[str, str] = {}
     t0 = time.perf_counter()
     step = 0
     clip = cfg.clip
@@ -783,6 +784,9 @@ def train(task, construction, hidden, *, seed, config=None, progress=True):
                 step += 1
                 if bar is not None:
                     bar.update(1)
+                    if batch % 32 == 31:  # running mean loss of the epoch so far
+                        post["loss"] = f"{loss_sum / (batch + 1):.4g}"
+                        bar.set_postfix(post, refresh=False)
             try:
                 sc = _scores(task, net.rollout(x_ev, cfg.n_threads), y_ev, m_ev)
             except ValueError as exc:
