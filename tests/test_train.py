@@ -420,6 +420,26 @@ def test_evaluate_matches_metrics_on_a_reference_rollout():
     assert evaluate(m, size=10, seed=99)["fvu"] != sc["fvu"]
 
 
+def test_evaluate_a_stack_of_variants():
+    m = train(
+        CopyTask(symbols=2, dim=3, lags=6),
+        "dense_normal",
+        10,
+        seed=0,
+        config=SMALL,
+        progress=False,
+    )
+    stack = np.stack([m.W_hh, 0.5 * m.W_hh, m.W_hh.astype(np.float64)])
+    sc = evaluate(m, W_hh=stack)
+    assert sc["fvu"].shape == sc["accuracy"].shape == sc["loss"].shape == (3,)
+    single = evaluate(m)
+    assert sc["fvu"][0] == pytest.approx(single["fvu"], rel=1e-6)
+    assert sc["accuracy"][0] == pytest.approx(single["accuracy"])
+    assert sc["loss"][1] == pytest.approx(
+        evaluate(m, W_hh=0.5 * m.W_hh)["loss"], rel=1e-6
+    )
+
+
 def test_model_rollout_with_a_stack():
     m = train(FlipFlop(), "dense_default", 8, seed=0, config=SMALL, progress=False)
     x, _, _ = FlipFlop().sample(3, np.random.default_rng(0))

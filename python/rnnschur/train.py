@@ -314,7 +314,9 @@ class TrainedModel:
     cayley : dict or None
         For ``construction == "cayley"``: ``"A"``, ``"D"`` (``config.dtype``, the trained
         parameters) and ``"D_blocks"`` (int64 block sizes); ``W_hh`` equals
-        ``W_from_cayley(A, D)`` rounded to ``config.dtype``.
+        ``W_from_cayley(A, D)`` (evaluated in float64) rounded to ``config.dtype``, so
+        the unrounded float64 matrix is ``W_from_cayley(A.astype(float), D.astype(float),
+        block_sizes=D_blocks)``.
     """
 
     W_xh: np.ndarray
@@ -415,16 +417,16 @@ def heldout_batch(task: Task, size: int, seed: int, dtype=np.float32):
     return task.sample(size, np.random.default_rng(seed), split="test", dtype=dtype)
 
 
-def _scores(task: Task, y_hat, y, mask) -> dict[str, float]:
+def _scores(task: Task, y_hat, y, mask) -> dict[str, Any]:
+    """Masked MSE, FVU and (copy) replay accuracy; ``y_hat`` may carry leading
+    variant axes, then every score is an array over them."""
     m = np.broadcast_to(mask, y.shape)
-    diff = (y_hat.astype(np.float64) - y)[m]
-    out = {
-        "loss": float(np.mean(diff * diff)),
-        "fvu": float(metrics.fvu(y_hat, y, mask)),
-    }
+    d = y_hat.astype(np.float64) - y
+    loss = np.where(m, d * d, 0.0).sum(axis=(-3, -2, -1)) / m.sum()
+    out = {"loss": loss, "fvu": metrics.fvu(y_hat, y, mask)}
     if isinstance(task, CopyTask):
-        out["accuracy"] = float(metrics.replay_accuracy(y_hat, y, mask))
-    return out
+        out["accuracy"] = metrics.replay_accuracy(y_hat, y, mask)
+    return {k: float(v) if np.ndim(v) == 0 else np.asarray(v) for k, v in out.items()}
 
 
 def evaluate(model: TrainedModel, *, W_hh=None, size=None, seed=None, n_threads=None):
@@ -433,8 +435,10 @@ def evaluate(model: TrainedModel, *, W_hh=None, size=None, seed=None, n_threads=
     Parameters
     ----------
     model : TrainedModel
-    W_hh : ndarray (Nh, Nh), optional
-        Replaces ``model.W_hh`` (same dtype as the model's weights).
+    W_hh : ndarray (Nh, Nh) or (K, Nh, Nh), optional
+        Replaces ``model.W_hh`` (e.g. an ablated matrix, or a stack of K variants: then
+        every score is an array of K values). float32 or float64; a float64 ``W_hh``
+        makes the whole rollout float64.
     size, seed : int, optional
         Held-out set; default ``model.config.eval_size`` / ``eval_seed`` (the set
         monitored during training).
