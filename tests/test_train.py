@@ -35,15 +35,20 @@ def _small(**kw):
 # ----------------------------------------------------------------------- config
 
 
-def test_default_config_is_the_papers():
+def test_default_configs():
     c = TrainConfig()
     assert (c.epochs, c.batches_per_epoch, c.batch_size, c.lr) == (30, 128, 64, 1e-3)
     assert c.total_steps == 3840
     assert c.clip is None
     assert c.lr_schedule == "constant"
-    assert tr.default_config("flipflop") == c
-    assert tr.default_config(SineGeneration()) == c
-    assert tr.default_config(ContextIntegration()) == c
+    assert c == tr.PAPER_CONFIG
+    neuro = tr.NEURO_CONFIG
+    assert neuro == dataclasses.replace(c, lr_schedule="cosine", lr_final=0.1)
+    assert neuro.lr_at(0) == pytest.approx(1e-3)
+    assert neuro.lr_at(3839) == pytest.approx(1e-4, rel=1e-3)
+    assert tr.default_config("flipflop") == neuro
+    assert tr.default_config(SineGeneration()) == neuro
+    assert tr.default_config(ContextIntegration()) == neuro
     assert tr.default_config(CopyTask()) == tr.COPY_CONFIG
 
 

@@ -238,8 +238,14 @@ class TrainConfig:
         return cls(**d)
 
 
-#: The paper's settings (section 4): Adam lr 1e-3, batch 64, 30 epochs × 128 batches.
+#: The paper's settings read literally (section 4): Adam lr 1e-3 held constant, batch
+#: 64, 30 epochs × 128 batches, no clipping.
 PAPER_CONFIG = TrainConfig()
+
+#: Default for flip-flop, sine and CDI: the paper's settings with the learning rate
+#: annealed from 1e-3 to 1e-4 (cosine) over the same 3 840 steps; see
+#: :func:`default_config` for why.
+NEURO_CONFIG = TrainConfig(lr_schedule="cosine", lr_final=0.1)
 
 #: Copy-task settings (the paper gives none): chosen so that dense orthogonal and Cayley
 #: networks at Nh = 72 replay all 128 lags (see :func:`default_config`).
@@ -259,8 +265,15 @@ COPY_CONFIG = TrainConfig(
 def default_config(task: Task | str) -> TrainConfig:
     """Settings used for a task when ``train`` gets no config.
 
-    Flip-flop, sine and CDI: the paper's (:data:`PAPER_CONFIG`: Adam lr 1e-3, batch 64,
-    30 epochs × 128 batches, constant lr, no clipping).
+    Flip-flop, sine and CDI (:data:`NEURO_CONFIG`): the paper's settings (Adam, peak lr
+    1e-3, batch 64, 30 epochs × 128 batches, no clipping) with the learning rate
+    annealed to 1e-4 by a cosine schedule. The paper states the learning rate but no
+    schedule; with it held constant (:data:`PAPER_CONFIG`) the sine task's loss keeps
+    spiking (gradient norms up to 13), the held-out FVU of the last epochs jumps between
+    0.002 and 0.03, and whether a seed ends below 0.01 depends on where the last spike
+    falls (seeds 0/1/2: 0.0048/0.0059/0.0015 with 1 core thread, 0.0176/0.0082/0.0228
+    with 2). Annealed, the same seeds end at 0.0040/0.0033/0.0020 and the last epochs
+    are stable. Gradient clipping at 1 does not help (0.025/0.017/0.008).
 
     Copy (:data:`COPY_CONFIG`): Adam, batch 64, 120 epochs × 128 batches (15 360
     steps), peak lr 3e-3 with cosine decay to 6e-5, gradient-norm clipping at 1, and a
@@ -282,7 +295,7 @@ def default_config(task: Task | str) -> TrainConfig:
       the horizon grows (pre-clip norm 4 at the switch to 128 lags).
     """
     name = task if isinstance(task, str) else getattr(task, "name", None)
-    return COPY_CONFIG if name == "copy" else PAPER_CONFIG
+    return COPY_CONFIG if name == "copy" else NEURO_CONFIG
 
 
 # --------------------------------------------------------------------------- model
