@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -67,36 +68,38 @@ const KernelSet<double>& kernels_for<double>(SimdLevel level) {
 
 // ---------------------------------------------------------------------------
 // Persistent thread pool. One parallel call at a time; a call that finds the
-// pool busy (another Python thread is using it) runs its items serially on its
-// own thread instead of waiting. Workers spin briefly after a job before
-// sleeping, so back-to-back calls (a training loop) avoid the costly wake-up.
+// pool busy (another Python thread is using it) runs its parts serially on its
+// own thread instead of waiting. Parts are claimed dynamically by whoever is
+// free, the caller included, so a helper that the OS has descheduled (these
+// cores are shared) delays the call by at most the part it is running, never
+// by its wake-up. Workers spin briefly after a job before sleeping, so
+// back-to-back calls (a training loop) avoid the costly wake-up.
 
 class Pool {
    public:
     explicit Pool(int n_workers) : n_(n_workers) {
-        for (int w = 1; w <= n_; ++w) threads_.emplace_back([this, w] { loop(w); });
+        for (int w = 1; w <= n_; ++w) threads_.emplace_back([this] { loop(); });
     }
     int size() const { return n_ + 1; }
     std::mutex& call_mutex() { return call_mu_; }
 
-    // Runs fn(0..parts-1), part p on participant p % size(); the caller holds
-    // call_mutex(). parts <= 65535.
+    // Runs fn(0..parts-1); the caller holds call_mutex(). parts < 2^31.
     void run(int parts, const std::function<void(int)>& fn) {
-        const int helpers = parts - 1 < n_ ? parts - 1 : n_;
+        const std::uint64_t gen = (claim_.load() >> 32) + 1;
         job_.store(&fn, std::memory_order_relaxed);
-        pending_.store(helpers, std::memory_order_relaxed);
+        parts_.store(parts, std::memory_order_relaxed);
+        pending_.store(parts, std::memory_order_relaxed);
+        // The claim word carries the job's generation, so a late helper can
+        // never claim a part of a job other than the one it read.
+        claim_.store(gen << 32, std::memory_order_release);
         {
-            // One atomic word says which job and who takes part, so a worker
-            // can never mix the data of two consecutive jobs.
             std::lock_guard<std::mutex> lk(mu_);
-            const std::uint64_t gen = (ticket_.load() >> 32) + 1;
-            ticket_.store(gen << 32 | std::uint64_t(parts) << 16 | std::uint64_t(helpers),
-                          std::memory_order_release);
+            ticket_.store(gen, std::memory_order_release);
         }
         cv_.notify_all();
-        for (int p = 0; p < parts; p += size()) fn(p);
+        work(gen);
         for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
-            if (spin > 20000) {  // ~1 ms: a helper was descheduled; sleep instead
+            if (spin > 2000) {  // a helper was descheduled mid-part: sleep
                 std::unique_lock<std::mutex> lk(done_mu_);
                 done_cv_.wait(lk, [this] { return pending_.load() == 0; });
                 break;
@@ -114,10 +117,26 @@ class Pool {
 #endif
     }
 
-    void loop(int w) {
+    // Claims and runs parts of job `gen` until none is left.
+    void work(std::uint64_t gen) {
+        for (;;) {
+            std::uint64_t c = claim_.load(std::memory_order_acquire);
+            if ((c >> 32) != gen) return;
+            const int idx = static_cast<int>(c & 0xffffffffu);
+            if (idx >= parts_.load(std::memory_order_relaxed)) return;
+            if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel)) continue;
+            (*job_.load(std::memory_order_relaxed))(idx);
+            if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+                std::lock_guard<std::mutex> lk(done_mu_);
+                done_cv_.notify_one();
+            }
+        }
+    }
+
+    void loop() {
         std::uint64_t seen = 0;  // the initial ticket: never miss the first job
         for (;;) {
-            // Spin ~0.2 ms for the next job (back-to-back calls), then sleep.
+            // Spin ~0.2 ms for the next job, then sleep.
             std::uint64_t t = ticket_.load(std::memory_order_acquire);
             for (int spin = 0; t == seen && spin < 4000; ++spin) {
                 cpu_relax();
@@ -129,15 +148,7 @@ class Pool {
                 t = ticket_.load(std::memory_order_acquire);
             }
             seen = t;
-            const int parts = static_cast<int>((t >> 16) & 0xffff);
-            const int helpers = static_cast<int>(t & 0xffff);
-            if (w > helpers) continue;
-            const auto* job = job_.load(std::memory_order_relaxed);
-            for (int p = w; p < parts; p += size()) (*job)(p);
-            if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-                std::lock_guard<std::mutex> lk(done_mu_);
-                done_cv_.notify_one();
-            }
+            work(t);
         }
     }
 
@@ -145,8 +156,8 @@ class Pool {
     std::vector<std::thread> threads_;
     std::mutex call_mu_, mu_, done_mu_;
     std::condition_variable cv_, done_cv_;
-    std::atomic<std::uint64_t> ticket_{0};
-    std::atomic<int> pending_{0};
+    std::atomic<std::uint64_t> ticket_{0}, claim_{0};
+    std::atomic<int> pending_{0}, parts_{0};
     std::atomic<const std::function<void(int)>*> job_{nullptr};
 };
 
@@ -189,7 +200,20 @@ void parallel_for(int parts, const std::function<void(int)>& fn) {
         for (int p = 0; p < parts; ++p) fn(p);
         return;
     }
-    pool->run(parts, fn);
+    // An exception (std::bad_alloc from a workspace) must not escape a worker
+    // thread (std::terminate): keep the first one and rethrow it here.
+    std::exception_ptr error;
+    std::mutex error_mu;
+    const std::function<void(int)> guarded = [&](int p) {
+        try {
+            fn(p);
+        } catch (...) {
+            std::lock_guard<std::mutex> g(error_mu);
+            if (!error) error = std::current_exception();
+        }
+    };
+    pool->run(parts, guarded);
+    if (error) std::rethrow_exception(error);
 }
 
 // Thread-local, 64-byte aligned scratch that only grows.
@@ -206,11 +230,17 @@ T* scratch(int slot, i64 n) {
 // Below this many flops per call one thread is faster than waking a second one.
 constexpr double kMinParallelFlops = 1.5e6;
 
-int choose_parts(int n_threads, i64 items_max, double flops) {
+// Number of parts for up to items_max independent items: one per thread,
+// times two when each part still gets >= 8 batch rows (dynamic balancing on
+// shared cores), one for small calls.
+int choose_parts(int n_threads, i64 items_max, double flops, i64 rows) {
     int nt = n_threads <= 0 ? hardware_threads() : n_threads;
     if (nt > 4096) nt = 4096;
     if (flops < kMinParallelFlops) nt = 1;
-    return static_cast<int>(items_max < nt ? (items_max < 1 ? 1 : items_max) : nt);
+    i64 parts = nt;
+    if (nt > 1 && rows >= 16 * nt) parts = 2 * nt;
+    if (parts > items_max) parts = items_max;
+    return static_cast<int>(parts < 1 ? 1 : parts);
 }
 
 template <class T>
@@ -228,7 +258,7 @@ bool forward_impl(const ForwardArgs<T>& a, int n_threads) {
     const double flops =
         2.0 * d.K * d.T * d.B * (double(d.Nh) * d.Nh + double(d.Nh) * (d.Nx + d.Ny));
     // Items: whole variants when there are enough of them, else batch shards.
-    const int nt = choose_parts(n_threads, d.K * d.B, flops);
+    const int nt = choose_parts(n_threads, d.K * d.B, flops, d.K * d.B);
     i64 shards = 1;
     if (d.K < nt) shards = (nt + d.K - 1) / d.K;
     if (shards > d.B) shards = d.B;
@@ -256,7 +286,7 @@ bool grad_impl(GradArgs<T>& a, int n_threads) {
     const KernelSet<T>& ks = kernels_for<T>(simd_level());
     const double flops =
         6.0 * d.T * d.B * (double(d.Nh) * d.Nh + double(d.Nh) * (d.Nx + d.Ny));
-    const int parts = choose_parts(n_threads, d.B, flops);
+    const int parts = choose_parts(n_threads, d.B, flops, d.B);
     const i64 bs_max = (d.B + parts - 1) / parts;
     const RnnLayout L = make_layout(d, ks.nr, bs_max, true);
     T* packed = scratch<T>(0, L.packed_size);
@@ -310,8 +340,12 @@ SimdLevel set_simd_level(SimdLevel level) {
     return level;
 }
 int hardware_threads() {
-    const unsigned n = std::thread::hardware_concurrency();
-    return n == 0 ? 1 : static_cast<int>(n);
+    // Cached: hardware_concurrency() reads /sys on every call (microseconds).
+    static const int n = [] {
+        const unsigned hc = std::thread::hardware_concurrency();
+        return hc == 0 ? 1 : static_cast<int>(hc);
+    }();
+    return n;
 }
 
 void rnn_tanh(const float* x, float* y, std::int64_t n) {

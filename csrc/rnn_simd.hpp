@@ -27,18 +27,17 @@ static inline i64 align_elems(i64 n) { return round_up(n, 16); }  // 64 bytes fo
 struct RnnLayout {
     i64 nr, ldh, ldy;
     // packed weights (shared by all threads of one call)
-    i64 off_whhT, off_whh, off_wxhT, off_whyT, off_why, off_bh, off_by, packed_size;
+    i64 off_whhT, off_whh, off_wxhT, off_whyT, off_why, off_whyr, off_bh, off_by,
+        packed_size;
+    i64 ny4;  // Ny rounded up to 4 (rows of the padded W_hy copy)
     // workspace of one work item with bs batch rows
-    i64 bs, off_H, off_dA, off_X, off_Y, off_pack, ws_size;
+    i64 bs, off_H, off_dA, off_X, off_Y, off_tmp, off_pack, ws_size;
     // one work item's gradient partial sums (a separate buffer)
     i64 off_gWhh, off_gWxh, off_gWhy, off_gbh, off_gby, g_size;
 };
 
-// gemm packing buffer (elements): KC x NC plus MC x KC panels.
-static constexpr i64 kGemmKC = 256, kGemmMC = 96, kGemmNC = 1024;
-static inline i64 gemm_pack_elems(i64 nr) {
-    return kGemmKC * round_up(kGemmNC, nr) + kGemmKC * kGemmMC + 64;
-}
+// k- and j-blocks of the gradient reductions (B block of 256 x 256 in L2).
+static constexpr i64 kGemmKC = 256, kGemmNC = 256;
 
 static inline RnnLayout make_layout(const RnnDims& d, i64 nr, i64 bs, bool grad) {
     RnnLayout L{};
@@ -56,6 +55,8 @@ static inline RnnLayout make_layout(const RnnDims& d, i64 nr, i64 bs, bool grad)
     L.off_wxhT = take(d.Nx * L.ldh);
     L.off_whyT = take(d.Nh * L.ldy);
     L.off_why = take(grad ? d.Ny * L.ldh : 0);
+    L.ny4 = round_up(d.Ny < 1 ? 1 : d.Ny, 4);
+    L.off_whyr = take(L.ny4 * L.ldh);
     L.off_bh = take(L.ldh);
     L.off_by = take(L.ldy);
     L.packed_size = o;
@@ -65,7 +66,10 @@ static inline RnnLayout make_layout(const RnnDims& d, i64 nr, i64 bs, bool grad)
     L.off_dA = take(grad ? d.T * bs * L.ldh : 0);
     L.off_X = take(d.T * bs * d.Nx);
     L.off_Y = take(d.T * bs * L.ldy);
-    L.off_pack = take(grad ? gemm_pack_elems(nr) : 0);
+    L.off_tmp = take(grad ? d.Nx * d.Nh + L.ldh + L.ldy : 0);
+    // packed blocks of the large gradient reduction: A (KC x Nh rounded to the
+    // 6-row tile) and B (KC x NC)
+    L.off_pack = take(grad ? kGemmKC * (round_up(d.Nh, 6) + kGemmNC) : 0);
     L.ws_size = o;
     o = 0;
     L.off_gWhh = take(grad ? d.Nh * d.Nh : 0);

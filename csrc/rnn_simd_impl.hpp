@@ -75,7 +75,7 @@ inline vec_t<T> vbcast(T s) {
 // small |x| because expm1 keeps full relative accuracy there. expm1(z) =
 // 2^n (1 + p(r)) - 1 with z = n ln2 + r, |r| <= ln2/2 (Cody-Waite split of ln2),
 // p(r) = expm1(r) by its Taylor series, truncated where the next term is below
-// 2^-60 (f64) / 2^-28 (f32) of |r| on that interval. |x| is clamped where tanh
+// 2^-61 (f64) / 2^-26 (f32) of |r| on that interval. |x| is clamped where tanh
 // rounds to 1, which also maps inf to 1; the sign is copied back at the end so
 // that tanh(-0) = -0.
 template <class T>
@@ -87,7 +87,7 @@ struct TanhConst<float> {
     static constexpr float ln2_hi = 0.693359375f;  // 10 significant bits: n*hi exact
     static constexpr float ln2_lo = -2.12194440e-4f;
     static constexpr float shifter = 12582912.0f;  // 1.5 * 2^23: rounds to integer
-    static constexpr int n_coef = 7;               // 1/2! .. 1/8!
+    static constexpr int n_coef = 6;               // 1/2! .. 1/7!
 };
 template <>
 struct TanhConst<double> {
@@ -160,52 +160,152 @@ void tanh_array(const T* x, T* y, i64 n) {
 // one packed panel (K rows of NR contiguous values) and A is either row-major
 // (A(i, k) = a[i*lda + k]) or packed (A(i, k) = a[k*MR + i]).
 
-template <class T, int M, bool PACKED_A>
+// NVV = 1 computes only the first vector of the panel (a last panel that is
+// at most half used, e.g. Nh = 72 or 56); acc[i][1] is then left untouched.
+template <class T, int M, bool PACKED_A, bool ZERO = true, int NVV = 2>
 inline void micro(i64 K, const T* __restrict a, i64 lda, const T* __restrict b,
                   vec_t<T> (&acc)[MR][NV]) {
     constexpr int L = V<T>::L;
+    if (ZERO) {
 #pragma GCC unroll 6
-    for (int i = 0; i < M; ++i) acc[i][0] = acc[i][1] = vec_t<T>{};
+        for (int i = 0; i < M; ++i) acc[i][0] = acc[i][1] = vec_t<T>{};
+    }
     for (i64 k = 0; k < K; ++k) {
         const vec_t<T> b0 = vload<T>(b + k * NR<T>);
-        const vec_t<T> b1 = vload<T>(b + k * NR<T> + L);
+        if (NVV == 2) {
+            const vec_t<T> b1 = vload<T>(b + k * NR<T> + L);
 #pragma GCC unroll 6
-        for (int i = 0; i < M; ++i) {
-            const vec_t<T> ai = vbcast<T>(PACKED_A ? a[k * MR + i] : a[i * lda + k]);
-            acc[i][0] += ai * b0;
-            acc[i][1] += ai * b1;
+            for (int i = 0; i < M; ++i) {
+                const vec_t<T> ai = vbcast<T>(PACKED_A ? a[k * MR + i] : a[i * lda + k]);
+                acc[i][0] += ai * b0;
+                acc[i][1] += ai * b1;
+            }
+        } else {
+#pragma GCC unroll 6
+            for (int i = 0; i < M; ++i)
+                acc[i][0] += vbcast<T>(PACKED_A ? a[k * MR + i] : a[i * lda + k]) * b0;
         }
     }
 }
 
-// C[rows x ncols_pad] = A[rows x K] * Bp (+ epilogue), A row-major with stride
-// lda, Bp packed panels (panel j at Bp + j*K*NR). The epilogue gets
-// (row, column of the panel, acc row) and stores. Rows are split into tiles
-// of nearly equal height so that no tiny remainder tile runs at low ILP.
+// Not inlined: inside a large caller the register allocator may spill an
+// accumulator of the 6x2 tile (15 of 16 registers busy), which serialises the
+// loop on a store-forwarding chain (measured: 2x slower backward steps).
+template <class T, int M, int NVV>
+__attribute__((noinline)) void micro2(i64 K, const T* a, i64 lda, const T* bp, i64 K2,
+                                      const T* a2, i64 lda2, const T* bp2,
+                                      vec_t<T> (&acc)[MR][NV]) {
+    micro<T, M, false, true, NVV>(K, a, lda, bp, acc);
+    if (K2 > 0) micro<T, M, false, false, NVV>(K2, a2, lda2, bp2, acc);
+}
+
+template <class T, int NVV>
+inline void micro2_rows(int m, i64 K, const T* a, i64 lda, const T* bp, i64 K2,
+                        const T* a2, i64 lda2, const T* bp2, vec_t<T> (&acc)[MR][NV]) {
+    switch (m) {
+        case 6: micro2<T, 6, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc); break;
+        case 5: micro2<T, 5, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc); break;
+        case 4: micro2<T, 4, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc); break;
+        case 3: micro2<T, 3, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc); break;
+        case 2: micro2<T, 2, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc); break;
+        default: micro2<T, 1, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc); break;
+    }
+}
+
+// C[rows x ncols_pad] = A[rows x K] * Bp (+ A2[rows x K2] * Bp2) (+ epilogue):
+// A row-major with stride lda, Bp packed panels (panel j at Bp + j*K*NR). The
+// optional second product concatenates the inner dimension (the input term of
+// a step). The epilogue gets (row, column of the panel, acc row, number of
+// computed vectors nv); it must store zeros in vectors v >= nv (padding) — a
+// last panel with at most L valid columns (ncols) computes only one vector.
+// Rows are split into tiles of nearly equal height so that no tiny remainder
+// tile runs at low ILP.
 template <class T, class Epi>
 inline void rows_gemm(i64 rows, i64 K, const T* A, i64 lda, const T* Bp, i64 ncols_pad,
-                      Epi&& epi) {
+                      i64 ncols, Epi&& epi, i64 K2 = 0, const T* A2 = nullptr,
+                      i64 lda2 = 0, const T* Bp2 = nullptr) {
     if (rows <= 0) return;
     const i64 ntiles = (rows + MR - 1) / MR;
     for (i64 j0 = 0; j0 < ncols_pad; j0 += NR<T>) {
         const T* bp = Bp + (j0 / NR<T>)*K * NR<T>;
+        const T* bp2 = Bp2 ? Bp2 + (j0 / NR<T>)*K2 * NR<T> : nullptr;
+        const int nv = ncols - j0 <= V<T>::L ? 1 : 2;
         i64 i0 = 0;
         for (i64 tile = 0; tile < ntiles; ++tile) {
             const i64 i1 = rows * (tile + 1) / ntiles;
             const int m = static_cast<int>(i1 - i0);
             vec_t<T> acc[MR][NV];
             const T* a = A + i0 * lda;
-            switch (m) {
-                case 6: micro<T, 6, false>(K, a, lda, bp, acc); break;
-                case 5: micro<T, 5, false>(K, a, lda, bp, acc); break;
-                case 4: micro<T, 4, false>(K, a, lda, bp, acc); break;
-                case 3: micro<T, 3, false>(K, a, lda, bp, acc); break;
-                case 2: micro<T, 2, false>(K, a, lda, bp, acc); break;
-                default: micro<T, 1, false>(K, a, lda, bp, acc); break;
-            }
-            for (int i = 0; i < m; ++i) epi(i0 + i, j0, acc[i]);
+            const T* a2 = A2 ? A2 + i0 * lda2 : nullptr;
+            if (nv == 2)
+                micro2_rows<T, 2>(m, K, a, lda, bp, K2, a2, lda2, bp2, acc);
+            else
+                micro2_rows<T, 1>(m, K, a, lda, bp, K2, a2, lda2, bp2, acc);
+            for (int i = 0; i < m; ++i) epi(i0 + i, j0, acc[i], nv);
             i0 = i1;
         }
+    }
+}
+
+template <class T>
+inline T hsum(vec_t<T> v) {
+    T s = v[0];
+    for (int i = 1; i < V<T>::L; ++i) s += v[i];
+    return s;
+}
+
+// Narrow readout: out(r, o) = H[r] . Wr[o] + b[o] for o < Ny, as dot products
+// along Nh (a GEMM tile would waste most of its columns when Ny is small).
+// Wr holds ny4 rows of ldh values, zero-padded. Rows r = t*bs + i go to
+// out + (t*ostride_t + i*ostride_i).
+template <class T>
+void readout_dot(i64 T_, i64 bs, const T* H, i64 ldh, const T* Wr, i64 Ny, i64 ny4,
+                 const T* b, T* out, i64 ostride_t, i64 ostride_i) {
+    constexpr int L = V<T>::L;
+    for (i64 t = 0; t < T_; ++t)
+        for (i64 i = 0; i < bs; ++i) {
+            const T* h = H + (t * bs + i) * ldh;
+            T* o_row = out + t * ostride_t + i * ostride_i;
+            for (i64 o = 0; o < ny4; o += 4) {
+                const T* w = Wr + o * ldh;
+                vec_t<T> a0{}, a1{}, a2{}, a3{};
+                for (i64 c = 0; c < ldh; c += L) {
+                    const vec_t<T> hv = vload<T>(h + c);
+                    a0 += hv * vload<T>(w + c);
+                    a1 += hv * vload<T>(w + ldh + c);
+                    a2 += hv * vload<T>(w + 2 * ldh + c);
+                    a3 += hv * vload<T>(w + 3 * ldh + c);
+                }
+                const T r[4] = {hsum<T>(a0), hsum<T>(a1), hsum<T>(a2), hsum<T>(a3)};
+                for (i64 q = 0; q < 4 && o + q < Ny; ++q) o_row[o + q] = r[q] + b[o + q];
+            }
+        }
+}
+
+// Readout of T_ blocks of bs rows into out (row (t, i) at t*ostride_t +
+// i*ostride_i, Ny values): dot products for narrow outputs, else a GEMM.
+template <class T>
+void readout(const RnnDims& d, const RnnLayout& L, const T* P, i64 T_, i64 bs, const T* H,
+             T* out, i64 ostride_t, i64 ostride_i) {
+    const T* by = P + L.off_by;
+    if (d.Ny <= 8) {
+        readout_dot<T>(T_, bs, H, L.ldh, P + L.off_whyr, d.Ny, L.ny4, by, out, ostride_t,
+                       ostride_i);
+        return;
+    }
+    for (i64 t = 0; t < T_; ++t) {
+        T* ot = out + t * ostride_t;
+        rows_gemm<T>(bs, d.Nh, H + t * bs * L.ldh, L.ldh, P + L.off_whyT, L.ldy, d.Ny,
+                     [&](i64 i, i64 j0, const vec_t<T>* acc, int nv) {
+                         T buf[NR<T>];
+                         for (int v = 0; v < NV; ++v)
+                             vstore<T>(buf + v * V<T>::L,
+                                       v < nv ? acc[v] + vload<T>(by + j0 + v * V<T>::L)
+                                              : vec_t<T>{});
+                         T* o = ot + i * ostride_i + j0;
+                         const i64 w = imin(NR<T>, d.Ny - j0);
+                         for (i64 j = 0; j < w; ++j) o[j] = buf[j];
+                     });
     }
 }
 
@@ -225,63 +325,98 @@ void pack_b(i64 K, i64 N, const T* src, i64 rs, i64 cs, i64 ncols_pad, T* dst) {
     }
 }
 
-// C[M x N] (+)= A * B with A(i, k) = a[i*a_rs + k*a_cs], B(k, j) = b[k*b_rs +
-// j*b_cs], C row-major with stride ldc. Cache-blocked (GotoBLAS-style): B is
-// packed in KC x NC blocks, A in MC x KC blocks of MR-row slivers. Used for the
-// gradient reductions over all time steps (K = T * batch rows).
-template <class T>
-void gemm(i64 M, i64 N, i64 K, const T* a, i64 a_rs, i64 a_cs, const T* b, i64 b_rs,
-          i64 b_cs, T* C, i64 ldc, bool accumulate, T* pack) {
-    if (M <= 0 || N <= 0) return;
-    if (K <= 0) {
-        if (!accumulate)
-            for (i64 i = 0; i < M; ++i)
-                for (i64 j = 0; j < N; ++j) C[i * ldc + j] = T(0);
-        return;
-    }
+// acc = sum_k A(i, k) B(k, :) with A(i, k) = a[k*acs + i] (k-major, e.g. a
+// transposed row-major matrix) and B rows b + k*ldb (NR readable values each).
+template <class T, int M>
+__attribute__((noinline)) void micro_kmajor(i64 K, const T* __restrict a, i64 acs,
+                                            const T* __restrict b, i64 ldb,
+                                            vec_t<T> (&acc)[MR][NV]) {
     constexpr int L = V<T>::L;
-    T* bpack = pack;
-    T* apack = pack + kGemmKC * round_up(kGemmNC, NR<T>);
-    for (i64 jc = 0; jc < N; jc += kGemmNC) {
-        const i64 nc = imin(kGemmNC, N - jc);
-        const i64 nc_pad = round_up(nc, NR<T>);
-        for (i64 pc = 0; pc < K; pc += kGemmKC) {
-            const i64 kc = imin(kGemmKC, K - pc);
-            const bool acc_c = accumulate || pc > 0;
-            pack_b<T>(kc, nc, b + pc * b_rs + jc * b_cs, b_rs, b_cs, nc_pad, bpack);
-            for (i64 ic = 0; ic < M; ic += kGemmMC) {
-                const i64 mc = imin(kGemmMC, M - ic);
-                // A slivers: apack[(i/MR)*kc*MR + k*MR + i%MR], rows zero-padded.
-                for (i64 i0 = 0; i0 < mc; i0 += MR) {
-                    T* p = apack + (i0 / MR) * kc * MR;
-                    const i64 h = imin(MR, mc - i0);
-                    for (i64 k = 0; k < kc; ++k) {
-                        const T* src = a + (ic + i0) * a_rs + (pc + k) * a_cs;
-                        i64 i = 0;
-                        for (; i < h; ++i) p[k * MR + i] = src[i * a_rs];
-                        for (; i < MR; ++i) p[k * MR + i] = T(0);
-                    }
+#pragma GCC unroll 6
+    for (int i = 0; i < M; ++i) acc[i][0] = acc[i][1] = vec_t<T>{};
+    for (i64 k = 0; k < K; ++k) {
+        const vec_t<T> b0 = vload<T>(b + k * ldb);
+        const vec_t<T> b1 = vload<T>(b + k * ldb + L);
+#pragma GCC unroll 6
+        for (int i = 0; i < M; ++i) {
+            const vec_t<T> ai = vbcast<T>(a[k * acs + i]);
+            acc[i][0] += ai * b0;
+            acc[i][1] += ai * b1;
+        }
+    }
+}
+
+// C[M x N] = sum_k A(i, k) B(k, j), a reduction over a long k (all time steps
+// and batch rows) of two k-major operands: A(i, k) = a[k*acs + i], B(k, j) =
+// b[k*ldb + j], where every row of b holds a multiple of NR readable values
+// (zero padding). Neither operand is packed: both are already contiguous along
+// the register tile; k (and, for wide C, j) is blocked so that the B block stays
+// in L2 while every row tile sweeps it. C is row-major with stride ldc.
+template <class T>
+void gemm_kmajor(i64 M, i64 N, i64 K, const T* a, i64 acs, const T* b, i64 ldb, T* C,
+                 i64 ldc, T* pack) {
+    constexpr int L = V<T>::L;
+    for (i64 i = 0; i < M; ++i)
+        for (i64 j = 0; j < N; ++j) C[i * ldc + j] = T(0);
+    // Wide reductions (dW_hh at Nh >= 128) pack their blocks into contiguous
+    // tile slivers and panels: with a row stride of 0.5-4 KB the unpacked rows
+    // fall into few L1/L2 sets and thrash (measured: packing is 8% faster at
+    // Nh = 256, 16% at 1024, but 7-10% slower at Nh = 64-72, and narrow ones
+    // with an Nx- or Ny-row side would spend as long packing as computing).
+    const bool packed = pack != nullptr && M >= 128 && N >= 128;
+    const i64 Mp = round_up(M, MR);
+    T* apack = pack;
+    T* bpack = pack ? pack + kGemmKC * Mp : nullptr;
+    for (i64 pc = 0; pc < K; pc += kGemmKC) {
+        const i64 kc = imin(kGemmKC, K - pc);
+        if (packed) {  // A block: apack[(i0/MR)*kc*MR + k*MR + i], rows zero-padded
+            for (i64 i0 = 0; i0 < M; i0 += MR) {
+                T* dst = apack + (i0 / MR) * kc * MR;
+                const i64 h = imin(MR, M - i0);
+                for (i64 k = 0; k < kc; ++k) {
+                    const T* src = a + (pc + k) * acs + i0;
+                    for (i64 i = 0; i < MR; ++i) dst[k * MR + i] = i < h ? src[i] : T(0);
                 }
-                for (i64 j0 = 0; j0 < nc; j0 += NR<T>) {
-                    const T* bp = bpack + (j0 / NR<T>)*kc * NR<T>;
-                    const i64 w = imin(NR<T>, nc - j0);
-                    for (i64 i0 = 0; i0 < mc; i0 += MR) {
-                        vec_t<T> acc[MR][NV];
-                        micro<T, MR, true>(kc, apack + (i0 / MR) * kc * MR, 0, bp, acc);
-                        const i64 h = imin(MR, mc - i0);
-                        for (i64 i = 0; i < h; ++i) {
-                            T* c = C + (ic + i0 + i) * ldc + jc + j0;
-                            if (w == NR<T>) {
-                                for (int v = 0; v < NV; ++v) {
-                                    vec_t<T> r = acc[i][v];
-                                    if (acc_c) r += vload<T>(c + v * L);
-                                    vstore<T>(c + v * L, r);
-                                }
-                            } else {
-                                T buf[NR<T>];
-                                for (int v = 0; v < NV; ++v) vstore<T>(buf + v * L, acc[i][v]);
-                                for (i64 j = 0; j < w; ++j) c[j] = acc_c ? c[j] + buf[j] : buf[j];
-                            }
+            }
+        }
+        for (i64 jc = 0; jc < N; jc += kGemmNC) {
+            const i64 jend = imin(N, jc + kGemmNC);
+            if (packed) {  // B block: bpack[((j0-jc)/NR)*kc*NR + k*NR + j]
+                for (i64 j0 = jc; j0 < jend; j0 += NR<T>) {
+                    T* dst = bpack + ((j0 - jc) / NR<T>)*kc * NR<T>;
+                    for (i64 k = 0; k < kc; ++k)
+                        for (int v = 0; v < NV; ++v)
+                            vstore<T>(dst + k * NR<T> + v * L,
+                                      vload<T>(b + (pc + k) * ldb + j0 + v * L));
+                }
+            }
+            for (i64 i0 = 0; i0 < M; i0 += MR) {
+                const i64 h = imin(MR, M - i0);
+                const T* ap = packed ? apack + (i0 / MR) * kc * MR : a + pc * acs + i0;
+                const i64 as = packed ? MR : acs;
+                for (i64 j0 = jc; j0 < jend; j0 += NR<T>) {
+                    const T* bp = packed ? bpack + ((j0 - jc) / NR<T>)*kc * NR<T>
+                                         : b + pc * ldb + j0;
+                    const i64 bs = packed ? NR<T> : ldb;
+                    vec_t<T> acc[MR][NV];
+                    switch (packed ? MR : h) {
+                        case 6: micro_kmajor<T, 6>(kc, ap, as, bp, bs, acc); break;
+                        case 5: micro_kmajor<T, 5>(kc, ap, as, bp, bs, acc); break;
+                        case 4: micro_kmajor<T, 4>(kc, ap, as, bp, bs, acc); break;
+                        case 3: micro_kmajor<T, 3>(kc, ap, as, bp, bs, acc); break;
+                        case 2: micro_kmajor<T, 2>(kc, ap, as, bp, bs, acc); break;
+                        default: micro_kmajor<T, 1>(kc, ap, as, bp, bs, acc); break;
+                    }
+                    const i64 w = imin(NR<T>, N - j0);
+                    for (i64 i = 0; i < h; ++i) {
+                        T* c = C + (i0 + i) * ldc + j0;
+                        if (w == NR<T>) {
+                            for (int v = 0; v < NV; ++v)
+                                vstore<T>(c + v * L, vload<T>(c + v * L) + acc[i][v]);
+                        } else {
+                            T buf[NR<T>];
+                            for (int v = 0; v < NV; ++v) vstore<T>(buf + v * L, acc[i][v]);
+                            for (i64 j = 0; j < w; ++j) c[j] += buf[j];
                         }
                     }
                 }
@@ -298,6 +433,10 @@ void pack_common(const RnnDims& d, const RnnLayout& L, const T* W_xh, const T* W
                  const T* b_h, const T* b_y, T* P) {
     pack_b<T>(d.Nx, d.Nh, W_xh, 1, d.Nx, L.ldh, P + L.off_wxhT);  // B(m, j) = W_xh[j, m]
     pack_b<T>(d.Nh, d.Ny, W_hy, 1, d.Nh, L.ldy, P + L.off_whyT);  // B(j, o) = W_hy[o, j]
+    T* wr = P + L.off_whyr;
+    for (i64 o = 0; o < L.ny4; ++o)
+        for (i64 j = 0; j < L.ldh; ++j)
+            wr[o * L.ldh + j] = (o < d.Ny && j < d.Nh) ? W_hy[o * d.Nh + j] : T(0);
     T* bh = P + L.off_bh;
     T* by = P + L.off_by;
     for (i64 j = 0; j < L.ldh; ++j) bh[j] = (b_h && j < d.Nh) ? b_h[j] : T(0);
@@ -339,25 +478,23 @@ void forward_hidden(const RnnDims& d, const RnnLayout& L, const T* P, const T* w
         for (i64 j = 0; j < ldh; ++j)
             row[j] = (h0 && j < d.Nh) ? h0[(b0 + i) * h0_bstride + j] : T(0);
     }
-    // Input projection + bias for all steps: one GEMM into H blocks 1..T.
+    // Recurrence H_t = tanh(H_{t-1} W_hh^T + X_t W_xh^T + b_h): the input
+    // projection is fused into the step's GEMM as extra inner-dimension terms
+    // (no pass over memory for it), bias and tanh into its epilogue.
     const T* bh = P + L.off_bh;
-    T* H1 = H + blk;
-    rows_gemm<T>(d.T * bs, d.Nx, X, d.Nx, P + L.off_wxhT, ldh,
-                 [&](i64 r, i64 j0, const vec_t<T>* acc) {
-                     for (int v = 0; v < NV; ++v)
-                         vstore<T>(H1 + r * ldh + j0 + v * Lv,
-                                   acc[v] + vload<T>(bh + j0 + v * Lv));
-                 });
-    // Recurrence: H_t = tanh(P_t + H_{t-1} W_hh^T), P_t stored in place.
+    const T* wxhT = P + L.off_wxhT;
     for (i64 t = 0; t < d.T; ++t) {
         const T* prev = H + t * blk;
         T* cur = H + (t + 1) * blk;
-        rows_gemm<T>(bs, d.Nh, prev, ldh, whhT, ldh,
-                     [&](i64 r, i64 j0, const vec_t<T>* acc) {
-                         T* c = cur + r * ldh + j0;
-                         for (int v = 0; v < NV; ++v)
-                             vstore<T>(c + v * Lv, vtanh<T>(acc[v] + vload<T>(c + v * Lv)));
-                     });
+        rows_gemm<T>(
+            bs, d.Nh, prev, ldh, whhT, ldh, d.Nh,
+            [&](i64 r, i64 j0, const vec_t<T>* acc, int nv) {
+                T* c = cur + r * ldh + j0;
+                vstore<T>(c, vtanh<T>(acc[0] + vload<T>(bh + j0)));
+                vstore<T>(c + Lv,
+                          nv == 2 ? vtanh<T>(acc[1] + vload<T>(bh + j0 + Lv)) : vec_t<T>{});
+            },
+            d.Nx, X + t * bs * d.Nx, d.Nx, wxhT);
     }
 }
 
@@ -369,18 +506,8 @@ void forward_item(const ForwardArgs<T>& a, const RnnLayout& L, const T* P, i64 k
     forward_hidden<T>(d, L, P, P + L.off_whhT + k * d.Nh * ldh, a.x, a.h0, a.h0_bstride,
                       b0, b1, ws);
     const T* H1 = ws + L.off_H + bs * ldh;
-    const T* by = P + L.off_by;
-    T* y = a.y + k * d.T * d.B * d.Ny;
-    rows_gemm<T>(d.T * bs, d.Nh, H1, ldh, P + L.off_whyT, L.ldy,
-                 [&](i64 r, i64 j0, const vec_t<T>* acc) {
-                     T buf[NR<T>];
-                     for (int v = 0; v < NV; ++v)
-                         vstore<T>(buf + v * V<T>::L, acc[v] + vload<T>(by + j0 + v * V<T>::L));
-                     const i64 t = r / bs, i = r - t * bs;
-                     T* out = y + (t * d.B + b0 + i) * d.Ny + j0;
-                     const i64 w = imin(NR<T>, d.Ny - j0);
-                     for (i64 j = 0; j < w; ++j) out[j] = buf[j];
-                 });
+    readout<T>(d, L, P, d.T, bs, H1, a.y + k * d.T * d.B * d.Ny + b0 * d.Ny, d.B * d.Ny,
+               d.Ny);
     if (a.hidden) {
         T* hid = a.hidden + k * d.T * d.B * d.Nh;
         for (i64 t = 0; t < d.T; ++t)
@@ -402,14 +529,8 @@ double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i
     T* dA = ws + L.off_dA;
     T* Y = ws + L.off_Y;
     const T* X = ws + L.off_X;
-    const T* by = P + L.off_by;
-    // Readout for all steps, then loss and dL/dy in place.
-    rows_gemm<T>(R, d.Nh, H1, ldh, P + L.off_whyT, ldy,
-                 [&](i64 r, i64 j0, const vec_t<T>* acc) {
-                     for (int v = 0; v < NV; ++v)
-                         vstore<T>(Y + r * ldy + j0 + v * Lv,
-                                   acc[v] + vload<T>(by + j0 + v * Lv));
-                 });
+    // Readout for all steps into Y, then loss and dL/dy in place.
+    readout<T>(d, L, P, d.T, bs, H1, Y, bs * ldy, ldy);
     const T scale = T(2) / static_cast<T>(a.count);
     double sse = 0;
     for (i64 t = 0; t < d.T; ++t)
@@ -425,9 +546,10 @@ double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i
             for (i64 o = d.Ny; o < ldy; ++o) yr[o] = T(0);
         }
     // dL/dh_t from the readout, all steps at once: G = dY W_hy, into dA.
-    rows_gemm<T>(R, d.Ny, Y, ldy, P + L.off_why, ldh,
-                 [&](i64 r, i64 j0, const vec_t<T>* acc) {
-                     for (int v = 0; v < NV; ++v) vstore<T>(dA + r * ldh + j0 + v * Lv, acc[v]);
+    rows_gemm<T>(R, d.Ny, Y, ldy, P + L.off_why, ldh, d.Nh,
+                 [&](i64 r, i64 j0, const vec_t<T>* acc, int nv) {
+                     for (int v = 0; v < NV; ++v)
+                         vstore<T>(dA + r * ldh + j0 + v * Lv, v < nv ? acc[v] : vec_t<T>{});
                  });
     // BPTT: dA_t = (G_t + dA_{t+1} W_hh) * (1 - h_t^2).
     const T* whh = P + L.off_whh;
@@ -442,32 +564,44 @@ double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i
             continue;
         }
         const T* next = dA + (t + 1) * blk;
-        rows_gemm<T>(bs, d.Nh, next, ldh, whh, ldh,
-                     [&](i64 r, i64 j0, const vec_t<T>* acc) {
+        rows_gemm<T>(bs, d.Nh, next, ldh, whh, ldh, d.Nh,
+                     [&](i64 r, i64 j0, const vec_t<T>* acc, int nv) {
                          T* c = cur + r * ldh + j0;
                          const T* hr = h + r * ldh + j0;
                          for (int v = 0; v < NV; ++v) {
                              const vec_t<T> hv = vload<T>(hr + v * Lv);
-                             vstore<T>(c + v * Lv,
-                                       (acc[v] + vload<T>(c + v * Lv)) * (T(1) - hv * hv));
+                             vstore<T>(c + v * Lv, v < nv ? (acc[v] + vload<T>(c + v * Lv)) *
+                                                                (T(1) - hv * hv)
+                                                          : vec_t<T>{});
                          }
                      });
     }
     // Parameter gradients: one reduction over all R = T*bs rows each.
-    T* pack = ws + L.off_pack;
-    gemm<T>(d.Nh, d.Nh, R, dA, 1, ldh, H, ldh, 1, g + L.off_gWhh, d.Nh, false, pack);
-    gemm<T>(d.Nh, d.Nx, R, dA, 1, ldh, X, d.Nx, 1, g + L.off_gWxh, d.Nx, false, pack);
-    gemm<T>(d.Ny, d.Nh, R, Y, 1, ldy, H1, ldh, 1, g + L.off_gWhy, d.Nh, false, pack);
+    gemm_kmajor<T>(d.Nh, d.Nh, R, dA, ldh, H, ldh, g + L.off_gWhh, d.Nh, ws + L.off_pack);
+    // dW_xh^T = X^T dA (Nx rows: far fewer idle tile rows than Nh x Nx),
+    // transposed into place.
+    T* gxT = ws + L.off_tmp;
+    gemm_kmajor<T>(d.Nx, d.Nh, R, X, d.Nx, dA, ldh, gxT, d.Nh, nullptr);
+    T* gxh = g + L.off_gWxh;
+    for (i64 j = 0; j < d.Nh; ++j)
+        for (i64 m = 0; m < d.Nx; ++m) gxh[j * d.Nx + m] = gxT[m * d.Nh + j];
+    gemm_kmajor<T>(d.Ny, d.Nh, R, Y, ldy, H1, ldh, g + L.off_gWhy, d.Nh, nullptr);
+    // Bias gradients: column sums over all rows, vectorised over the padding.
     T* gbh = g + L.off_gbh;
     T* gby = g + L.off_gby;
-    for (i64 j = 0; j < d.Nh; ++j) gbh[j] = T(0);
-    for (i64 o = 0; o < d.Ny; ++o) gby[o] = T(0);
+    T* colh = gxT + d.Nx * d.Nh;
+    T* coly = colh + ldh;
+    // (rows outer: the sums stay in L1 while dA and dY stream through once)
+    for (i64 j = 0; j < ldh; ++j) colh[j] = T(0);
+    for (i64 j = 0; j < ldy; ++j) coly[j] = T(0);
     for (i64 r = 0; r < R; ++r) {
         const T* dr = dA + r * ldh;
-        for (i64 j = 0; j < d.Nh; ++j) gbh[j] += dr[j];
+        for (i64 j = 0; j < ldh; j += Lv) vstore<T>(colh + j, vload<T>(colh + j) + vload<T>(dr + j));
         const T* yr = Y + r * ldy;
-        for (i64 o = 0; o < d.Ny; ++o) gby[o] += yr[o];
+        for (i64 j = 0; j < ldy; j += Lv) vstore<T>(coly + j, vload<T>(coly + j) + vload<T>(yr + j));
     }
+    for (i64 j = 0; j < d.Nh; ++j) gbh[j] = colh[j];
+    for (i64 o = 0; o < d.Ny; ++o) gby[o] = coly[o];
     return sse;
 }
 

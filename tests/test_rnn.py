@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -59,10 +62,11 @@ def tol(dtype):
     )
 
 
+@pytest.mark.usefixtures("simd")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("biases", [False, True])
 @pytest.mark.parametrize("h0_kind", [None, "batch", "shared"])
-def test_rollout_matches_reference(rng, simd, dtype, biases, h0_kind):
+def test_rollout_matches_reference(rng, dtype, biases, h0_kind):
     p = make_problem(rng, T=9, B=7, Nx=3, Nh=19, Ny=4, dtype=dtype)
     h0 = None
     if h0_kind == "batch":
@@ -76,22 +80,26 @@ def test_rollout_matches_reference(rng, simd, dtype, biases, h0_kind):
     y_ref, h_ref = naive_rnn.rollout(
         p["W_xh"], p["W_hh"], p["W_hy"], p["x"], h0=h0, **kw
     )
-    assert y.dtype == dtype and h.dtype == dtype
-    assert y.shape == (9, 7, 4) and h.shape == (9, 7, 19)
+    assert y.dtype == dtype
+    assert h.dtype == dtype
+    assert y.shape == (9, 7, 4)
+    assert h.shape == (9, 7, 19)
     np.testing.assert_allclose(h, h_ref, **tol(dtype))
     np.testing.assert_allclose(y, y_ref, **tol(dtype))
     y_only = rollout(p["W_xh"], p["W_hh"], p["W_hy"], p["x"], h0=h0, **kw)
     np.testing.assert_array_equal(y_only, y)
 
 
+@pytest.mark.usefixtures("simd")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n_threads", [1, 2, 3])
-def test_stack_equals_separate_calls(rng, simd, dtype, n_threads):
+def test_stack_equals_separate_calls(rng, dtype, n_threads):
     # large enough (> 1.5 MFLOP) that the work is really split between threads
     p = make_problem(rng, T=30, B=16, Nx=2, Nh=37, Ny=3, K=5, dtype=dtype)
     kw = {"b_h": p["b_h"], "b_y": p["b_y"], "n_threads": n_threads}
     y, h = rollout(p["W_xh"], p["W_hh"], p["W_hy"], p["x"], return_hidden=True, **kw)
-    assert y.shape == (5, 30, 16, 3) and h.shape == (5, 30, 16, 37)
+    assert y.shape == (5, 30, 16, 3)
+    assert h.shape == (5, 30, 16, 37)
     for k in range(5):
         yk, hk = rollout(
             p["W_xh"], p["W_hh"][k], p["W_hy"], p["x"], return_hidden=True, **kw
@@ -100,10 +108,11 @@ def test_stack_equals_separate_calls(rng, simd, dtype, n_threads):
         np.testing.assert_array_equal(h[k], hk)
 
 
+@pytest.mark.usefixtures("simd")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("biases", [False, True])
 @pytest.mark.parametrize("masked", [False, True])
-def test_loss_and_grad_matches_reference(rng, simd, dtype, biases, masked):
+def test_loss_and_grad_matches_reference(rng, dtype, biases, masked):
     p = make_problem(rng, T=8, B=9, Nx=3, Nh=21, Ny=3, dtype=dtype)
     y = rng.standard_normal((8, 9, 3)).astype(dtype)
     mask = rng.random((8, 1, 3)) < 0.6 if masked else None
@@ -117,7 +126,8 @@ def test_loss_and_grad_matches_reference(rng, simd, dtype, biases, masked):
     rtol = 1e-5 if dtype == np.float32 else 1e-12
     assert loss == pytest.approx(loss_ref, rel=rtol)
     for name, ref in g_ref.items():
-        assert g[name].dtype == dtype and g[name].shape == ref.shape
+        assert g[name].dtype == dtype
+        assert g[name].shape == ref.shape
         scale = np.abs(ref).max()
         np.testing.assert_allclose(
             g[name], ref, rtol=0, atol=rtol * 10 * scale, err_msg=name
@@ -145,8 +155,9 @@ def _fd_check(fun, params, names, h=1e-6):
     return worst
 
 
+@pytest.mark.usefixtures("simd")
 @pytest.mark.parametrize("masked", [False, True])
-def test_gradient_finite_differences(rng, simd, masked):
+def test_gradient_finite_differences(rng, masked):
     p = make_problem(rng, T=6, B=4, Nx=3, Nh=7, Ny=2, scale=1.2)
     y = rng.standard_normal((6, 4, 2))
     mask = rng.random((6, 4, 2)) < 0.5 if masked else None
@@ -159,8 +170,9 @@ def test_gradient_finite_differences(rng, simd, masked):
     _fd_check(fun, p, ["W_xh", "W_hh", "W_hy", "b_h", "b_y"])
 
 
+@pytest.mark.usefixtures("simd")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_gradient_matches_torch(rng, simd, dtype):
+def test_gradient_matches_torch(rng, dtype):
     torch = pytest.importorskip("torch")
     p = make_problem(rng, T=10, B=8, Nx=3, Nh=16, Ny=3, dtype=dtype)
     y = rng.standard_normal((10, 8, 3)).astype(dtype)
@@ -229,14 +241,17 @@ def test_empty_time_or_batch(rng, dtype):
     for T, B in [(0, 5), (7, 0), (0, 0)]:
         x = np.zeros((T, B, 3), dtype=dtype)
         y, h = rollout(p["W_xh"], p["W_hh"], p["W_hy"], x, return_hidden=True)
-        assert y.shape == (3, T, B, 2) and h.shape == (3, T, B, 6)
+        assert y.shape == (3, T, B, 2)
+        assert h.shape == (3, T, B, 6)
         y1 = rollout(p["W_xh"], p["W_hh"][0], p["W_hy"], x)
-        assert y1.shape == (T, B, 2) and y1.dtype == dtype
+        assert y1.shape == (T, B, 2)
+        assert y1.dtype == dtype
         with pytest.raises(ValueError, match="no entries"):
             loss_and_grad(p["W_xh"], p["W_hh"][0], p["W_hy"], x, np.zeros((T, B, 2)))
 
 
-def test_threads_give_same_result(rng, simd):
+@pytest.mark.usefixtures("simd")
+def test_threads_give_same_result(rng):
     p = make_problem(rng, T=30, B=65, Nx=3, Nh=43, Ny=3)
     y = rng.standard_normal((30, 65, 3))
     ref = rollout(p["W_xh"], p["W_hh"], p["W_hy"], p["x"], n_threads=1)
@@ -295,8 +310,9 @@ def test_exports():
     assert _core.hardware_threads() >= 1
 
 
+@pytest.mark.usefixtures("simd")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_vector_tanh_accuracy(simd, dtype):
+def test_vector_tanh_accuracy(dtype):
     """The kernels' tanh against np.tanh: dense grid, tiny, huge, signed zeros, inf."""
     fi = np.finfo(dtype)
     grid = np.concatenate(
@@ -325,3 +341,43 @@ def test_vector_tanh_accuracy(simd, dtype):
     np.testing.assert_array_equal(np.signbit(out), [False, True, False, True])
     assert np.all(np.abs(y) <= 1)
     assert np.all(np.sign(y) == np.sign(x))
+
+
+def test_env_var_forces_baseline():
+    code = "from rnnschur import _core; print(_core.simd_level())"
+    env = {**os.environ, "RNNSCHUR_SIMD": "baseline"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "baseline"
+
+
+@pytest.mark.usefixtures("simd")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("Nh", [130, 260])
+def test_large_hidden_blocked_paths(rng, dtype, Nh):
+    """Nh >= 128 packs the gradient reduction; 260 > its 256-column block and
+    T*B = 360 > its 256-row block, so every blocking edge is crossed."""
+    p = make_problem(rng, T=40, B=9, Nx=5, Nh=Nh, Ny=11, dtype=dtype)
+    y = rng.standard_normal((40, 9, 11)).astype(dtype)
+    kw = {"b_h": p["b_h"], "b_y": p["b_y"]}
+    out = rollout(p["W_xh"], p["W_hh"], p["W_hy"], p["x"], **kw)
+    ref, _ = naive_rnn.rollout(p["W_xh"], p["W_hh"], p["W_hy"], p["x"], **kw)
+    rtol = 1e-4 if dtype == np.float32 else 1e-11
+    np.testing.assert_allclose(out, ref, rtol=0, atol=rtol * np.abs(ref).max())
+    for n_threads in (1, 2):
+        loss, g = loss_and_grad(
+            p["W_xh"], p["W_hh"], p["W_hy"], p["x"], y, n_threads=n_threads, **kw
+        )
+        loss_ref, g_ref = naive_rnn.loss_and_grad(
+            p["W_xh"], p["W_hh"], p["W_hy"], p["x"], y, **kw
+        )
+        assert loss == pytest.approx(loss_ref, rel=rtol)
+        for name, r in g_ref.items():
+            np.testing.assert_allclose(
+                g[name], r, rtol=0, atol=rtol * np.abs(r).max(), err_msg=name
+            )

@@ -190,3 +190,26 @@ def test_unchecked_entry_point_still_guards_memory(p):
 def test_bad_simd_level_name():
     with pytest.raises(ValueError, match="level must be"):
         _core.set_simd_level("sse9")
+
+
+def test_non_native_byte_order_is_accepted(p):
+    big = {k: v.astype(v.dtype.newbyteorder(">")) for k, v in p.items()}
+    np.testing.assert_array_equal(call_rollout(big), call_rollout(p))
+    lb, gb = call_grad(big)
+    lp, gp = call_grad(p)
+    assert lb == lp
+    for k in gp:
+        assert gb[k].dtype == np.float64
+        np.testing.assert_array_equal(gb[k], gp[k])
+
+
+def test_float32_params_get_float32_gradients_when_promoted(p):
+    q = {k: (v.astype(np.float32) if k != "x" else v) for k, v in p.items()}
+    _, g = call_grad(q, b_h=np.zeros(6, np.float32), b_y=np.zeros(2))
+    assert {k: v.dtype for k, v in g.items()} == {
+        "W_xh": np.float32,
+        "W_hh": np.float32,
+        "W_hy": np.float32,
+        "b_h": np.float32,
+        "b_y": np.float64,
+    }

@@ -75,7 +75,8 @@ def test_rollout_any_shape(prob):
     stack = [p["W_hh"]] if K is None else list(p["W_hh"])
     if K is None:
         y, h = y[None], h[None]
-    assert y.dtype == dtype and h.dtype == dtype
+    assert y.dtype == dtype
+    assert h.dtype == dtype
     for k, W_hh in enumerate(stack):
         y_ref, h_ref = naive_rnn.rollout(p["W_xh"], W_hh, p["W_hy"], p["x"], **kw)
         np.testing.assert_allclose(h[k], h_ref, rtol=rtol, atol=atol)

@@ -16,8 +16,16 @@ Conventions shared by both functions
 * Layout: any strides, views and read-only arrays are accepted; they are copied
   only when not C-contiguous (or of another dtype).
 * ``n_threads``: ``None`` uses every hardware thread (``_core.hardware_threads()``);
-  small problems run on the calling thread regardless, because waking a worker
-  costs more than it saves.
+  small problems (below about 1.5 MFLOP) run on the calling thread regardless,
+  because waking a worker costs more than it saves. Calls from several Python
+  threads at once are safe: one of them uses the worker pool, the others run on
+  their own threads.
+* SIMD: the kernels exist for baseline x86-64 and for AVX2+FMA; the best level the
+  CPU supports is used (``_core.simd_level()``). ``RNNSCHUR_SIMD=baseline`` in the
+  environment, or ``_core.set_simd_level("baseline")``, forces the baseline.
+* Hot loops that already hold validated C-contiguous arrays of one dtype may call
+  the private ``_loss_and_grad_unchecked`` (no conversion; C++ still checks shapes,
+  dtypes and finiteness).
 * Bad input raises ``ValueError``/``TypeError`` naming the argument. Results that
   overflow to inf/NaN (absurdly large weights) raise ``ValueError`` instead of being
   returned.
@@ -36,9 +44,14 @@ __all__ = ["loss_and_grad", "rollout"]
 
 _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
+_BOOL = np.dtype(np.bool_)
+_ROLLOUT_NAMES = ("W_xh", "W_hh", "W_hy", "x", "b_h", "b_y", "h0")
+_GRAD_NAMES = ("W_xh", "W_hh", "W_hy", "x", "y", "b_h", "b_y")
+_PARAM_NAMES = ("W_xh", "W_hh", "W_hy", "b_h", "b_y")
 
 
 def _float_array(a: Any, name: str) -> np.ndarray:
+    """Slow path of _prepare: anything that is not a native float32/64 ndarray."""
     if type(a) is not np.ndarray:
         try:
             a = np.asarray(a)
@@ -46,24 +59,47 @@ def _float_array(a: Any, name: str) -> np.ndarray:
             msg = f"{name} must be a float32 or float64 array: {exc}"
             raise TypeError(msg) from None
     dt = a.dtype
-    if dt is not _F32 and dt is not _F64 and dt != _F32 and dt != _F64:
+    if dt.kind != "f" or dt.itemsize not in (4, 8):
         msg = f"{name} must be a float32 or float64 array, got dtype {dt}"
         raise TypeError(msg)
-    return a
+    # non-native byte order, or a dtype object that is not the canonical one
+    return a.astype(_F32 if dt.itemsize == 4 else _F64)
 
 
-def _coerce(arrays: list[np.ndarray], dtype: np.dtype) -> list[np.ndarray]:
-    out = []
-    for a in arrays:
-        if a.dtype != dtype or not a.flags.c_contiguous or not a.flags.aligned:
-            a = np.array(a, dtype=dtype, order="C")
-        out.append(a)
-    return out
+def _prepare(
+    values: tuple[Any, ...], names: tuple[str, ...]
+) -> list[np.ndarray | None]:
+    """Float arrays of one working dtype, C-contiguous and aligned (None kept).
+
+    The common case (native float32/float64 ndarrays, already contiguous) costs
+    a few hundred nanoseconds per argument; the training loop calls this
+    thousands of times.
+    """
+    arrays: list[Any] = []
+    f64 = False
+    for a, name in zip(values, names, strict=True):
+        if a is not None:
+            if type(a) is not np.ndarray or (
+                a.dtype is not _F32 and a.dtype is not _F64
+            ):
+                a = _float_array(a, name)
+            if a.dtype is _F64:
+                f64 = True
+        arrays.append(a)
+    dtype = _F64 if f64 else _F32
+    for i, a in enumerate(arrays):
+        if a is not None and (
+            a.dtype is not dtype or not a.flags.c_contiguous or not a.flags.aligned
+        ):
+            arrays[i] = np.array(a, dtype=dtype, order="C")
+    return arrays
 
 
 def _n_threads(n_threads: Any) -> int:
     if n_threads is None:
         return 0
+    if type(n_threads) is int and n_threads > 0:
+        return n_threads
     try:
         n = operator.index(n_threads)
     except TypeError:
@@ -139,26 +175,9 @@ def rollout(
         Wrong number of dimensions, mismatched sizes, NaN/inf in an input, or an
         overflow in the result.
     """
-    names = ["W_xh", "W_hh", "W_hy", "x"]
-    arrays = [
-        _float_array(a, n) for a, n in zip((W_xh, W_hh, W_hy, x), names, strict=False)
-    ]
-    for value, name in ((b_h, "b_h"), (b_y, "b_y"), (h0, "h0")):
-        if value is not None:
-            arrays.append(_float_array(value, name))
-            names.append(name)
-    dtype = _F32 if all(a.dtype == _F32 for a in arrays) else _F64
-    arrays = _coerce(arrays, dtype)
+    arrays = _prepare((W_xh, W_hh, W_hy, x, b_h, b_y, h0), _ROLLOUT_NAMES)
     _check_ndim(arrays[1], "W_hh", (2, 3))
-    opt = dict(zip(names[4:], arrays[4:], strict=False))
-    return _core.rollout(
-        *arrays[:4],
-        opt.get("b_h"),
-        opt.get("b_y"),
-        opt.get("h0"),
-        bool(return_hidden),
-        _n_threads(n_threads),
-    )
+    return _core.rollout(*arrays, bool(return_hidden), _n_threads(n_threads))
 
 
 def _mask_array(mask: Any, shape: tuple[int, int, int]) -> np.ndarray:
@@ -236,35 +255,36 @@ def loss_and_grad(
         that selects no entry (this includes ``T = 0`` and ``B = 0``: the mean over
         nothing is undefined), or an overflow in the result.
     """
-    names = ["W_xh", "W_hh", "W_hy", "x", "y"]
-    arrays = [
-        _float_array(a, n)
-        for a, n in zip((W_xh, W_hh, W_hy, x, y), names, strict=False)
-    ]
-    for value, name in ((b_h, "b_h"), (b_y, "b_y")):
-        if value is not None:
-            arrays.append(_float_array(value, name))
-            names.append(name)
-    param_dtypes = {
-        n: a.dtype for n, a in zip(names, arrays, strict=False) if n not in ("x", "y")
-    }
-    dtype = _F32 if all(a.dtype == _F32 for a in arrays) else _F64
-    arrays = _coerce(arrays, dtype)
-    m = None
-    if mask is not None:
-        xa, wy = arrays[3], arrays[2]
-        _check_ndim(xa, "x", 3)
-        _check_ndim(wy, "W_hy", 2)
-        m = _mask_array(mask, (xa.shape[0], xa.shape[1], wy.shape[0]))
-    opt = dict(zip(names[5:], arrays[5:], strict=False))
+    params = (W_xh, W_hh, W_hy, b_h, b_y)
+    arrays = _prepare((W_xh, W_hh, W_hy, x, y, b_h, b_y), _GRAD_NAMES)
+    W_xh_, W_hh_, W_hy_, x_, y_, b_h_, b_y_ = arrays
+    m = mask
+    if mask is not None and not (
+        type(mask) is np.ndarray
+        and mask.dtype is _BOOL
+        and mask.shape == y_.shape
+        and mask.flags.c_contiguous
+    ):  # anything but a ready (T, B, Ny) bool array (C++ checks y_.shape)
+        _check_ndim(x_, "x", 3)
+        _check_ndim(W_hy_, "W_hy", 2)
+        m = _mask_array(mask, (x_.shape[0], x_.shape[1], W_hy_.shape[0]))
     loss, grads = _core.loss_and_grad(
-        *arrays[:5], m, opt.get("b_h"), opt.get("b_y"), _n_threads(n_threads)
+        W_xh_, W_hh_, W_hy_, x_, y_, m, b_h_, b_y_, _n_threads(n_threads)
     )
-    if dtype == _F64:
-        for name, pdt in param_dtypes.items():
-            if pdt != _F64:
-                grads[name] = grads[name].astype(pdt)
+    if x_.dtype is _F64:
+        # gradients in each parameter's own dtype (float32 parameters whose
+        # work was promoted by a float64 input get float32 gradients)
+        for name, p in zip(_PARAM_NAMES, params, strict=True):
+            if p is not None and not _is_f64(p):
+                grads[name] = grads[name].astype(_F32)
     return loss, grads
+
+
+def _is_f64(a: Any) -> bool:
+    dt = getattr(a, "dtype", None)
+    if dt is None:
+        dt = np.asarray(a).dtype
+    return dt.itemsize == 8
 
 
 def _loss_and_grad_unchecked(
