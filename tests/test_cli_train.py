@@ -33,6 +33,8 @@ def test_train_writes_a_checkpoint_and_prints_the_summary(tmp_path, capsys):
             "0.01",
             "--clip",
             "5",
+            "--schedule",
+            "constant",
             *FAST,
         ]
     )
@@ -50,6 +52,7 @@ def test_train_writes_a_checkpoint_and_prints_the_summary(tmp_path, capsys):
         5.0,
         1,
     )
+    assert c.lr_schedule == "constant"
     fvu = tr.evaluate(model)["fvu"]
     assert f"{fvu:.6g}" in text
     assert "FVU" in text

@@ -21,7 +21,7 @@ from rnnschur.tasks import ContextIntegration, CopyTask, FlipFlop, SineGeneratio
 from rnnschur.train import TrainConfig, TrainedModel, TrainingDiverged, evaluate, train
 
 sys.path.insert(0, str(Path(__file__).parent))
-import train_reference as ref
+import naive_rnn as ref  # the core's independent NumPy reference (float64)
 
 SMALL = TrainConfig(
     epochs=2, batches_per_epoch=6, batch_size=8, eval_size=32, n_threads=1
@@ -35,15 +35,20 @@ def _small(**kw):
 # ----------------------------------------------------------------------- config
 
 
-def test_default_config_is_the_papers():
+def test_default_configs():
     c = TrainConfig()
     assert (c.epochs, c.batches_per_epoch, c.batch_size, c.lr) == (30, 128, 64, 1e-3)
     assert c.total_steps == 3840
     assert c.clip is None
     assert c.lr_schedule == "constant"
-    assert tr.default_config("flipflop") == c
-    assert tr.default_config(SineGeneration()) == c
-    assert tr.default_config(ContextIntegration()) == c
+    assert c == tr.PAPER_CONFIG
+    neuro = tr.NEURO_CONFIG
+    assert neuro == dataclasses.replace(c, lr_schedule="cosine", lr_final=0.1)
+    assert neuro.lr_at(0) == pytest.approx(1e-3)
+    assert neuro.lr_at(3839) == pytest.approx(1e-4, rel=1e-3)
+    assert tr.default_config("flipflop") == neuro
+    assert tr.default_config(SineGeneration()) == neuro
+    assert tr.default_config(ContextIntegration()) == neuro
     assert tr.default_config(CopyTask()) == tr.COPY_CONFIG
 
 
@@ -138,7 +143,7 @@ def test_copy_curriculum_trains_on_short_sequences_and_evaluates_on_the_full_tas
     m = train(task, "dense_orthogonal", 8, seed=0, config=cfg, progress=False)
     assert seen == [5, 5, 5, 5, 14, 14]
     x, y, mask = tr.heldout_batch(task, cfg.eval_size, cfg.eval_seed)
-    y_ref = ref.rollout(m.W_xh, m.W_hh, m.W_hy, x)
+    y_ref = ref.rollout(m.W_xh, m.W_hh, m.W_hy, x)[0]
     acc = float(metrics.replay_accuracy(y_ref, y, mask))
     assert m.history["eval_accuracy"][-1] == pytest.approx(acc)
 
@@ -404,7 +409,7 @@ def test_evaluate_matches_metrics_on_a_reference_rollout():
         progress=False,
     )
     x, y, mask = tr.heldout_batch(m.task, 40, cfg.eval_seed)
-    y_ref = ref.rollout(m.W_xh, m.W_hh, m.W_hy, x)
+    y_ref = ref.rollout(m.W_xh, m.W_hh, m.W_hy, x)[0]
     sc = evaluate(m)
     assert sc["fvu"] == pytest.approx(float(metrics.fvu(y_ref, y, mask)), rel=1e-5)
     assert sc["accuracy"] == pytest.approx(
@@ -418,6 +423,26 @@ def test_evaluate_matches_metrics_on_a_reference_rollout():
     zero = evaluate(m, W_hh=np.zeros_like(m.W_hh))
     assert zero["fvu"] != sc["fvu"]
     assert evaluate(m, size=10, seed=99)["fvu"] != sc["fvu"]
+
+
+def test_evaluate_a_stack_of_variants():
+    m = train(
+        CopyTask(symbols=2, dim=3, lags=6),
+        "dense_normal",
+        10,
+        seed=0,
+        config=SMALL,
+        progress=False,
+    )
+    stack = np.stack([m.W_hh, 0.5 * m.W_hh, m.W_hh.astype(np.float64)])
+    sc = evaluate(m, W_hh=stack)
+    assert sc["fvu"].shape == sc["accuracy"].shape == sc["loss"].shape == (3,)
+    single = evaluate(m)
+    assert sc["fvu"][0] == pytest.approx(single["fvu"], rel=1e-6)
+    assert sc["accuracy"][0] == pytest.approx(single["accuracy"])
+    assert sc["loss"][1] == pytest.approx(
+        evaluate(m, W_hh=0.5 * m.W_hh)["loss"], rel=1e-6
+    )
 
 
 def test_model_rollout_with_a_stack():
@@ -463,3 +488,13 @@ def test_paper_settings_reach_the_fvu_targets(task):
     assert m.history["eval_fvu"][-1] <= limit
     # the final held-out score on a fresh, larger set
     assert evaluate(m, size=2048, seed=7)["fvu"] <= limit
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("construction", "seed"), [("dense_orthogonal", 0), ("cayley", 0)]
+)
+def test_copy_settings_solve_the_copy_task_at_72(construction, seed):
+    m = train(CopyTask(), construction, 72, seed=seed, progress=False)
+    assert m.config == tr.COPY_CONFIG
+    assert evaluate(m, size=1024, seed=11)["accuracy"] >= 0.999

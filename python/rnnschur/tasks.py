@@ -220,8 +220,8 @@ class FlipFlop(Task):
     def _sample(self, batch_size, rng, split, dtype):  # noqa: ARG002
         shape = (self.length, batch_size, self.bits)
         # One uniform per entry: u < p/2 gives a -1 pulse, p/2 <= u < p a +1 pulse.
-        u = rng.random(shape)
-        p = self.pulse_prob
+        u = rng.random(shape, dtype=np.float32)
+        p = np.float32(self.pulse_prob)
         x = (u < p).astype(dtype)
         x[u < 0.5 * p] = -1.0
         x[0] = 1.0  # forced pulse at t = 0, fair sign

@@ -238,30 +238,64 @@ class TrainConfig:
         return cls(**d)
 
 
-#: The paper's settings (section 4): Adam lr 1e-3, batch 64, 30 epochs × 128 batches.
+#: The paper's settings read literally (section 4): Adam lr 1e-3 held constant, batch
+#: 64, 30 epochs × 128 batches, no clipping.
 PAPER_CONFIG = TrainConfig()
 
-#: Copy-task settings (the paper gives none); see :func:`default_config`.
+#: Default for flip-flop, sine and CDI: the paper's settings with the learning rate
+#: annealed from 1e-3 to 1e-4 (cosine) over the same 3 840 steps; see
+#: :func:`default_config` for why.
+NEURO_CONFIG = TrainConfig(lr_schedule="cosine", lr_final=0.1)
+
+#: Copy-task settings (the paper gives none): chosen so that dense orthogonal and Cayley
+#: networks at Nh = 72 replay all 128 lags (see :func:`default_config`).
 COPY_CONFIG = TrainConfig(
-    epochs=60,
+    epochs=120,
     batches_per_epoch=128,
     batch_size=64,
-    lr=1e-3,
+    lr=3e-3,
     clip=1.0,
     lr_schedule="cosine",
     lr_final=0.02,
     eval_size=512,
+    copy_curriculum=((0, 16), (40, 32), (80, 128)),
 )
 
 
 def default_config(task: Task | str) -> TrainConfig:
     """Settings used for a task when ``train`` gets no config.
 
-    Flip-flop, sine and CDI: the paper's (:data:`PAPER_CONFIG`). Copy:
-    :data:`COPY_CONFIG`.
+    Flip-flop, sine and CDI (:data:`NEURO_CONFIG`): the paper's settings (Adam, peak lr
+    1e-3, batch 64, 30 epochs × 128 batches, no clipping) with the learning rate
+    annealed to 1e-4 by a cosine schedule. The paper states the learning rate but no
+    schedule; with it held constant (:data:`PAPER_CONFIG`) the sine task's loss keeps
+    spiking (gradient norms up to 13), the held-out FVU of the last epochs jumps between
+    0.002 and 0.03, and whether a seed ends below 0.01 depends on where the last spike
+    falls (seeds 0/1/2: 0.0048/0.0059/0.0015 with 1 core thread, 0.0176/0.0082/0.0228
+    with 2). Annealed, the same seeds end at 0.0040/0.0033/0.0020 and the last epochs
+    are stable. Gradient clipping at 1 does not help (0.025/0.017/0.008).
+
+    Copy (:data:`COPY_CONFIG`): Adam, batch 64, 120 epochs × 128 batches (15 360
+    steps), peak lr 3e-3 with cosine decay to 6e-5, gradient-norm clipping at 1, and a
+    curriculum on the replay horizon: epochs 0-39 train on 16 replay lags, 40-79 on 32,
+    80-119 on the full 128 (the held-out accuracy is always measured on 128 lags).
+    Why, from runs at Nh = 72 (held-out replay accuracy over 128 lags, 512 sequences):
+
+    * the paper's lr 1e-3 (constant or cosine, 7 680 steps) is too slow: 0.957 (dense
+      orthogonal) and 0.958 (Cayley); lr 1e-2 never leaves chance (0.51: the spectral
+      radius runs away);
+    * lr 3e-3 + cosine over 15 360 steps on the full task: dense orthogonal seed 0
+      reaches 1.000 (from epoch 72 on), Cayley seed 1 reaches 1.000 by epoch 20, but
+      Cayley seed 0 stalls at 0.980 (one output dimension at 85 %; 0.987 with lr 1e-3);
+    * the replay-lag curriculum: dense orthogonal and Cayley seed 0 both reach 1.000
+      (Cayley from epoch 40, dense orthogonal from epoch 70). A stable period-8 orbit
+      learned on 16 lags already replays 128 lags (0.99999 on 128 lags after 30 epochs
+      on 16), and the short rollouts halve the rollout steps (about a third less
+      wall time than the same number of steps on the full task). Clipping at 1 absorbs the gradient spikes when
+      the horizon grows (pre-clip norm 4 at the switch to 128 lags).
     """
     name = task if isinstance(task, str) else getattr(task, "name", None)
-    return COPY_CONFIG if name == "copy" else PAPER_CONFIG
+    return COPY_CONFIG if name == "copy" else NEURO_CONFIG
 
 
 # --------------------------------------------------------------------------- model
@@ -293,7 +327,9 @@ class TrainedModel:
     cayley : dict or None
         For ``construction == "cayley"``: ``"A"``, ``"D"`` (``config.dtype``, the trained
         parameters) and ``"D_blocks"`` (int64 block sizes); ``W_hh`` equals
-        ``W_from_cayley(A, D)`` rounded to ``config.dtype``.
+        ``W_from_cayley(A, D)`` (evaluated in float64) rounded to ``config.dtype``, so
+        the unrounded float64 matrix is ``W_from_cayley(A.astype(float), D.astype(float),
+        block_sizes=D_blocks)``.
     """
 
     W_xh: np.ndarray
@@ -394,16 +430,16 @@ def heldout_batch(task: Task, size: int, seed: int, dtype=np.float32):
     return task.sample(size, np.random.default_rng(seed), split="test", dtype=dtype)
 
 
-def _scores(task: Task, y_hat, y, mask) -> dict[str, float]:
+def _scores(task: Task, y_hat, y, mask) -> dict[str, Any]:
+    """Masked MSE, FVU and (copy) replay accuracy; ``y_hat`` may carry leading
+    variant axes, then every score is an array over them."""
     m = np.broadcast_to(mask, y.shape)
-    diff = (y_hat.astype(np.float64) - y)[m]
-    out = {
-        "loss": float(np.mean(diff * diff)),
-        "fvu": float(metrics.fvu(y_hat, y, mask)),
-    }
+    d = y_hat.astype(np.float64) - y
+    loss = np.where(m, d * d, 0.0).sum(axis=(-3, -2, -1)) / m.sum()
+    out = {"loss": loss, "fvu": metrics.fvu(y_hat, y, mask)}
     if isinstance(task, CopyTask):
-        out["accuracy"] = float(metrics.replay_accuracy(y_hat, y, mask))
-    return out
+        out["accuracy"] = metrics.replay_accuracy(y_hat, y, mask)
+    return {k: float(v) if np.ndim(v) == 0 else np.asarray(v) for k, v in out.items()}
 
 
 def evaluate(model: TrainedModel, *, W_hh=None, size=None, seed=None, n_threads=None):
@@ -412,8 +448,10 @@ def evaluate(model: TrainedModel, *, W_hh=None, size=None, seed=None, n_threads=
     Parameters
     ----------
     model : TrainedModel
-    W_hh : ndarray (Nh, Nh), optional
-        Replaces ``model.W_hh`` (same dtype as the model's weights).
+    W_hh : ndarray (Nh, Nh) or (K, Nh, Nh), optional
+        Replaces ``model.W_hh`` (e.g. an ablated matrix, or a stack of K variants: then
+        every score is an array of K values). float32 or float64; a float64 ``W_hh``
+        makes the whole rollout float64.
     size, seed : int, optional
         Held-out set; default ``model.config.eval_size`` / ``eval_seed`` (the set
         monitored during training).
@@ -721,6 +759,7 @@ def train(task, construction, hidden, *, seed, config=None, progress=True):
             mininterval=0.5,
             leave=True,
         )
+    post: dict[str, str] = {}
     t0 = time.perf_counter()
     step = 0
     clip = cfg.clip
@@ -762,6 +801,9 @@ def train(task, construction, hidden, *, seed, config=None, progress=True):
                 step += 1
                 if bar is not None:
                     bar.update(1)
+                    if batch % 32 == 31:  # running mean loss of the epoch so far
+                        post["loss"] = f"{loss_sum / (batch + 1):.4g}"
+                        bar.set_postfix(post, refresh=False)
             try:
                 sc = _scores(task, net.rollout(x_ev, cfg.n_threads), y_ev, m_ev)
             except ValueError as exc:
