@@ -12,7 +12,7 @@ if not os.environ.get("CI"):
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
-def pytest_report_header(config):  # noqa: ARG001
+def pytest_report_header(config):
     import rnnschur
 
     return f"rnnschur {rnnschur.__version__}, numpy {np.__version__}"

@@ -1,42 +1,47 @@
-"""Plain NumPy reference for the RNN kernels (float64, loops over time only)."""
+"""Plain NumPy reference for the RNN kernels (loops over time only).
+
+Computes in float64 by default; ``dtype=np.float32`` runs the same straightforward
+algorithm in float32, which tests use to measure how much error float32 arithmetic
+itself makes on a given problem (saturated units lose most digits of ``1 − h²``).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 
-def rollout(W_xh, W_hh, W_hy, x, b_h=None, b_y=None, h0=None):
+def rollout(W_xh, W_hh, W_hy, x, b_h=None, b_y=None, h0=None, dtype=np.float64):
     """Returns (y, h) with y (T, B, Ny), h (T, B, Nh); single W_hh only."""
-    W_xh, W_hh, W_hy, x = (
-        np.asarray(a, dtype=np.float64) for a in (W_xh, W_hh, W_hy, x)
-    )
+    W_xh, W_hh, W_hy, x = (np.asarray(a, dtype=dtype) for a in (W_xh, W_hh, W_hy, x))
     T, B, _ = x.shape
     Nh, Ny = W_hh.shape[0], W_hy.shape[0]
-    bh = np.zeros(Nh) if b_h is None else np.asarray(b_h, dtype=np.float64)
-    by = np.zeros(Ny) if b_y is None else np.asarray(b_y, dtype=np.float64)
+    bh = np.zeros(Nh, dtype) if b_h is None else np.asarray(b_h, dtype=dtype)
+    by = np.zeros(Ny, dtype) if b_y is None else np.asarray(b_y, dtype=dtype)
     h = (
-        np.zeros((B, Nh))
+        np.zeros((B, Nh), dtype)
         if h0 is None
-        else np.broadcast_to(h0, (B, Nh)).astype(np.float64)
+        else np.broadcast_to(h0, (B, Nh)).astype(dtype)
     )
-    hs = np.zeros((T, B, Nh))
+    hs = np.zeros((T, B, Nh), dtype)
     for t in range(T):
         h = np.tanh(x[t] @ W_xh.T + h @ W_hh.T + bh)
         hs[t] = h
     return hs @ W_hy.T + by, hs
 
 
-def loss_and_grad(W_xh, W_hh, W_hy, x, y, mask=None, b_h=None, b_y=None):
+def loss_and_grad(
+    W_xh, W_hh, W_hy, x, y, mask=None, b_h=None, b_y=None, dtype=np.float64
+):
     """Masked MSE and BPTT gradients, written independently of the C++ code."""
     W_xh, W_hh, W_hy, x, y = (
-        np.asarray(a, dtype=np.float64) for a in (W_xh, W_hh, W_hy, x, y)
+        np.asarray(a, dtype=dtype) for a in (W_xh, W_hh, W_hy, x, y)
     )
     T, B, _ = x.shape
-    yhat, hs = rollout(W_xh, W_hh, W_hy, x, b_h, b_y)
+    yhat, hs = rollout(W_xh, W_hh, W_hy, x, b_h, b_y, dtype=dtype)
     m = (
-        np.ones(y.shape)
+        np.ones(y.shape, dtype)
         if mask is None
-        else np.broadcast_to(mask, y.shape).astype(float)
+        else np.broadcast_to(mask, y.shape).astype(dtype)
     )
     n = m.sum()
     r = (yhat - y) * m
@@ -47,8 +52,8 @@ def loss_and_grad(W_xh, W_hh, W_hy, x, y, mask=None, b_h=None, b_y=None):
         "W_hh": np.zeros_like(W_hh),
         "W_xh": np.zeros_like(W_xh),
     }
-    db_h = np.zeros(W_hh.shape[0])
-    da_next = np.zeros((B, W_hh.shape[0]))
+    db_h = np.zeros(W_hh.shape[0], dtype)
+    da_next = np.zeros((B, W_hh.shape[0]), dtype)
     for t in range(T - 1, -1, -1):
         dh = dy[t] @ W_hy + da_next @ W_hh
         da = dh * (1.0 - hs[t] ** 2)

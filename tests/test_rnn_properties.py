@@ -99,14 +99,22 @@ def test_loss_and_grad_any_shape(prob):
         p["W_xh"], W_hh, p["W_hy"], p["x"], p["y"], mask, **kw
     )
     rtol = 2e-5 if dtype == np.float32 else 1e-11
-    assert abs(loss - loss_ref) <= rtol * max(loss_ref, 1e-3)
+    # In float32, saturated units leave few correct digits in 1 − h², for any
+    # implementation: allow a few times the largest error of the same algorithm run
+    # straightforwardly in float32 (zero in float64, where the fixed bound suffices).
+    if dtype == np.float32:
+        loss32, g32 = naive_rnn.loss_and_grad(
+            p["W_xh"], W_hh, p["W_hy"], p["x"], p["y"], mask, **kw, dtype=np.float32
+        )
+    else:
+        loss32, g32 = loss_ref, g_ref
+    assert abs(loss - loss_ref) <= rtol * max(loss_ref, 1e-3) + 4 * abs(
+        loss32 - loss_ref
+    )
     assert set(g) == set(g_ref)
     for name, ref in g_ref.items():
         assert g[name].dtype == dtype
-        np.testing.assert_allclose(
-            g[name],
-            ref,
-            rtol=0,
-            atol=10 * rtol * max(np.abs(ref).max(), 1e-3),
-            err_msg=name,
-        )
+        err = np.abs(g[name] - ref)
+        err32 = float(np.abs(g32[name] - ref).max())
+        bound = 10 * rtol * max(np.abs(ref).max(), 1e-3) + 4 * err32
+        assert err.max() <= bound, (name, float(err.max()), bound, err32)
