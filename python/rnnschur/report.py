@@ -363,16 +363,25 @@ def _plt():
     return plt
 
 
+_TEX = {"RR": r"$T_{RR}$", "CR": r"$T_{C\to R}$", "CC": r"$T_{CC}$"}
+
+
 def figure1(
     copy_rows: Sequence[dict[str, Any]], path: str | os.PathLike
 ) -> Path | None:
-    """Copy-task ablation lattice: replay accuracy per subset, one panel per
-    construction at the largest width; gray segments join subsets that differ only by
-    additionally zeroing T_CC (as in the paper's Figure 1). Paper values for the dense
-    orthogonal Nh = 72 model are drawn as black crosses."""
+    """Copy-task ablation lattice (the paper's Figure 1).
+
+    One panel per construction at the largest width: mean replay accuracy of each
+    subset of {T_RR, T_C→R} (x axis), without (filled circle) and with (open square)
+    T_CC additionally removed, the two joined by a gray segment. With several seeds the
+    points of each seed are drawn side by side. The paper's values for its dense
+    orthogonal Nh = 72 model are black crosses.
+    """
     if not copy_rows:
         return None
     plt = _plt()
+    from matplotlib.lines import Line2D
+
     width = max(r["hidden"] for r in copy_rows)
     constructions = [
         c for c in CONSTRUCTIONS if any(r["construction"] == c for r in copy_rows)
@@ -381,67 +390,84 @@ def figure1(
     fig, axes = plt.subplots(
         1,
         len(constructions),
-        figsize=(1.9 * len(constructions) + 0.6, 2.6),
+        figsize=(1.75 * len(constructions) + 0.7, 2.9),
         sharey=True,
         squeeze=False,
     )
+    lo = 1.0
     for ax, c in zip(axes[0], constructions, strict=True):
-        by_seed = _copy_acc(copy_rows, c, width)
-        for (_n, seed), accs in sorted(by_seed.items()):
-            off = 0.06 * (seed - 0.5 * (len(by_seed) - 1))
+        by_seed = sorted(_copy_acc(copy_rows, c, width).items())
+        for k, ((_n, _seed), accs) in enumerate(by_seed):
+            off = 0.08 * (k - 0.5 * (len(by_seed) - 1))
             for i, base in enumerate(bases):
                 with_cc = tuple(b for b in BLOCKS if b in (*base, "CC"))
-                a0 = accs[base]["accuracy"]
-                a1 = accs[with_cc]["accuracy"]
-                ax.plot(
-                    [i + off, i + off + 0.25], [a0, a1], color="0.6", lw=1, zorder=1
-                )
-                ax.scatter(
-                    i + off,
-                    a0,
-                    s=22,
-                    color="C0",
-                    zorder=2,
-                    label="without −T_CC"
-                    if i == 0 and seed == min(s for _, s in by_seed)
-                    else None,
-                )
-                ax.scatter(
-                    i + off + 0.25,
-                    a1,
-                    s=22,
-                    marker="s",
-                    facecolor="white",
-                    edgecolor="C3",
-                    zorder=3,
-                    label="with −T_CC"
-                    if i == 0 and seed == min(s for _, s in by_seed)
-                    else None,
-                )
+                a0, a1 = accs[base]["accuracy"], accs[with_cc]["accuracy"]
+                lo = min(lo, a0, a1)
+                x0, x1 = i - 0.14 + off, i + 0.14 + off
+                ax.plot([x0, x1], [a0, a1], color="0.65", lw=1, zorder=1)
+                ax.scatter(x0, a0, s=20, color="C0", zorder=2)
+                ax.scatter(x1, a1, s=20, marker="s", fc="white", ec="C3", zorder=3)
         if c == "dense_orthogonal" and width == 72:
             for i, base in enumerate(bases):
                 with_cc = tuple(b for b in BLOCKS if b in (*base, "CC"))
+                paper = pv.COPY_DENSE_ORTHOGONAL_72
                 ax.scatter(
-                    [i, i + 0.25],
-                    [
-                        pv.COPY_DENSE_ORTHOGONAL_72[base],
-                        pv.COPY_DENSE_ORTHOGONAL_72[with_cc],
-                    ],
+                    [i - 0.14, i + 0.14],
+                    [paper[base], paper[with_cc]],
                     marker="x",
-                    s=18,
+                    s=16,
+                    lw=1,
                     color="black",
                     zorder=4,
-                    label="paper" if i == 0 else None,
                 )
-        ax.set_xticks([i + 0.125 for i in range(len(bases))])
-        ax.set_xticklabels(["none", "−T_RR", "−T_C→R", "−T_RR\n−T_C→R"])
-        ax.set_title(f"{_CONSTRUCTION_LABEL[c]}, $N_h$ = {width}")
-        ax.set_ylim(0.45, 1.03)
+        ax.set_xticks(range(len(bases)))
+        ax.set_xticklabels(
+            [
+                "none",
+                "−" + _TEX["RR"],
+                "−" + _TEX["CR"],
+                "−" + _TEX["RR"] + "\n−" + _TEX["CR"],
+            ]
+        )
+        ax.set_xlim(-0.5, len(bases) - 0.5)
+        ax.set_title(f"{_CONSTRUCTION_LABEL[c]}, $N_h = {width}$")
         ax.grid(axis="y", color="0.9", lw=0.6)
-    axes[0, 0].set_ylabel("mean replay accuracy (128 lags)")
-    axes[0, 0].legend(loc="lower left", frameon=False)
-    fig.supxlabel("blocks removed besides T_CC", fontsize=9)
-    fig.tight_layout()
+        ax.set_axisbelow(True)
+    axes[0, 0].set_ylim(min(0.45, lo - 0.03), 1.02)
+    axes[0, 0].set_ylabel("mean replay accuracy\n(128 lags, held out)")
+    handles = [
+        Line2D(
+            [],
+            [],
+            ls="",
+            marker="o",
+            ms=5,
+            color="C0",
+            label="blocks on the x axis removed",
+        ),
+        Line2D(
+            [],
+            [],
+            ls="",
+            marker="s",
+            ms=5,
+            mfc="white",
+            mec="C3",
+            label="… and −" + _TEX["CC"],
+        ),
+        Line2D(
+            [],
+            [],
+            ls="",
+            marker="x",
+            ms=5,
+            color="black",
+            label="paper (dense orth., 72)",
+        ),
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False)
+    fig.supxlabel("Schur coupling blocks removed", fontsize=9, y=0.12)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     path = Path(path)
     fig.savefig(path, dpi=200)
     plt.close(fig)
@@ -449,65 +475,68 @@ def figure1(
 
 
 def figure2(summary: Sequence[dict[str, Any]], path: str | os.PathLike) -> Path | None:
-    """Single-block ablations across tasks: ΔFVU (top) and S_ΔT (bottom), mean ± SEM
-    over seeds, with the paper's published means as black diamonds (symlog axes: the
-    values span orders of magnitude and may be slightly negative)."""
+    """Single-block ablations across tasks (the paper's Figure 2).
+
+    Top: ΔFVU; bottom: S_ΔT; bars are means over seeds with SEM error bars, per task
+    and block; the paper's published means are black diamonds. Both axes are symlog
+    (linear within ±1e-3): the values span orders of magnitude and may be slightly
+    negative.
+    """
     if not summary:
         return None
     plt = _plt()
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     tasks = [
         t for t in ("flipflop", "sine", "cdi") if any(r["task"] == t for r in summary)
     ]
     by = {(r["task"], r["block"]): r for r in summary}
-    fig, axes = plt.subplots(2, 1, figsize=(5.2, 4.4), sharex=True)
-    width = 0.26
-    for row, (metric, ylabel, paper_key) in enumerate(
-        [("delta_fvu", "ΔFVU", "delta_fvu"), ("s_delta_t", "$S_{ΔT}$", "s_delta_t")]
+    fig, axes = plt.subplots(2, 1, figsize=(5.2, 4.6), sharex=True)
+    bar_w = 0.26
+    for ax, metric, ylabel in (
+        (axes[0], "delta_fvu", r"$\Delta$FVU"),
+        (axes[1], "s_delta_t", "$S_{\\Delta T}$\n(ΔFVU per removed mass)"),
     ):
-        ax = axes[row]
+        top = 0.0
         for j, b in enumerate(BLOCKS):
-            xs, ms, es = [], [], []
             for i, t in enumerate(tasks):
                 r = by.get((t, b))
                 if r is None:
                     continue
-                xs.append(i + (j - 1) * width)
-                ms.append(r[f"{metric}_mean"])
-                sem = r[f"{metric}_sem"]
-                es.append(0.0 if sem is None or math.isnan(sem) else sem)
-            ax.bar(
-                xs,
-                ms,
-                width,
-                yerr=es,
-                capsize=2,
-                color=f"C{j}",
-                label=_BLOCK_LABEL[b],
-                error_kw={"lw": 0.8},
-            )
-            for i, t in enumerate(tasks):
-                p = pv.CROSS_TASK.get(t, {}).get(b, {}).get(paper_key)
+                x = i + (j - 1) * bar_w
+                mean, sem = r[f"{metric}_mean"], r[f"{metric}_sem"]
+                if mean is None or math.isnan(mean):
+                    continue
+                err = 0.0 if sem is None or math.isnan(sem) else sem
+                ax.bar(
+                    x,
+                    mean,
+                    bar_w,
+                    yerr=err,
+                    capsize=2,
+                    color=f"C{j}",
+                    error_kw={"lw": 0.8},
+                )
+                top = max(top, mean + err)
+                p = pv.CROSS_TASK.get(t, {}).get(b, {}).get(metric)
                 if p is not None:
-                    ax.scatter(
-                        i + (j - 1) * width,
-                        p[0],
-                        marker="D",
-                        s=14,
-                        color="black",
-                        zorder=3,
-                        label="paper"
-                        if (i, j) == (0, 1) or (row, t, b) == (1, "sine", "CR")
-                        else None,
-                    )
+                    ax.scatter(x, p[0], marker="D", s=14, color="black", zorder=3)
+                    top = max(top, p[0])
         ax.set_yscale("symlog", linthresh=1e-3)
+        ax.set_ylim(top=max(top, 1e-2) * 4)
         ax.axhline(0, color="0.3", lw=0.6)
         ax.set_ylabel(ylabel)
         ax.grid(axis="y", color="0.9", lw=0.6)
-    axes[0].legend(ncol=4, frameon=False, loc="upper left")
+        ax.set_axisbelow(True)
     axes[1].set_xticks(range(len(tasks)))
     axes[1].set_xticklabels([_TASK_LABEL[t] for t in tasks])
-    axes[0].set_title("single-block Schur ablations (mean ± SEM over seeds)")
-    fig.tight_layout()
+    handles = [Patch(color=f"C{j}", label="−" + _TEX[b]) for j, b in enumerate(BLOCKS)]
+    handles.append(
+        Line2D([], [], ls="", marker="D", ms=4, color="black", label="paper")
+    )
+    fig.legend(handles=handles, loc="upper center", ncol=4, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
     path = Path(path)
     fig.savefig(path, dpi=200)
     plt.close(fig)
