@@ -119,3 +119,30 @@ def test_ablate_command_table(tiny_run):
 def test_only_rejects_unknown_experiment(tmp_path):
     with pytest.raises(ValueError, match="only"):
         reproduce(tmp_path, settings=tiny_settings(), only=["nope"], log=lambda _: None)
+
+
+def test_cli_ablate(tiny_run, capsys):
+    from rnnschur.cli import main
+
+    out, _, _ = tiny_run
+    ckpt = min((out / "models").glob("sine_*.npz"))
+    assert main(["ablate", str(ckpt), "--alpha", "0.8", "--eval-size", "8"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert "α = 0.8" in printed[0]
+    assert "ΔFVU" in printed[1]
+    assert len(printed) == 10
+
+
+def test_cli_ablate_errors(tmp_path, capsys):
+    from rnnschur.cli import main
+
+    assert main(["ablate", str(tmp_path / "missing.npz")]) == 1
+    assert "rnnschur ablate:" in capsys.readouterr().err
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a checkpoint")
+    assert main(["ablate", str(bad)]) == 1
+    assert "rnnschur ablate:" in capsys.readouterr().err
+    for argv in (["ablate", str(bad), "--alpha", "1.5"], ["reproduce", "--only", "x"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2

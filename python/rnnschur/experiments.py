@@ -43,6 +43,7 @@ from .train import (
     COPY_CONFIG,
     PAPER_CONFIG,
     TrainConfig,
+    _curriculum_phases,
     heldout_batch,
     load,
     save,
@@ -212,36 +213,60 @@ def estimate_seconds(
 ) -> float:
     """Rough training time of the models of ``specs`` not yet in ``models_dir``.
 
-    Times a few ``loss_and_grad`` calls at each distinct shape on this machine and
-    multiplies by the number of Adam steps, plus a fixed per-step allowance for batch
-    sampling and the optimizer; evaluation is not counted.
+    Times a few ``loss_and_grad`` calls (plus batch sampling) at each distinct training
+    shape on this machine — the copy-task curriculum trains on shorter sequences in its
+    early epochs — and multiplies by the number of Adam steps at that shape, adding a
+    fixed per-step allowance for the optimizer (more for the Cayley map) and one
+    held-out rollout per epoch. Ablation and reporting are not counted.
     """
     models_dir = Path(models_dir)
-    per_shape: dict[tuple, float] = {}
+    step_cost: dict[tuple, float] = {}
+    eval_cost: dict[tuple, float] = {}
+    rng = np.random.default_rng(0)
+
+    def weights(task, n, dtype):
+        shapes = ((n, task.n_inputs), (n, n), (task.n_outputs, n))
+        return [
+            (rng.standard_normal(s) / math.sqrt(s[-1])).astype(dtype) for s in shapes
+        ]
+
+    def timed(fn, reps):
+        fn()
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        return (time.perf_counter() - t0) / reps
+
     total = 0.0
     for spec in dict.fromkeys(specs):
         if (models_dir / f"{spec.key}.npz").exists():
             continue
-        task = spec.make_task()
         cfg = spec.config
-        shape = (task.to_dict().__repr__(), spec.hidden, cfg.batch_size, cfg.dtype)
-        if shape not in per_shape:
-            rng = np.random.default_rng(0)
-            x, y, mask = task.sample(cfg.batch_size, rng, dtype=np.dtype(cfg.dtype))
-            n = spec.hidden
-            w = [
-                (rng.standard_normal(s) / math.sqrt(s[-1])).astype(cfg.dtype)
-                for s in ((n, task.n_inputs), (n, n), (task.n_outputs, n))
-            ]
-            loss_and_grad(*w, x, y, mask)
-            t0 = time.perf_counter()
-            reps = 10
-            for _ in range(reps):
-                loss_and_grad(*w, x, y, mask)
-                task.sample(cfg.batch_size, rng, dtype=np.dtype(cfg.dtype))
+        dtype = np.dtype(cfg.dtype)
+        task = spec.make_task()
+        phases = (
+            _curriculum_phases(task, cfg)
+            if task.name == "copy"
+            else [task] * cfg.epochs
+        )
+        for phase in phases:
+            key = (repr(phase.to_dict()), spec.hidden, cfg.batch_size, cfg.dtype)
+            if key not in step_cost:
+                w = weights(phase, spec.hidden, dtype)
+
+                def step(phase=phase, w=w, b=cfg.batch_size, dt=dtype):
+                    x, y, mask = phase.sample(b, rng, dtype=dt)
+                    loss_and_grad(*w, x, y, mask)
+
+                step_cost[key] = timed(step, 5)
             overhead = 60e-6 + (150e-6 if spec.construction == "cayley" else 0.0)
-            per_shape[shape] = (time.perf_counter() - t0) / reps + overhead
-        total += per_shape[shape] * cfg.total_steps
+            total += (step_cost[key] + overhead) * cfg.batches_per_epoch
+        ekey = (repr(task.to_dict()), spec.hidden, cfg.eval_size, cfg.dtype)
+        if ekey not in eval_cost:
+            x_ev = task.sample(cfg.eval_size, rng, split="test", dtype=dtype)[0]
+            w = weights(task, spec.hidden, dtype)
+            eval_cost[ekey] = timed(lambda w=w, x_ev=x_ev: rollout(*w, x_ev), 2)
+        total += eval_cost[ekey] * cfg.epochs
     return total
 
 
