@@ -18,6 +18,8 @@ def _copy_rows(construction, accs, masses=None, hidden=72, seed=0):
             "removed": "+".join(s),
             "removed_mass": masses.get(s, 0.1 * len(s)),
             "accuracy": accs[s],
+            "lags": 128,
+            **{f"mass_{b}": masses.get((b,), 0.1) for b in ("RR", "CR", "CC")},
         }
         for s in SUBSETS
     ]

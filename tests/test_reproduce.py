@@ -146,3 +146,116 @@ def test_cli_ablate_errors(tmp_path, capsys):
         with pytest.raises(SystemExit) as exc:
             main(argv)
         assert exc.value.code == 2
+
+
+def test_full_settings_are_the_papers():
+    from rnnschur.train import PAPER_CONFIG
+
+    full = RunSettings.full()
+    assert full.copy_widths == (56, 64, 72)
+    assert set(full.copy_constructions) == {
+        "dense_default",
+        "dense_orthogonal",
+        "dense_normal",
+        "cayley",
+    }
+    assert full.alpha == 0.9
+    assert full.alphas == (0.85, 0.90, 0.95)
+    assert full.alpha_width == 72
+    assert set(full.alpha_constructions) == {"dense_orthogonal", "cayley"}
+    assert full.tasks == ("flipflop", "sine", "cdi")
+    assert len(full.task_seeds) == 3
+    assert full.task_hidden == 64
+    assert full.task_construction == "dense_orthogonal"
+    assert full.task_config == PAPER_CONFIG
+    assert not full.notes
+    assert "QUICK MODE" in RunSettings.quick().notes[0]
+
+
+def test_only_removes_stale_outputs(tmp_path):
+    settings = tiny_settings()
+    reproduce(tmp_path, settings=settings, progress=False, log=lambda _: None)
+    assert (tmp_path / "figure2.png").exists()
+    reproduce(tmp_path, settings=settings, only=["copy"], progress=False, log=print)
+    assert (tmp_path / "figure1.png").exists()
+    assert (tmp_path / "copy.csv").exists()
+    for stale in (
+        "figure2.png",
+        "tasks_summary.csv",
+        "tasks_per_seed.csv",
+        "alpha.csv",
+    ):
+        assert not (tmp_path / stale).exists()
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert "tasks_summary" not in results
+
+
+def test_corrupt_checkpoint_is_set_aside_and_retrained(tmp_path):
+    settings = tiny_settings()
+    reproduce(tmp_path, settings=settings, only=["tasks"], progress=False, log=print)
+    victim = min((tmp_path / "models").glob("sine_*.npz"))
+    victim.write_bytes(victim.read_bytes()[:100])
+    lines: list[str] = []
+    reproduce(
+        tmp_path, settings=settings, only=["tasks"], progress=False, log=lines.append
+    )
+    assert any("warning" in line and victim.name in line for line in lines)
+    assert "1 to train" in lines[0] or any("training 1 model" in line for line in lines)
+    assert victim.with_name(victim.name + ".corrupt").exists()
+    assert victim.exists()
+
+
+def test_parallel_training_matches_the_model_list(tmp_path):
+    settings = dataclasses.replace(
+        tiny_settings(), task_seeds=(0,), tasks=("flipflop", "cdi")
+    )
+    lines: list[str] = []
+    reproduce(
+        tmp_path,
+        settings=settings,
+        only=["tasks"],
+        jobs=2,
+        progress=False,
+        log=lines.append,
+    )
+    trained = [line for line in lines if line.startswith("trained ")]
+    assert len(trained) == 2
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert {m["n_threads"] for m in results["models"]} == {1}
+    assert results["jobs"] == 2
+
+
+def test_cli_reproduce_quick(tmp_path, monkeypatch, capsys):
+    from rnnschur.cli import main
+    from rnnschur.experiments import RunSettings as RS
+
+    tiny = tiny_settings()
+    monkeypatch.setattr(RS, "quick", classmethod(lambda _cls: tiny))
+    assert (
+        main(
+            [
+                "reproduce",
+                "--quick",
+                "--out",
+                str(tmp_path),
+                "--quiet",
+                "--only",
+                "tasks",
+            ]
+        )
+        == 0
+    )
+    assert "estimated training time" in capsys.readouterr().out
+    assert "QUICK MODE" in (tmp_path / "report.md").read_text()
+
+
+def test_cli_reproduce_interrupted(tmp_path, monkeypatch, capsys):
+    from rnnschur import reproduce as rep
+    from rnnschur.cli import main
+
+    def interrupted(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rep, "reproduce", interrupted)
+    assert main(["reproduce", "--out", str(tmp_path)]) == 130
+    assert "run the same command again to resume" in capsys.readouterr().err

@@ -213,15 +213,27 @@ def add_reproduce_parser(subparsers) -> argparse.ArgumentParser:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Run ``rnnschur reproduce``."""
+    from .experiments import Terminated
     from .reproduce import reproduce
 
-    reproduce(
-        args.out,
-        quick=args.quick,
-        only=args.only,
-        jobs=args.jobs,
-        progress=not args.quiet,
+    resume = (
+        f"finished models are kept in {args.out}/models; run the same command again "
+        "to resume"
     )
+    try:
+        reproduce(
+            args.out,
+            quick=args.quick,
+            only=args.only,
+            jobs=args.jobs,
+            progress=not args.quiet,
+        )
+    except KeyboardInterrupt:
+        print(f"rnnschur reproduce: interrupted; {resume}", file=sys.stderr)
+        return 130
+    except Terminated:
+        print(f"rnnschur reproduce: terminated; {resume}", file=sys.stderr)
+        return 143
     return 0
 
 
@@ -252,8 +264,12 @@ def add_ablate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=_alpha, default=0.9, help="split threshold (0.9)")
     p.add_argument(
         "--task",
-        choices=sorted(TASKS),
-        help="evaluate on this task instead of the checkpoint's own",
+        metavar="NAME[:k=v,...]",
+        help=(
+            "evaluate on this task instead of the checkpoint's own, e.g. "
+            "copy:lags=256 to score replay beyond the trained horizon (input and "
+            f"output widths must match; names: {', '.join(sorted(TASKS))})"
+        ),
     )
     p.add_argument(
         "--eval-size",
@@ -275,7 +291,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         text = ablation_table(
             args.model, alpha=args.alpha, task=args.task, eval_size=args.eval_size
         )
-    except (CheckpointError, FileNotFoundError, ValueError) as exc:
+    except (CheckpointError, OSError, ValueError, TypeError) as exc:
         print(f"rnnschur ablate: {exc}", file=sys.stderr)
         return 1
     print(text)

@@ -19,13 +19,13 @@ paper's settings, ``RunSettings.quick()`` = a reduced run) through :func:`run`.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import dataclasses
 import hashlib
 import json
 import math
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,13 +35,15 @@ from typing import Any
 import numpy as np
 
 from . import metrics
-from .ablation import ablate
+from .ablation import BLOCK_NAMES, DEFAULT_SUBSETS, ablate
+from .constructions import CONSTRUCTIONS
 from .rnn import loss_and_grad, rollout
 from .schur import ordered_schur, schur_split
 from .tasks import Task, make_task
 from .train import (
     COPY_CONFIG,
     PAPER_CONFIG,
+    CheckpointError,
     TrainConfig,
     _curriculum_phases,
     heldout_batch,
@@ -52,12 +54,16 @@ from .train import (
 
 __all__ = [
     "BLOCKS",
+    "BLOCK_LABELS",
     "CONSTRUCTIONS",
+    "EXPERIMENTS",
     "SUBSETS",
     "ModelSpec",
     "RunSettings",
+    "Terminated",
     "ablation_profile",
     "alpha_experiment",
+    "check_only",
     "copy_experiment",
     "cross_task_experiment",
     "ensure_models",
@@ -67,30 +73,21 @@ __all__ = [
     "subset_label",
 ]
 
-#: Coupling blocks of ``N``: ``RR`` = T_RR, ``CR`` = T_C→R (rows R, columns C), ``CC`` = T_CC.
-BLOCKS = ("RR", "CR", "CC")
+#: Coupling blocks of ``N`` (``RR`` = T_RR, ``CR`` = T_C→R, ``CC`` = T_CC) and all 8
+#: ablation subsets, in the order tables list them (by size, then by block order).
+BLOCKS = BLOCK_NAMES
+SUBSETS = DEFAULT_SUBSETS
 
-#: The four recurrent constructions, in the order tables list them.
-CONSTRUCTIONS = ("dense_default", "dense_orthogonal", "dense_normal", "cayley")
-
-#: All 8 ablation subsets in the order tables list them: by size, then by BLOCKS order.
-SUBSETS: tuple[tuple[str, ...], ...] = (
-    (),
-    ("RR",),
-    ("CR",),
-    ("CC",),
-    ("RR", "CR"),
-    ("RR", "CC"),
-    ("CR", "CC"),
-    ("RR", "CR", "CC"),
-)
+#: The experiments :func:`run` knows, by the names ``--only`` takes.
+EXPERIMENTS = ("copy", "alpha", "tasks")
 
 #: Seed of the held-out batch every ablation is scored on. It differs from the
 #: training-time monitor set (``TrainConfig.eval_seed``), so reported numbers come from
 #: sequences the run never looked at while training.
 REPORT_EVAL_SEED = 918_457
 
-_LABELS = {"RR": "T_RR", "CR": "T_C→R", "CC": "T_CC"}
+#: Plain-text names of the blocks, as tables print them.
+BLOCK_LABELS = {"RR": "T_RR", "CR": "T_C→R", "CC": "T_CC"}
 
 
 def subset_label(subset: Iterable[str]) -> str:
@@ -98,7 +95,7 @@ def subset_label(subset: Iterable[str]) -> str:
     subset = tuple(subset)
     if not subset:
         return "full"
-    return " ".join("−" + _LABELS[b] for b in subset)
+    return " ".join("−" + BLOCK_LABELS[b] for b in subset)
 
 
 # --------------------------------------------------------------------------- models
@@ -148,6 +145,36 @@ def _train_and_save(spec: ModelSpec, path: str, n_threads: int | None, progress:
     return path
 
 
+def _worker_init():
+    # The parent decides when to stop: a Ctrl-C reaches the whole process group, and
+    # workers that died on it would only make the pool hand them the next model.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _train_in_worker(args):
+    return _train_and_save(*args)
+
+
+class Terminated(Exception):
+    """SIGTERM arrived while models were training in worker processes."""
+
+
+def _load_existing(paths, say) -> dict:
+    """Checkpoints that load; unreadable ones are moved aside (``.corrupt``) so that
+    they are trained again instead of stopping every future run."""
+    models = {}
+    for spec, path in paths.items():
+        if not path.exists():
+            continue
+        try:
+            models[spec] = load(path)
+        except CheckpointError as exc:
+            aside = path.with_name(path.name + ".corrupt")
+            path.replace(aside)
+            say(f"warning: {exc}; moved to {aside.name}, training it again")
+    return models
+
+
 def ensure_models(
     specs: Sequence[ModelSpec],
     models_dir: str | os.PathLike,
@@ -164,16 +191,18 @@ def ensure_models(
     models_dir : path
         Checkpoints live at ``models_dir / (spec.key + ".npz")``; each is written
         (atomically) as soon as its training ends, so an interrupted call loses at most
-        the models in flight.
+        the models in flight. A checkpoint that does not load (truncated, tampered, an
+        unknown format version) is renamed ``*.npz.corrupt`` and trained again.
     jobs : int
         Independent models trained at once, each in its own process with
         ``max(1, cpu_count // jobs)`` core threads. ``1`` trains in this process.
         Bitwise reproducibility holds for a fixed ``jobs`` value (the thread count
-        changes the summation order of the batch-sharded gradients).
+        changes the summation order of the batch-sharded gradients). On Ctrl-C or
+        SIGTERM the worker processes are terminated at once; finished checkpoints stay.
     progress : bool
-        Progress bars.
+        Progress bars (per model with ``jobs == 1``, over models otherwise).
     log : callable, optional
-        Receives one line per model trained or loaded.
+        Receives one line per model trained, and warnings.
 
     Returns
     -------
@@ -185,27 +214,52 @@ def ensure_models(
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
     say = log or (lambda _line: None)
+    specs = list(dict.fromkeys(specs))
     paths = {spec: models_dir / f"{spec.key}.npz" for spec in specs}
-    missing = [s for s in dict.fromkeys(specs) if not paths[s].exists()]
+    models = _load_existing(paths, say)
+    missing = [s for s in specs if s not in models]
     if missing:
-        say(f"training {len(missing)} model(s), {len(specs) - len(missing)} reused")
-    cores = os.cpu_count() or 1
+        say(f"training {len(missing)} model(s), {len(models)} reused")
     if jobs == 1 or len(missing) <= 1:
         for spec in missing:
             _train_and_save(spec, str(paths[spec]), None, progress)
             say(f"trained {paths[spec].name}")
     else:
-        n_threads = max(1, cores // jobs)
-        ctx = multiprocessing.get_context("spawn")
-        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            futures = {
-                pool.submit(_train_and_save, s, str(paths[s]), n_threads, False): s
-                for s in missing
-            }
-            for fut in cf.as_completed(futures):
-                fut.result()
-                say(f"trained {paths[futures[fut]].name}")
-    return {spec: load(paths[spec]) for spec in specs}
+        _train_parallel(missing, paths, jobs, progress, say)
+    for spec in missing:
+        models[spec] = load(paths[spec])
+    return {spec: models[spec] for spec in specs}
+
+
+def _train_parallel(missing, paths, jobs, progress, say) -> None:
+    n_threads = max(1, (os.cpu_count() or 1) // jobs)
+    work = [(s, str(paths[s]), n_threads, False) for s in missing]
+    ctx = multiprocessing.get_context("spawn")
+
+    def on_term(_signum, _frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(work), desc=f"models ({jobs} processes)", leave=True)
+    pool = ctx.Pool(jobs, initializer=_worker_init)
+    try:
+        for path in pool.imap_unordered(_train_in_worker, work):
+            say(f"trained {Path(path).name}")
+            if bar is not None:
+                bar.update(1)
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+        signal.signal(signal.SIGTERM, previous)
+        if bar is not None:
+            bar.close()
 
 
 def estimate_seconds(
@@ -305,8 +359,7 @@ def ablation_profile(
     dict
         ``"n_R"``, ``"n"``, ``"alpha"``, ``"spectral_radius"``, ``"schur_residual"``,
         ``"subsets"`` (tuples), ``"removed_mass"``, ``"fvu"`` and, for the copy task,
-        ``"accuracy"`` (lists aligned with ``subsets``), and ``"mass"``: the relative
-        Frobenius mass ``‖T_b‖_F / ‖T‖_F`` of each block ``b``.
+        ``"accuracy"`` (lists aligned with ``subsets``).
     """
     subsets = [tuple(s) for s in subsets]
     W = np.asarray(model.W_hh, dtype=np.float64)
@@ -320,11 +373,6 @@ def ablation_profile(
             stack[i] = model.W_hh
     x, y, mask = heldout_batch(model.task, eval_size, eval_seed, dtype=dtype)
     y_hat = rollout(model.W_xh, stack, model.W_hy, x, n_threads=n_threads)
-    t_norm = float(np.linalg.norm(form.T))
-    mass = {}
-    for b in BLOCKS:
-        sel = np.asarray(getattr(split, b), dtype=bool)
-        mass[b] = float(np.linalg.norm(form.T[sel]) / t_norm) if t_norm > 0 else 0.0
     out: dict[str, Any] = {
         "n": int(W.shape[0]),
         "n_R": int(split.n_R),
@@ -334,7 +382,6 @@ def ablation_profile(
         "subsets": subsets,
         "removed_mass": [float(m) for m in np.asarray(abl.removed_mass)],
         "fvu": [float(v) for v in metrics.fvu(y_hat, y, mask)],
-        "mass": mass,
     }
     if model.task.name == "copy":
         out["accuracy"] = [float(a) for a in metrics.replay_accuracy(y_hat, y, mask)]
@@ -414,9 +461,7 @@ class RunSettings:
         )
 
 
-def model_specs(
-    settings: RunSettings, only: Iterable[str] = ("copy", "alpha", "tasks")
-):
+def model_specs(settings: RunSettings, only: Iterable[str] = EXPERIMENTS):
     """The networks the selected experiments need (duplicates removed, stable order)."""
     only = set(only)
     specs: list[ModelSpec] = []
@@ -449,25 +494,54 @@ def model_specs(
 # --------------------------------------------------------------------------- experiments
 
 
+def _copy_work(models, settings):
+    return [
+        (spec, model)
+        for spec, model in models.items()
+        if spec.task == "copy" and spec.hidden in settings.copy_widths
+    ]
+
+
+def _alpha_work(models, settings):
+    return [
+        (spec, model)
+        for spec, model in models.items()
+        if spec.task == "copy"
+        and spec.hidden == settings.alpha_width
+        and spec.construction in settings.alpha_constructions
+    ]
+
+
+def _task_work(models, settings):
+    return [
+        (spec, model)
+        for spec, model in models.items()
+        if spec.task != "copy" and spec.task in settings.tasks
+    ]
+
+
 def copy_experiment(
     models: dict[ModelSpec, Any], settings: RunSettings, *, tick=None, **kw
 ):
     """Copy task (paper section 3 / Figure 1): all 8 subsets per model.
 
     Returns one row per (construction, width, seed, subset) with ``n_R``, the removed
-    relative Schur mass and the mean replay accuracy over the 128 lags.
+    relative Schur mass of the subset, the mass of each single block
+    (``mass_RR``/``mass_CR``/``mass_CC``), and the mean replay accuracy over the
+    task's replay lags (``lags``).
     """
     rows = []
-    for spec, model in models.items():
-        if spec.task != "copy":
-            continue
-        if spec.hidden not in settings.copy_widths:
-            continue
+    for spec, model in _copy_work(models, settings):
         prof = ablation_profile(
             model, alpha=settings.alpha, eval_size=settings.eval_size, **kw
         )
         if tick is not None:
             tick()
+        single = {
+            s[0]: m
+            for s, m in zip(prof["subsets"], prof["removed_mass"], strict=True)
+            if len(s) == 1
+        }
         for i, s in enumerate(prof["subsets"]):
             rows.append(
                 {
@@ -475,14 +549,13 @@ def copy_experiment(
                     "hidden": spec.hidden,
                     "seed": spec.seed,
                     "alpha": settings.alpha,
+                    "lags": model.task.lags,
                     "n_R": prof["n_R"],
                     "subset": subset_label(s),
                     "removed": "+".join(s),
                     "removed_mass": prof["removed_mass"][i],
                     "accuracy": prof["accuracy"][i],
-                    "mass_RR": prof["mass"]["RR"],
-                    "mass_CR": prof["mass"]["CR"],
-                    "mass_CC": prof["mass"]["CC"],
+                    **{f"mass_{b}": single[b] for b in BLOCKS},
                 }
             )
     return rows
@@ -494,11 +567,7 @@ def alpha_experiment(
     """Threshold sensitivity (paper Table 1): n_R, full, −T_CC, −T_C→R per α."""
     rows = []
     subsets = [(), ("CC",), ("CR",)]
-    for spec, model in models.items():
-        if spec.task != "copy" or spec.hidden != settings.alpha_width:
-            continue
-        if spec.construction not in settings.alpha_constructions:
-            continue
+    for spec, model in _alpha_work(models, settings):
         for a in settings.alphas:
             prof = ablation_profile(
                 model, alpha=a, subsets=subsets, eval_size=settings.eval_size, **kw
@@ -523,12 +592,14 @@ def alpha_experiment(
     return rows
 
 
-def _mean_sem(values: Sequence[float]) -> tuple[float, float]:
+def _mean_sem(values: Sequence[float | None]) -> tuple[float, float, int]:
+    """Mean, SEM and count of the finite values (None / NaN are not averaged: S_ΔT is
+    undefined where a block is empty)."""
     v = np.asarray([x for x in values if x is not None and math.isfinite(x)], float)
     if v.size == 0:
-        return math.nan, math.nan
+        return math.nan, math.nan, 0
     sem = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else math.nan
-    return float(v.mean()), sem
+    return float(v.mean()), sem, int(v.size)
 
 
 def cross_task_experiment(
@@ -540,16 +611,14 @@ def cross_task_experiment(
     -------
     per_seed : list of dict
         One row per (task, seed, block): full-model FVU, ablated FVU, ΔFVU, removed
-        mass and S_ΔT.
+        mass and S_ΔT (None where the block is empty).
     summary : list of dict
-        One row per (task, block): mean ± SEM over seeds of ΔFVU and S_ΔT, and of the
-        full-model FVU.
+        One row per (task, block): mean, SEM and count over seeds of ΔFVU, S_ΔT and
+        the full-model FVU, and the mean removed mass.
     """
     subsets = [(), ("RR",), ("CR",), ("CC",)]
     per_seed = []
-    for spec, model in models.items():
-        if spec.task not in settings.tasks or spec.task == "copy":
-            continue
+    for spec, model in _task_work(models, settings):
         prof = ablation_profile(
             model,
             alpha=settings.alpha,
@@ -582,21 +651,22 @@ def cross_task_experiment(
             sel = [r for r in per_seed if r["task"] == t and r["block"] == b]
             if not sel:
                 continue
-            dm, ds = _mean_sem([r["delta_fvu"] for r in sel])
-            sm, ss = _mean_sem([r["s_delta_t"] for r in sel])
-            fm, fs = _mean_sem([r["fvu_full"] for r in sel])
-            mm, _ = _mean_sem([r["removed_mass"] for r in sel])
+            dm, ds, dn = _mean_sem([r["delta_fvu"] for r in sel])
+            sm, ss, sn = _mean_sem([r["s_delta_t"] for r in sel])
+            fm, fs, _ = _mean_sem([r["fvu_full"] for r in sel])
+            mm, _, _ = _mean_sem([r["removed_mass"] for r in sel])
             summary.append(
                 {
                     "task": t,
                     "block": b,
-                    "n_seeds": len(sel),
+                    "n_seeds": dn,
                     "fvu_full_mean": fm,
                     "fvu_full_sem": fs,
                     "delta_fvu_mean": dm,
                     "delta_fvu_sem": ds,
                     "s_delta_t_mean": sm,
                     "s_delta_t_sem": ss,
+                    "s_delta_t_n": sn,
                     "removed_mass_mean": mm,
                 }
             )
@@ -607,7 +677,7 @@ def run(
     settings: RunSettings,
     models_dir: str | os.PathLike,
     *,
-    only: Iterable[str] = ("copy", "alpha", "tasks"),
+    only: Iterable[str] = EXPERIMENTS,
     jobs: int = 1,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
@@ -619,11 +689,7 @@ def run(
     models' training times and held-out scores in ``"models"``, and wall times in
     ``"timing"``.
     """
-    only = tuple(dict.fromkeys(only))
-    unknown = set(only) - {"copy", "alpha", "tasks"}
-    if unknown:
-        msg = f"only must name experiments among copy, alpha, tasks; got {sorted(unknown)}"
-        raise ValueError(msg)
+    only = check_only(only)
     t0 = time.perf_counter()
     specs = model_specs(settings, only)
     models = ensure_models(specs, models_dir, jobs=jobs, progress=progress, log=log)
@@ -631,6 +697,7 @@ def run(
     results: dict[str, Any] = {
         "settings": _settings_dict(settings),
         "only": list(only),
+        "jobs": jobs,
         "models": [
             {
                 "key": spec.key,
@@ -639,6 +706,7 @@ def run(
                 "hidden": spec.hidden,
                 "seed": spec.seed,
                 "train_seconds": model.train_seconds,
+                "n_threads": model.config.n_threads,
                 "final_eval_fvu": (model.history.get("eval_fvu") or [None])[-1],
                 "final_eval_accuracy": (model.history.get("eval_accuracy") or [None])[
                     -1
@@ -647,17 +715,11 @@ def run(
             for spec, model in models.items()
         ],
     }
-    n_profiles = 0
-    for spec in models:
-        if spec.task == "copy":
-            n_profiles += ("copy" in only) and spec.hidden in settings.copy_widths
-            n_profiles += (
-                ("alpha" in only)
-                and spec.hidden == settings.alpha_width
-                and spec.construction in settings.alpha_constructions
-            ) * len(settings.alphas)
-        else:
-            n_profiles += "tasks" in only
+    n_profiles = (
+        ("copy" in only) * len(_copy_work(models, settings))
+        + ("alpha" in only) * len(_alpha_work(models, settings)) * len(settings.alphas)
+        + ("tasks" in only) * len(_task_work(models, settings))
+    )
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -681,6 +743,18 @@ def run(
         "total_seconds": time.perf_counter() - t0,
     }
     return results
+
+
+def check_only(only: Iterable[str]) -> tuple[str, ...]:
+    """Validate an experiment selection; returns it as a duplicate-free tuple."""
+    if isinstance(only, str):
+        only = (only,)
+    only = tuple(dict.fromkeys(only))
+    unknown = sorted(set(only) - set(EXPERIMENTS))
+    if unknown:
+        msg = f"only must name experiments among {EXPERIMENTS}; got {unknown}"
+        raise ValueError(msg)
+    return only
 
 
 def _settings_dict(settings: RunSettings) -> dict[str, Any]:

@@ -83,7 +83,8 @@ CLAIMS = {
     ),
     "sine_complement": (
         "Sine generation: raw degradation is largest for complement-linked blocks "
-        "(T_CC, T_C→R) and S_ΔT is largest for T_C→R (Section 4)."
+        "(T_CC, T_C→R), removing T_RR has little effect, and S_ΔT is largest for "
+        "T_C→R (Section 4)."
     ),
     "cdi_cc_dominates": (
         "Context-dependent integration: the raw effect is dominated by T_CC (Section 4)."

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import platform
@@ -16,9 +17,11 @@ from pathlib import Path
 
 from . import __version__
 from .experiments import (
+    EXPERIMENTS,
     SUBSETS,
     RunSettings,
     ablation_profile,
+    check_only,
     estimate_seconds,
     model_specs,
     run,
@@ -28,9 +31,7 @@ from .report import write_report
 from .tasks import make_task
 from .train import load
 
-__all__ = ["ablation_table", "reproduce"]
-
-EXPERIMENTS = ("copy", "alpha", "tasks")
+__all__ = ["ablation_table", "parse_task", "reproduce"]
 
 
 def _machine() -> str:
@@ -81,11 +82,10 @@ def reproduce(
     -------
     Path of ``report.md``.
     """
-    only = tuple(EXPERIMENTS if only is None else only)
-    unknown = sorted(set(only) - set(EXPERIMENTS))
-    if unknown:
-        msg = f"only must name experiments among {EXPERIMENTS}; got {unknown}"
-        raise ValueError(msg)
+    only = check_only(EXPERIMENTS if only is None else only)
+    cores = os.cpu_count() or 1
+    if jobs > cores:
+        log(f"warning: --jobs {jobs} exceeds the {cores} cores of this machine")
     if settings is None:
         settings = RunSettings.quick() if quick else RunSettings.full()
     out = Path(out_dir)
@@ -120,6 +120,27 @@ def _human(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def parse_task(spec: str):
+    """A task from ``NAME`` or ``NAME:key=value,...`` (e.g. ``copy:lags=256``).
+
+    Values are read as int, then float, then kept as text.
+    """
+    name, _, rest = spec.partition(":")
+    params = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            msg = f"task parameters must be key=value pairs; got {item!r} in {spec!r}"
+            raise ValueError(msg)
+        for convert in (int, float, str):
+            try:
+                params[key.strip()] = convert(value)
+                break
+            except ValueError:
+                continue
+    return make_task(name.strip(), **params)
+
+
 def ablation_table(
     path: str | os.PathLike,
     *,
@@ -135,22 +156,22 @@ def ablation_table(
     alpha : float in (0, 1]
         Split threshold.
     task : str, optional
-        Evaluate on this task (default parameters) instead of the checkpoint's own;
-        its input and output widths must match the network's.
+        Evaluate on this task instead of the checkpoint's own: ``NAME`` (default
+        parameters) or ``NAME:key=value,...``, e.g. ``copy:lags=256`` to score replay
+        beyond the trained horizon. Its input and output widths must match the
+        network's.
     eval_size : int
         Held-out sequences.
     """
     model = load(path)
     if task is not None:
-        t = make_task(task)
+        t = parse_task(task)
         if (t.n_inputs, t.n_outputs) != (model.W_xh.shape[1], model.W_hy.shape[0]):
             msg = (
                 f"task {task!r} has {t.n_inputs} inputs / {t.n_outputs} outputs; the "
                 f"model has {model.W_xh.shape[1]} / {model.W_hy.shape[0]}"
             )
             raise ValueError(msg)
-        import dataclasses
-
         model = dataclasses.replace(model, task=t)
     prof = ablation_profile(model, alpha=alpha, subsets=SUBSETS, eval_size=eval_size)
     metric = "accuracy" if "accuracy" in prof else "fvu"
@@ -161,12 +182,16 @@ def ablation_table(
             f"ρ(W) = {prof['spectral_radius']:.4f}"
         ),
         f"{'subset':<24} {'removed mass':>12} {metric:>10}"
-        + ("" if metric == "accuracy" else f" {'ΔFVU':>10}"),
+        + ("" if metric == "accuracy" else f" {'ΔFVU':>10} {'S_ΔT':>10}"),
     ]
     for i, s in enumerate(prof["subsets"]):
         line = f"{subset_label(s):<24} {prof['removed_mass'][i]:>12.4f} "
         line += f"{prof[metric][i]:>10.4f}"
         if metric == "fvu":
-            line += f" {prof['fvu'][i] - prof['fvu'][0]:>10.4f}"
+            d = prof["fvu"][i] - prof["fvu"][0]
+            mass = prof["removed_mass"][i]
+            line += f" {d:>10.4f} " + (
+                f"{d / mass:>10.4g}" if mass > 0 else f"{'–':>10}"
+            )
         lines.append(line)
     return "\n".join(lines)
