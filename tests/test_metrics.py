@@ -108,3 +108,20 @@ def test_fvu_of_constant_target_is_refused():
     y = np.ones((3, 2, 1))
     with pytest.raises(ValueError, match="zero variance"):
         fvu(y, y)
+
+
+def test_targets_are_checked():
+    y = np.array([[[1.0]], [[0.5]]])
+    with pytest.raises(ValueError, match="±1"):
+        replay_accuracy(np.ones_like(y), y)
+    y[1] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        fvu(np.ones_like(y), y)
+    # Entries outside the mask may hold anything.
+    mask = np.array([[[True]], [[False]]])
+    assert replay_accuracy(np.ones_like(y), np.where(mask, 1.0, y), mask) == 1.0
+
+
+def test_s_delta_t_shape_mismatch_names_arguments():
+    with pytest.raises(ValueError, match="removed_mass"):
+        s_delta_t(np.zeros(3), np.ones(2))

@@ -51,6 +51,9 @@ def _prepare(y_hat, y, mask):
     if not mask.any():
         msg = "mask selects no entries"
         raise ValueError(msg)
+    if not np.isfinite(y[mask]).all():
+        msg = "y must be finite where mask is true"
+        raise ValueError(msg)
     return y_hat, y, mask
 
 
@@ -72,6 +75,9 @@ def replay_accuracy(y_hat, y, mask=None):
         Fraction of selected entries with ``sgn(ŷ) == y``.
     """
     y_hat, y, mask = _prepare(y_hat, y, mask)
+    if not np.isin(y[mask], (-1.0, 1.0)).all():
+        msg = "y must hold ±1 targets where mask is true"
+        raise ValueError(msg)
     hits = (np.sign(y_hat) == y) & mask
     return hits.sum(axis=(-3, -2, -1)) / mask.sum()
 
@@ -133,8 +139,16 @@ def s_delta_t(delta, removed_mass):
     """
     delta = np.asarray(delta, dtype=np.float64)
     mass = np.asarray(removed_mass, dtype=np.float64)
-    if np.any(mass < 0):
+    if np.any(mass < 0) or np.any(np.isnan(mass)):
         msg = "removed_mass must be non-negative"
         raise ValueError(msg)
+    try:
+        np.broadcast_shapes(delta.shape, mass.shape)
+    except ValueError:
+        msg = (
+            f"delta of shape {delta.shape} and removed_mass of shape {mass.shape} "
+            "do not broadcast together"
+        )
+        raise ValueError(msg) from None
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(mass > 0, delta / np.where(mass > 0, mass, 1.0), np.nan)
