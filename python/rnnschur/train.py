@@ -14,6 +14,11 @@ Cayley map and its pullback are evaluated in float64 and ``W_hh`` is rounded to
 ``config.dtype`` before each rollout. A :class:`TrainedModel` holds exactly the arrays
 the network was trained and evaluated with.
 
+Threads: only the compiled core runs threads (``config.n_threads``). The loop itself
+makes no BLAS call (the Cayley map runs in Numba kernels on the calling thread), so no
+BLAS worker threads compete with the core's and no BLAS thread setting can change the
+result.
+
 Determinism: the seed is split with ``numpy.random.SeedSequence(seed).spawn(2)`` into an
 initialisation stream and a data stream (training batches are drawn 16 at a time
 with one ``task.sample`` call, then split); the held-out set is drawn from
@@ -38,7 +43,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from . import metrics
 from .constructions import CONSTRUCTIONS, CayleyMap, init_params
@@ -571,9 +575,7 @@ class _Network:
         g["W_xh"][...] = gxh
         g["W_hy"][...] = ghy
         if self.cayley:
-            # A non-finite dW must surface as a non-finite gradient, not a warning.
-            with np.errstate(invalid="ignore", over="ignore"):
-                dA, dD = self.cmap.pullback(ghh.astype(np.float64))
+            dA, dD = self.cmap.pullback(ghh)
             g["A"][...] = dA
             g["D"][...] = dD
         else:
@@ -764,9 +766,8 @@ def train(task, construction, hidden, *, seed, config=None, progress=True):
     step = 0
     clip = cfg.clip
     grad = net.grad
-    # The loop's own BLAS calls are tiny (Cayley map, norms): threads there only
-    # contend with the core's workers, so BLAS runs single-threaded during training.
-    blas = threadpool_limits(limits=1, user_api="blas")
+    # No BLAS in the loop (einsum's own loop for the norm, Numba for the Cayley map):
+    # BLAS worker threads would contend with the core's and slow a step down.
     try:
         batches = None
         for epoch in range(cfg.epochs):
@@ -784,11 +785,12 @@ def train(task, construction, hidden, *, seed, config=None, progress=True):
                     if not _is_divergence(exc):
                         raise
                     raise diverged("loss or gradient", epoch, batch, step, exc) from exc
-                norm = math.sqrt(float(np.dot(grad, grad)))
+                norm = math.sqrt(float(np.einsum("i,i->", grad, grad)))
                 if not (math.isfinite(loss) and math.isfinite(norm)):
                     if math.isfinite(loss) and np.all(np.isfinite(grad)):
                         # The float32 sum of squares overflowed; the gradient is finite.
-                        norm = float(np.linalg.norm(grad.astype(np.float64)))
+                        g64 = grad.astype(np.float64)
+                        norm = math.sqrt(float(np.einsum("i,i->", g64, g64)))
                     else:
                         what = "loss" if not math.isfinite(loss) else "gradient"
                         raise diverged(what, epoch, batch, step)
@@ -829,7 +831,6 @@ def train(task, construction, hidden, *, seed, config=None, progress=True):
                     post["acc"] = f"{sc['accuracy']:.4f}"
                 bar.set_postfix(post, refresh=False)
     finally:
-        blas.restore_original_limits()
         if bar is not None:
             bar.close()
     return snapshot(net.theta)
