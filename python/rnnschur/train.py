@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from . import metrics
-from .constructions import CONSTRUCTIONS, CayleyMap, init_params
+from .constructions import CONSTRUCTIONS, CayleyMap, W_from_cayley, init_params
 from .tasks import CopyTask, Task, make_task, task_from_dict
 
 __all__ = [
@@ -889,6 +889,15 @@ def save(path, model: TrainedModel) -> Path:
         msg = f"path must be a str or os.PathLike; got {type(path).__name__}"
         raise TypeError(msg)
     path = Path(path)
+    directory = path.parent
+    if path.is_dir():
+        msg = f"path {str(path)!r} is a directory; expected a file path"
+        raise IsADirectoryError(msg)
+    if not directory.is_dir():
+        msg = (
+            f"cannot save to {str(path)!r}: directory {str(directory)!r} does not exist"
+        )
+        raise FileNotFoundError(msg)
     arrays = _model_arrays(model)
     meta = {
         "format": FORMAT_NAME,
@@ -906,7 +915,6 @@ def save(path, model: TrainedModel) -> Path:
     payload = dict(arrays)
     payload[_META] = np.frombuffer(meta_bytes, dtype=np.uint8)
     payload[_SHA] = np.frombuffer(_digest(meta_bytes, arrays), dtype=np.uint8)
-    directory = path.parent if str(path.parent) else Path()
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -937,13 +945,17 @@ def load(path) -> TrainedModel:
     """Read a model written by :func:`save`.
 
     Everything is read and verified (format name and version, SHA-256, array dtypes and
-    shapes, task and config) before a model is built; any problem raises
-    :class:`CheckpointError` (a ``ValueError``) and nothing is returned.
+    shapes, finite weights, task and config, for Cayley models the form of ``A`` and
+    ``D`` and ``W_hh = W_from_cayley(A, D)``) before a model is built; any problem with
+    the content raises :class:`CheckpointError` (a ``ValueError``) and nothing is
+    returned. A missing or unreadable path raises the usual ``OSError``.
     """
     if not isinstance(path, (str, os.PathLike)):
         msg = f"path must be a str or os.PathLike; got {type(path).__name__}"
         raise TypeError(msg)
     raw = Path(path).read_bytes()
+    if not raw.startswith(b"PK\x03\x04"):
+        _fail(path, "not an .npz (zip) file" + (" (empty)" if not raw else ""))
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as f:
             entries = {k: f[k] for k in f.files}
@@ -978,6 +990,32 @@ def load(path) -> TrainedModel:
     raise AssertionError  # pragma: no cover - _fail always raises
 
 
+def _check_cayley(cayley: dict[str, np.ndarray], W_hh, hidden: int, dtype) -> None:
+    """Stored ``A``, ``D``, ``D_blocks`` are of the trained form and give ``W_hh``."""
+    for k in ("A", "D"):
+        a = cayley[k]
+        if a.shape != (hidden, hidden) or a.dtype != dtype:
+            msg = (
+                f"cayley_{k} must be {dtype}{(hidden, hidden)}; got {a.dtype}{a.shape}"
+            )
+            raise ValueError(msg)
+    blocks = cayley["D_blocks"]
+    if blocks.dtype != np.int64:
+        msg = f"cayley_D_blocks must be int64; got {blocks.dtype}"
+        raise ValueError(msg)
+    # checks: A exactly skew, D exactly in the block form of D_blocks, all finite
+    W = W_from_cayley(
+        cayley["A"].astype(np.float64),
+        cayley["D"].astype(np.float64),
+        block_sizes=blocks,
+    )
+    # W_hh is W rounded to dtype; allow for another machine's rounding of W
+    tol = 16 * hidden * np.finfo(dtype).eps * max(1.0, float(np.abs(W).max()))
+    if not np.abs(W_hh.astype(np.float64) - W).max() <= tol:
+        msg = "W_hh does not equal W_from_cayley(cayley_A, cayley_D)"
+        raise ValueError(msg)
+
+
 def _model_from(meta: dict[str, Any], entries: dict[str, np.ndarray]) -> TrainedModel:
     listed = meta["arrays"]
     if set(listed) != set(entries):
@@ -1009,10 +1047,34 @@ def _model_from(meta: dict[str, Any], entries: dict[str, np.ndarray]) -> Trained
                 f"{k} must be {dtype}{shape}; got {entries[k].dtype}{entries[k].shape}"
             )
             raise ValueError(msg)
+    for k in expect:
+        if not np.all(np.isfinite(entries[k])):
+            msg = f"{k} contains non-finite values"
+            raise ValueError(msg)
     cayley = None
+    stored = {k for k in entries if k.startswith("cayley_")}
     if construction == "cayley":
         cayley = {k: entries[f"cayley_{k}"] for k in ("A", "D", "D_blocks")}
-    history = {k: entries[f"history_{k}"].tolist() for k in meta["history_keys"]}
+        _check_cayley(cayley, entries["W_hh"], hidden, dtype)
+    elif stored:
+        msg = f"Cayley arrays {sorted(stored)} stored for construction {construction!r}"
+        raise ValueError(msg)
+    keys = meta["history_keys"]
+    if not isinstance(keys, list) or {f"history_{k}" for k in keys} != {
+        k for k in entries if k.startswith("history_")
+    }:
+        msg = "history_keys do not match the stored history arrays"
+        raise ValueError(msg)
+    history = {k: entries[f"history_{k}"] for k in keys}
+    if len({v.shape for v in history.values()}) > 1 or any(
+        v.ndim != 1 for v in history.values()
+    ):
+        msg = "history arrays must be 1-D and of equal length (one entry per epoch)"
+        raise ValueError(msg)
+    history = {k: v.tolist() for k, v in history.items()}
+    if not isinstance(meta["library_version"], str):
+        msg = "library_version must be a string"
+        raise TypeError(msg)
     return TrainedModel(
         W_xh=entries["W_xh"],
         W_hh=entries["W_hh"],
