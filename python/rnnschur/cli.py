@@ -29,28 +29,25 @@ __all__ = [
 ]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        msg = f"expected a positive integer, got {text!r}"
-        raise argparse.ArgumentTypeError(msg) from None
-    if value < 1:
-        msg = f"expected a positive integer, got {value}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
+def _int_at_least(least: int, what: str):
+    """argparse type: an integer >= ``least``, described as ``what`` in errors."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            msg = f"expected a {what} integer, got {text!r}"
+            raise argparse.ArgumentTypeError(msg) from None
+        if value < least:
+            msg = f"expected a {what} integer, got {value}"
+            raise argparse.ArgumentTypeError(msg)
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        msg = f"expected a non-negative integer, got {text!r}"
-        raise argparse.ArgumentTypeError(msg) from None
-    if value < 0:
-        msg = f"expected a non-negative integer, got {value}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
+_positive_int = _int_at_least(1, "positive")
+_non_negative_int = _int_at_least(0, "non-negative")
 
 
 def _positive_float(text: str) -> float:

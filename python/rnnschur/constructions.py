@@ -62,6 +62,7 @@ __all__ = [
     "cayley_init",
     "cayley_orthogonal",
     "cayley_pullback",
+    "check_construction",
     "dense_default",
     "dense_normal",
     "dense_orthogonal",
@@ -71,6 +72,18 @@ __all__ = [
 ]
 
 CONSTRUCTIONS = ("dense_default", "dense_orthogonal", "dense_normal", "cayley")
+
+
+def check_construction(construction: Any) -> str:
+    """Return ``construction`` if it names one of :data:`CONSTRUCTIONS`; raise
+    ``TypeError`` (not a string) or ``ValueError`` (unknown name) otherwise."""
+    if not isinstance(construction, str):
+        msg = f"construction must be a string; got {type(construction).__name__}"
+        raise TypeError(msg)
+    if construction not in CONSTRUCTIONS:
+        msg = f"unknown construction {construction!r}; expected one of {CONSTRUCTIONS}"
+        raise ValueError(msg)
+    return construction
 
 
 def _check_n(n: Any) -> int:
@@ -422,12 +435,7 @@ def init_params(
         ``"cayley"`` also ``"A"``, ``"D"`` ``(Nh, Nh)`` and ``"D_blocks"`` (int64 block
         sizes), with ``W_hh = W_from_cayley(A, D)``.
     """
-    if not isinstance(construction, str):
-        msg = f"construction must be a string; got {type(construction).__name__}"
-        raise TypeError(msg)
-    if construction not in CONSTRUCTIONS:
-        msg = f"unknown construction {construction!r}; expected one of {CONSTRUCTIONS}"
-        raise ValueError(msg)
+    check_construction(construction)
     n_inputs = _check_n(n_inputs)
     hidden = _check_n(hidden)
     n_outputs = _check_n(n_outputs)

@@ -45,7 +45,13 @@ from typing import Any
 import numpy as np
 
 from . import metrics
-from .constructions import CONSTRUCTIONS, CayleyMap, W_from_cayley, init_params
+from .constructions import (
+    CONSTRUCTIONS,
+    CayleyMap,
+    W_from_cayley,
+    check_construction,
+    init_params,
+)
 from .tasks import CopyTask, Task, make_task, task_from_dict
 
 __all__ = [
@@ -136,22 +142,20 @@ class TrainConfig:
     copy_curriculum: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self):
-        for name in ("epochs", "batches_per_epoch", "batch_size", "eval_size"):
+        for name, least in (
+            ("epochs", 1),
+            ("batches_per_epoch", 1),
+            ("batch_size", 1),
+            ("eval_size", 1),
+            ("warmup_steps", 0),
+            ("eval_seed", 0),
+        ):
             v = getattr(self, name)
             if not _is_int(v):
                 msg = f"{name} must be an integer; got {type(v).__name__}"
                 raise TypeError(msg)
-            if v < 1:
-                msg = f"{name} must be >= 1; got {v}"
-                raise ValueError(msg)
-            object.__setattr__(self, name, int(v))
-        for name in ("warmup_steps", "eval_seed"):
-            v = getattr(self, name)
-            if not _is_int(v):
-                msg = f"{name} must be an integer; got {type(v).__name__}"
-                raise TypeError(msg)
-            if v < 0:
-                msg = f"{name} must be >= 0; got {v}"
+            if v < least:
+                msg = f"{name} must be >= {least}; got {v}"
                 raise ValueError(msg)
             object.__setattr__(self, name, int(v))
         if not _is_real(self.lr) or not (math.isfinite(self.lr) and self.lr > 0):
@@ -666,12 +670,7 @@ def _check_train_args(task, construction, hidden, seed, config):
     if not isinstance(task, Task):
         msg = f"task must be a Task or a task name; got {type(task).__name__}"
         raise TypeError(msg)
-    if not isinstance(construction, str):
-        msg = f"construction must be a string; got {type(construction).__name__}"
-        raise TypeError(msg)
-    if construction not in CONSTRUCTIONS:
-        msg = f"unknown construction {construction!r}; expected one of {CONSTRUCTIONS}"
-        raise ValueError(msg)
+    check_construction(construction)
     if not _is_int(hidden):
         msg = f"hidden must be an integer; got {type(hidden).__name__}"
         raise TypeError(msg)
