@@ -17,8 +17,9 @@ for the copy task, the mean replay accuracy over the 128 lags.
 ``speed`` times one full paper-settings run (default: flip-flop, 3840 Adam steps) of
 rnnschur's trainer and of an equivalent PyTorch loop (``nn.RNN`` tanh without bias +
 ``nn.Linear`` without bias, ``torch.optim.Adam``, the same initial weights, the same
-batches in the same order, the same per-epoch held-out evaluation, the same thread
-count). Each run happens in its own process (one thread count per process; no
+batches in the same order and the copy task's lag curriculum, the same per-epoch
+held-out evaluation, the same thread count; dense constructions only, as torch has no
+Cayley parametrisation). Each run happens in its own process (one thread count per process; no
 thread-pool interference between libraries); rnnschur and torch runs are interleaved
 with a pause between them, and the medians over the blocks are reported. Times exclude
 process start-up and imports: only the training call is timed.
@@ -128,7 +129,12 @@ def _worker_torch(task_name, construction, hidden, seed, threads):
 
     from rnnschur import make_task, metrics
     from rnnschur.constructions import init_params
-    from rnnschur.train import _BatchStream, default_config, heldout_batch
+    from rnnschur.train import (
+        _BatchStream,
+        _curriculum_phases,
+        default_config,
+        heldout_batch,
+    )
 
     torch.set_num_threads(threads)
     task = make_task(task_name)
@@ -149,15 +155,18 @@ def _worker_torch(task_name, construction, hidden, seed, threads):
         lin.weight.copy_(torch.from_numpy(init["W_hy"]))
     params = [*rnn.parameters(), *lin.parameters()]
     opt = torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
-    stream = _BatchStream(
-        task, cfg.batch_size, np.random.default_rng(data_ss), np.float32
-    )
+    # the same batches as rnnschur.train: one stream per curriculum phase (copy task)
+    phases = _curriculum_phases(task, cfg)
+    data_rng = np.random.default_rng(data_ss)
+    stream = None
     x_ev, y_ev, m_ev = heldout_batch(task, cfg.eval_size, cfg.eval_seed)
     x_ev_t = torch.from_numpy(x_ev)
     t0 = time.perf_counter()
     fvu = None
     step = 0
-    for _epoch in range(cfg.epochs):
+    for epoch in range(cfg.epochs):
+        if stream is None or phases[epoch] is not stream.task:
+            stream = _BatchStream(phases[epoch], cfg.batch_size, data_rng, np.float32)
         for _batch in range(cfg.batches_per_epoch):
             for group in opt.param_groups:  # the same schedule as rnnschur's loop
                 group["lr"] = cfg.lr_at(step)
@@ -206,6 +215,10 @@ def speed(args) -> dict:
         kinds.append("torch")
     except ImportError:
         print("torch not installed: timing rnnschur only")
+    if args.construction == "cayley" and "torch" in kinds:
+        # torch's nn.RNN would train W_hh as a free matrix: a different model
+        kinds.remove("torch")
+        print("no Cayley parametrisation in the torch loop: timing rnnschur only")
     res: dict[str, list[dict]] = {k: [] for k in kinds}
     for b in range(args.blocks):
         for k in kinds:

@@ -289,3 +289,81 @@ def test_checksum_is_sha256_over_meta_and_arrays(dense_model, tmp_path):
     assert m["format"] == "rnnschur.model"
     assert m["format_version"] == 1
     assert m["task"] == dense_model.task.to_dict()
+
+
+def _rewrite_consistent(path, edit):
+    """Apply ``edit(entries)`` and re-record array list and checksum, as a tool that
+    writes the format (or a buggy save) would: only the content checks can object."""
+
+    def full_edit(e):
+        edit(e)
+        meta = _meta(e)
+        meta["arrays"] = {
+            k: [v.dtype.str, list(v.shape)] for k, v in e.items() if k[:2] != "__"
+        }
+        _set_meta(e, meta, rehash=True)
+
+    _rewrite(path, full_edit)
+
+
+def _set(key, fn):
+    def edit(e):
+        e[key] = fn(e[key])
+
+    return edit
+
+
+def _add_cayley_arrays(e):
+    e["cayley_A"] = np.zeros((10, 10), np.float32)
+
+
+@pytest.mark.parametrize(
+    ("which", "edit", "word"),
+    [
+        ("cayley_model", _set("cayley_A", lambda a: a + np.float32(0.5)), "skew"),
+        ("cayley_model", _set("cayley_A", lambda a: a[:3, :3].copy()), "cayley_A"),
+        ("cayley_model", _set("cayley_A", lambda a: a.astype(np.float64)), "cayley_A"),
+        ("cayley_model", _set("cayley_D", lambda d: d + np.float32(1)), "block"),
+        ("cayley_model", _set("cayley_D_blocks", lambda b: b[:-1].copy()), "block"),
+        ("cayley_model", _set("cayley_D_blocks", lambda b: b * 1.0), "D_blocks"),
+        ("cayley_model", _set("W_hh", np.zeros_like), "W_from_cayley"),
+        ("dense_model", _set("W_hh", lambda w: np.full_like(w, np.nan)), "non-finite"),
+        ("dense_model", _set("W_xh", lambda w: np.full_like(w, np.inf)), "non-finite"),
+        ("dense_model", _add_cayley_arrays, "Cayley arrays"),
+        ("dense_model", _set("history_eval_fvu", lambda h: h[:-1].copy()), "history"),
+        ("dense_model", _set("history_lr", lambda h: np.stack([h, h])), "history"),
+    ],
+)
+def test_consistent_checksum_but_bad_arrays_raise(which, edit, word, request, tmp_path):
+    p = tmp_path / "m.npz"
+    save(p, request.getfixturevalue(which))
+    _rewrite_consistent(p, edit)
+    with pytest.raises(CheckpointError, match=word):
+        load(p)
+
+
+def test_untouched_cayley_checkpoint_passes_the_form_checks(cayley_model, tmp_path):
+    # the same re-recording as above with no edit loads: the checks above are what
+    # rejects those files, not the rewrite itself
+    p = tmp_path / "m.npz"
+    save(p, cayley_model)
+    _rewrite_consistent(p, lambda _e: None)
+    _assert_same(cayley_model, load(p))
+
+
+def test_non_zip_files_say_so(tmp_path):
+    for content in (b"", b"hello world", b"\x93NUMPY"):
+        p = tmp_path / "x.npz"
+        p.write_bytes(content)
+        with pytest.raises(CheckpointError, match=r"not an \.npz \(zip\) file"):
+            load(p)
+
+
+def test_save_to_a_missing_directory_or_a_directory_fails_clearly(
+    dense_model, tmp_path
+):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        save(tmp_path / "absent" / "m.npz", dense_model)
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        save(tmp_path, dense_model)
+    assert list(tmp_path.iterdir()) == []

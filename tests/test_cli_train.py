@@ -138,111 +138,55 @@ def test_divergence_exits_with_an_error(tmp_path, capsys):
     assert not out.exists()
 
 
+def _train_argv(**opts):
+    """``rnnschur train`` arguments: a valid base command with ``opts`` replacing or
+    (value None) removing options."""
+    base = {
+        "task": "copy",
+        "construction": "cayley",
+        "hidden": "8",
+        "seed": "0",
+        "out": "x.npz",
+    }
+    base.update(opts)
+    argv = ["train"]
+    for k, v in base.items():
+        if v is not None:
+            argv += [f"--{k}", v]
+    return argv
+
+
 @pytest.mark.parametrize(
     "argv",
     [
         [],
         ["train"],
-        [
-            "train",
-            "--task",
-            "maze",
-            "--construction",
-            "cayley",
-            "--hidden",
-            "8",
-            "--seed",
-            "0",
-            "--out",
-            "x",
-        ],
-        [
-            "train",
-            "--task",
-            "copy",
-            "--construction",
-            "dense",
-            "--hidden",
-            "8",
-            "--seed",
-            "0",
-            "--out",
-            "x",
-        ],
-        [
-            "train",
-            "--task",
-            "copy",
-            "--construction",
-            "cayley",
-            "--hidden",
-            "0",
-            "--seed",
-            "0",
-            "--out",
-            "x",
-        ],
-        [
-            "train",
-            "--task",
-            "copy",
-            "--construction",
-            "cayley",
-            "--hidden",
-            "8",
-            "--seed",
-            "-1",
-            "--out",
-            "x",
-        ],
-        [
-            "train",
-            "--task",
-            "copy",
-            "--construction",
-            "cayley",
-            "--hidden",
-            "8",
-            "--seed",
-            "0",
-            "--out",
-            "x",
-            "--lr",
-            "nan",
-        ],
-        [
-            "train",
-            "--task",
-            "copy",
-            "--construction",
-            "cayley",
-            "--hidden",
-            "8",
-            "--seed",
-            "0",
-            "--out",
-            "x",
-            "--epochs",
-            "two",
-        ],
-        [
-            "train",
-            "--task",
-            "copy",
-            "--construction",
-            "cayley",
-            "--hidden",
-            "8",
-            "--seed",
-            "0",
-        ],
+        _train_argv(task="maze"),
+        _train_argv(construction="dense"),
+        _train_argv(hidden="0"),
+        _train_argv(seed="-1"),
+        _train_argv(lr="nan"),
+        _train_argv(epochs="two"),
+        _train_argv(out=None),
+        _train_argv(out="/nonexistent-rnnschur-dir/m.npz"),
+        _train_argv(out="."),
     ],
 )
 def test_bad_arguments_exit_2(argv, capsys):
+    # all of these fail in argument parsing, before any training
     with pytest.raises(SystemExit) as info:
         main(argv)
     assert info.value.code == 2
     assert "usage" in capsys.readouterr().err
+
+
+def test_copy_summary_states_the_lag_curriculum(tmp_path, capsys):
+    out = tmp_path / "c.npz"
+    argv = _train_argv(out=str(out), hidden="4", epochs="41", batches="1")
+    assert main([*argv, "--batch-size", "2", "--threads", "1", "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "replay lags by epoch: 16 from 0, 32 from 40" in text
+    assert "128 from 80" not in text  # that phase lies beyond the 41 epochs
 
 
 def test_subcommands_are_pluggable():

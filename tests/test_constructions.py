@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.linalg
 from hypothesis import given
 from hypothesis import strategies as st
 
 from rnnschur.constructions import (
     CONSTRUCTIONS,
+    CayleyMap,
     W_from_cayley,
     block_sizes_of,
     cayley_init,
@@ -392,6 +394,72 @@ def test_cayley_pullback_matches_torch_autograd():
     np.testing.assert_allclose(
         free_D(dD, sizes), vd.grad.numpy(), rtol=1e-10, atol=1e-12
     )
+
+
+def _dense_cayley_reference(A, D, sizes, G):
+    """The map and its pullback in plain dense SciPy/NumPy, no structure used."""
+    n = A.shape[0]
+    eye = np.eye(n)
+    M = scipy.linalg.inv(eye + A)
+    O = (eye - A) @ M
+    W = O @ D @ O.T
+    G_O = G @ O @ D.T + G.T @ O @ D
+    E = -2.0 * (M.T @ G_O @ M.T)
+    GD = O.T @ G @ O
+    dD = np.zeros((n, n))
+    for i, s in zip(_starts(sizes), sizes, strict=True):
+        if s == 1:
+            dD[i, i] = GD[i, i]
+        else:
+            dD[i, i] = dD[i + 1, i + 1] = GD[i, i] + GD[i + 1, i + 1]
+            dD[i + 1, i] = GD[i + 1, i] - GD[i, i + 1]
+            dD[i, i + 1] = -dD[i + 1, i]
+    return M, O, W, E - E.T, dD
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 64, 130])
+@pytest.mark.parametrize("a_scale", [0.0, 1e-3, 1.0, 1e3])
+def test_cayley_map_matches_a_dense_reference(n, a_scale):
+    # The kernels use O = 2M - I, products with block-diagonal D in O(n²) and only
+    # the needed entries of OᵀGO; the reference does none of that.
+    rng = np.random.default_rng(17)
+    U = a_scale * rng.standard_normal((n, n))
+    A = (U - U.T) / 2
+    D, sizes = realblock(np.linalg.eigvals(rng.standard_normal((n, n))))
+    G = rng.standard_normal((n, n))
+    cmap = CayleyMap(A, D, sizes)
+    dA, dD = cmap.pullback(G)
+    ref = _dense_cayley_reference(A, D, sizes, G)
+    # both sides carry rounding errors of order n eps cond(I + A) relative to the
+    # size of the quantity
+    cond = np.linalg.cond(np.eye(n) + A)
+    for name, got, want in zip(
+        ("M", "O", "W", "dA", "dD"), (cmap.M, cmap.O, cmap.W, dA, dD), ref, strict=True
+    ):
+        atol = 1e-14 * n * cond * max(np.abs(want).max(), 1.0)
+        np.testing.assert_allclose(got, want, rtol=0, atol=atol, err_msg=name)
+    assert np.array_equal(dA, -dA.T)
+
+
+def test_cayley_map_at_a_zero_is_exact():
+    # O(0) = I exactly, so W = D bit for bit (no rounding anywhere on this path).
+    D, sizes = random_block_D(7, np.random.default_rng(18), sizes=[2, 1, 2, 2])
+    cmap = CayleyMap(np.zeros((7, 7)), D, sizes)
+    assert np.array_equal(cmap.O, np.eye(7))
+    assert np.array_equal(cmap.W, D)
+
+
+def test_cayley_map_propagates_non_finite_values_without_raising():
+    # A diverged optimizer step must surface as a non-finite W_hh / gradient (the
+    # trainer turns that into TrainingDiverged), not as an exception in the kernel.
+    A = np.zeros((3, 3))
+    A[0, 1], A[1, 0] = np.nan, np.nan
+    cmap = CayleyMap(A, np.eye(3), np.ones(3, np.int64))
+    assert np.isnan(cmap.W).any()
+    dA, _ = CayleyMap(np.zeros((3, 3)), np.eye(3), np.ones(3, np.int64)).pullback(
+        np.full((3, 3), np.inf)
+    )
+    assert not np.isfinite(dA).all()
 
 
 def test_sgd_on_structured_gradient_keeps_forms_exactly():

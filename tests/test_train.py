@@ -3,12 +3,11 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+import naive_rnn as ref  # the core's independent NumPy reference (float64)
 import rnnschur.train as tr
 from rnnschur import metrics
 from rnnschur.constructions import (
@@ -19,9 +18,6 @@ from rnnschur.constructions import (
 )
 from rnnschur.tasks import ContextIntegration, CopyTask, FlipFlop, SineGeneration
 from rnnschur.train import TrainConfig, TrainedModel, TrainingDiverged, evaluate, train
-
-sys.path.insert(0, str(Path(__file__).parent))
-import naive_rnn as ref  # the core's independent NumPy reference (float64)
 
 SMALL = TrainConfig(
     epochs=2, batches_per_epoch=6, batch_size=8, eval_size=32, n_threads=1
@@ -50,6 +46,21 @@ def test_default_configs():
     assert tr.default_config(SineGeneration()) == neuro
     assert tr.default_config(ContextIntegration()) == neuro
     assert tr.default_config(CopyTask()) == tr.COPY_CONFIG
+
+
+def test_default_copy_curriculum_never_exceeds_the_tasks_lags():
+    assert tr.default_config(CopyTask()) == tr.COPY_CONFIG
+    assert tr.default_config("copy") == tr.COPY_CONFIG
+    c = tr.default_config(CopyTask(lags=16)).copy_curriculum
+    assert c == ((0, 16),)
+    c = tr.default_config(CopyTask(lags=64)).copy_curriculum
+    assert c == ((0, 16), (40, 32), (80, 64))
+    c = tr.default_config(CopyTask(lags=8)).copy_curriculum
+    assert c == ((0, 8),)
+    cfg = tr.default_config(CopyTask(lags=20))
+    phases = tr._curriculum_phases(CopyTask(lags=20), cfg)
+    assert max(p.lags for p in phases) == 20
+    assert phases[-1].lags == 20
 
 
 def test_lr_schedules():

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
+from pathlib import Path
 
 from .constructions import CONSTRUCTIONS
 from .tasks import TASKS, make_task
@@ -27,28 +29,25 @@ __all__ = [
 ]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        msg = f"expected a positive integer, got {text!r}"
-        raise argparse.ArgumentTypeError(msg) from None
-    if value < 1:
-        msg = f"expected a positive integer, got {value}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
+def _int_at_least(least: int, what: str):
+    """argparse type: an integer >= ``least``, described as ``what`` in errors."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            msg = f"expected a {what} integer, got {text!r}"
+            raise argparse.ArgumentTypeError(msg) from None
+        if value < least:
+            msg = f"expected a {what} integer, got {value}"
+            raise argparse.ArgumentTypeError(msg)
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        msg = f"expected a non-negative integer, got {text!r}"
-        raise argparse.ArgumentTypeError(msg) from None
-    if value < 0:
-        msg = f"expected a non-negative integer, got {value}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
+_positive_int = _int_at_least(1, "positive")
+_non_negative_int = _int_at_least(0, "non-negative")
 
 
 def _positive_float(text: str) -> float:
@@ -61,6 +60,23 @@ def _positive_float(text: str) -> float:
         msg = f"expected a finite positive number, got {text!r}"
         raise argparse.ArgumentTypeError(msg)
     return value
+
+
+def _checkpoint_path(text: str) -> str:
+    """A file path whose directory exists and is writable (checked before training,
+    so a typo does not cost a whole run)."""
+    path = Path(text)
+    if path.is_dir():
+        msg = f"{text!r} is a directory; expected a file path such as model.npz"
+        raise argparse.ArgumentTypeError(msg)
+    parent = path.parent
+    if not parent.is_dir():
+        msg = f"directory {str(parent)!r} does not exist"
+        raise argparse.ArgumentTypeError(msg)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        msg = f"directory {str(parent)!r} is not writable"
+        raise argparse.ArgumentTypeError(msg)
+    return text
 
 
 # --------------------------------------------------------------------------- train
@@ -93,10 +109,19 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--out",
         required=True,
+        type=_checkpoint_path,
         metavar="PATH",
         help="checkpoint path (written atomically)",
     )
-    p.add_argument("--epochs", type=_positive_int)
+    p.add_argument(
+        "--epochs",
+        type=_positive_int,
+        help=(
+            "number of epochs (copy: the replay-lag curriculum keeps its epoch "
+            "boundaries, so runs shorter than its last phase never train on all lags; "
+            "the summary prints the curriculum)"
+        ),
+    )
     p.add_argument("--batches", type=_positive_int, help="batches per epoch")
     p.add_argument("--batch-size", type=_positive_int)
     p.add_argument("--lr", type=_positive_float, help="peak Adam learning rate")
@@ -154,6 +179,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{c.total_steps} Adam steps ({c.epochs} epochs x {c.batches_per_epoch} "
         f"batches of {c.batch_size}), lr {c.lr:g} ({c.lr_schedule}), clip {c.clip}"
     )
+    if c.copy_curriculum:
+        phases = [(e, n) for e, n in c.copy_curriculum if e < c.epochs]
+        training += "; replay lags by epoch: " + ", ".join(
+            f"{n} from {e}" for e, n in phases
+        )
     lines = [
         ("task", _describe_task(task)),
         ("construction", model.construction),

@@ -51,7 +51,8 @@ import numbers
 from typing import Any
 
 import numpy as np
-import scipy.linalg
+
+from . import _cayley_kernels as _kernels
 
 __all__ = [
     "CONSTRUCTIONS",
@@ -61,6 +62,7 @@ __all__ = [
     "cayley_init",
     "cayley_orthogonal",
     "cayley_pullback",
+    "check_construction",
     "dense_default",
     "dense_normal",
     "dense_orthogonal",
@@ -70,6 +72,18 @@ __all__ = [
 ]
 
 CONSTRUCTIONS = ("dense_default", "dense_orthogonal", "dense_normal", "cayley")
+
+
+def check_construction(construction: Any) -> str:
+    """Return ``construction`` if it names one of :data:`CONSTRUCTIONS`; raise
+    ``TypeError`` (not a string) or ``ValueError`` (unknown name) otherwise."""
+    if not isinstance(construction, str):
+        msg = f"construction must be a string; got {type(construction).__name__}"
+        raise TypeError(msg)
+    if construction not in CONSTRUCTIONS:
+        msg = f"unknown construction {construction!r}; expected one of {CONSTRUCTIONS}"
+        raise ValueError(msg)
+    return construction
 
 
 def _check_n(n: Any) -> int:
@@ -257,9 +271,11 @@ def cayley_orthogonal(A) -> np.ndarray:
 class CayleyMap:
     """``W = O(A) D O(A)^T`` evaluated once, with its reverse-mode pullback.
 
-    Holds ``M = (I + A)^{-1}`` (one LU solve), ``O = (I - A) M`` and ``W``, so the
-    pullback costs only matrix products. Inputs are not validated here (use
-    :func:`W_from_cayley` / :func:`cayley_pullback` for checked entry points).
+    Holds ``M = (I + A)^{-1}``, ``O = (I - A) M = 2M - I`` and ``W``, so the pullback
+    costs four matrix products. Both run in Numba kernels on the calling thread, never
+    in multi-threaded BLAS (see :mod:`rnnschur._cayley_kernels` for why). Inputs are
+    not validated here (use :func:`W_from_cayley` / :func:`cayley_pullback` for
+    checked entry points).
 
     Parameters
     ----------
@@ -268,43 +284,31 @@ class CayleyMap:
     block_sizes : ndarray of int, the block sizes of ``D`` (1 or 2 each)
     """
 
-    __slots__ = ("A", "D", "M", "O", "W", "_pairs", "_singles")
+    __slots__ = ("A", "D", "M", "O", "W", "_OD", "_pairs", "_singles")
 
     def __init__(self, A: np.ndarray, D: np.ndarray, block_sizes: np.ndarray):
-        n = A.shape[0]
-        eye = np.eye(n)
-        self.A = A
-        self.D = D
-        lu = scipy.linalg.lu_factor(eye + A, check_finite=False)
-        self.M = scipy.linalg.lu_solve(lu, eye, check_finite=False)
-        self.O = (eye - A) @ self.M
-        self.W = self.O @ D @ self.O.T
+        self.A = np.ascontiguousarray(A, dtype=np.float64)
+        self.D = np.ascontiguousarray(D, dtype=np.float64)
+        block_sizes = np.asarray(block_sizes)
         starts = np.concatenate([[0], np.cumsum(block_sizes)[:-1]]).astype(np.int64)
         self._singles = starts[block_sizes == 1]
         self._pairs = starts[block_sizes == 2]
+        self.M, self.O, self._OD, self.W = _kernels.cayley_forward(
+            self.A, self.D, self._singles, self._pairs
+        )
 
     def pullback(self, dW: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(dA, dD)`` from ``dW = ∂L/∂W`` (layout: see the module docstring)."""
-        O, D, M = self.O, self.D, self.M
-        G = dW
-        GO = G @ O
-        # ∂L/∂O for W = O D Oᵀ.
-        G_O = GO @ D.T + G.T @ (O @ D)
-        # dO = -2 M dA M  (since I + O = 2M), so ∂L/∂A (unconstrained) = -2 Mᵀ G_O Mᵀ.
-        E = -2.0 * (M.T @ G_O @ M.T)
-        dA = E - E.T
-        GD = O.T @ GO
-        dD = np.zeros_like(GD)
-        s = self._singles
-        dD[s, s] = GD[s, s]
-        p = self._pairs
-        ga = GD[p, p] + GD[p + 1, p + 1]
-        gb = GD[p + 1, p] - GD[p, p + 1]
-        dD[p, p] = ga
-        dD[p + 1, p + 1] = ga
-        dD[p + 1, p] = gb
-        dD[p, p + 1] = -gb
-        return dA, dD
+        """``(dA, dD)``, float64 ``(n, n)`` each, from ``dW = ∂L/∂W`` ``(n, n)``
+        (layout: see the module docstring)."""
+        return _kernels.cayley_pullback(
+            np.ascontiguousarray(dW, dtype=np.float64),
+            self.M,
+            self.O,
+            self._OD,
+            self.D,
+            self._singles,
+            self._pairs,
+        )
 
 
 def _checked_cayley(A, D, block_sizes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -431,12 +435,7 @@ def init_params(
         ``"cayley"`` also ``"A"``, ``"D"`` ``(Nh, Nh)`` and ``"D_blocks"`` (int64 block
         sizes), with ``W_hh = W_from_cayley(A, D)``.
     """
-    if not isinstance(construction, str):
-        msg = f"construction must be a string; got {type(construction).__name__}"
-        raise TypeError(msg)
-    if construction not in CONSTRUCTIONS:
-        msg = f"unknown construction {construction!r}; expected one of {CONSTRUCTIONS}"
-        raise ValueError(msg)
+    check_construction(construction)
     n_inputs = _check_n(n_inputs)
     hidden = _check_n(hidden)
     n_outputs = _check_n(n_outputs)

@@ -14,6 +14,11 @@ Cayley map and its pullback are evaluated in float64 and ``W_hh`` is rounded to
 ``config.dtype`` before each rollout. A :class:`TrainedModel` holds exactly the arrays
 the network was trained and evaluated with.
 
+Threads: only the compiled core runs threads (``config.n_threads``). The loop itself
+makes no BLAS call (the Cayley map runs in Numba kernels on the calling thread), so no
+BLAS worker threads compete with the core's and no BLAS thread setting can change the
+result.
+
 Determinism: the seed is split with ``numpy.random.SeedSequence(seed).spawn(2)`` into an
 initialisation stream and a data stream (training batches are drawn 16 at a time
 with one ``task.sample`` call, then split); the held-out set is drawn from
@@ -38,10 +43,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from . import metrics
-from .constructions import CONSTRUCTIONS, CayleyMap, init_params
+from .constructions import (
+    CONSTRUCTIONS,
+    CayleyMap,
+    W_from_cayley,
+    check_construction,
+    init_params,
+)
 from .tasks import CopyTask, Task, make_task, task_from_dict
 
 __all__ = [
@@ -132,22 +142,20 @@ class TrainConfig:
     copy_curriculum: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self):
-        for name in ("epochs", "batches_per_epoch", "batch_size", "eval_size"):
+        for name, least in (
+            ("epochs", 1),
+            ("batches_per_epoch", 1),
+            ("batch_size", 1),
+            ("eval_size", 1),
+            ("warmup_steps", 0),
+            ("eval_seed", 0),
+        ):
             v = getattr(self, name)
             if not _is_int(v):
                 msg = f"{name} must be an integer; got {type(v).__name__}"
                 raise TypeError(msg)
-            if v < 1:
-                msg = f"{name} must be >= 1; got {v}"
-                raise ValueError(msg)
-            object.__setattr__(self, name, int(v))
-        for name in ("warmup_steps", "eval_seed"):
-            v = getattr(self, name)
-            if not _is_int(v):
-                msg = f"{name} must be an integer; got {type(v).__name__}"
-                raise TypeError(msg)
-            if v < 0:
-                msg = f"{name} must be >= 0; got {v}"
+            if v < least:
+                msg = f"{name} must be >= {least}; got {v}"
                 raise ValueError(msg)
             object.__setattr__(self, name, int(v))
         if not _is_real(self.lr) or not (math.isfinite(self.lr) and self.lr > 0):
@@ -291,11 +299,26 @@ def default_config(task: Task | str) -> TrainConfig:
       (Cayley from epoch 40, dense orthogonal from epoch 70). A stable period-8 orbit
       learned on 16 lags already replays 128 lags (0.99999 on 128 lags after 30 epochs
       on 16), and the short rollouts halve the rollout steps (about a third less
-      wall time than the same number of steps on the full task). Clipping at 1 absorbs the gradient spikes when
-      the horizon grows (pre-clip norm 4 at the switch to 128 lags).
+      wall time than the same number of steps on the full task). Clipping at 1 absorbs
+      the gradient spikes when the horizon grows (pre-clip norm 4 at the switch to 128
+      lags).
+
+    For a :class:`CopyTask` with fewer than 128 lags the curriculum ends at the task's
+    own lags (e.g. 16 lags: ``((0, 16),)``); the settings were tuned only for the
+    paper's task.
     """
     name = task if isinstance(task, str) else getattr(task, "name", None)
-    return COPY_CONFIG if name == "copy" else NEURO_CONFIG
+    if name != "copy":
+        return NEURO_CONFIG
+    lags = task.lags if isinstance(task, CopyTask) else CopyTask().lags
+    # A copy task with fewer replay lags: the curriculum stops at the task's own lags
+    # (never trains on longer sequences than it evaluates).
+    pairs = []
+    for first, n in COPY_CONFIG.copy_curriculum:
+        pairs.append((first, min(n, lags)))
+        if n >= lags:
+            break
+    return dataclasses.replace(COPY_CONFIG, copy_curriculum=tuple(pairs))
 
 
 # --------------------------------------------------------------------------- model
@@ -571,9 +594,7 @@ class _Network:
         g["W_xh"][...] = gxh
         g["W_hy"][...] = ghy
         if self.cayley:
-            # A non-finite dW must surface as a non-finite gradient, not a warning.
-            with np.errstate(invalid="ignore", over="ignore"):
-                dA, dD = self.cmap.pullback(ghh.astype(np.float64))
+            dA, dD = self.cmap.pullback(ghh)
             g["A"][...] = dA
             g["D"][...] = dD
         else:
@@ -649,12 +670,7 @@ def _check_train_args(task, construction, hidden, seed, config):
     if not isinstance(task, Task):
         msg = f"task must be a Task or a task name; got {type(task).__name__}"
         raise TypeError(msg)
-    if not isinstance(construction, str):
-        msg = f"construction must be a string; got {type(construction).__name__}"
-        raise TypeError(msg)
-    if construction not in CONSTRUCTIONS:
-        msg = f"unknown construction {construction!r}; expected one of {CONSTRUCTIONS}"
-        raise ValueError(msg)
+    check_construction(construction)
     if not _is_int(hidden):
         msg = f"hidden must be an integer; got {type(hidden).__name__}"
         raise TypeError(msg)
@@ -764,9 +780,8 @@ def train(task, construction, hidden, *, seed, config=None, progress=True):
     step = 0
     clip = cfg.clip
     grad = net.grad
-    # The loop's own BLAS calls are tiny (Cayley map, norms): threads there only
-    # contend with the core's workers, so BLAS runs single-threaded during training.
-    blas = threadpool_limits(limits=1, user_api="blas")
+    # No BLAS in the loop (einsum's own loop for the norm, Numba for the Cayley map):
+    # BLAS worker threads would contend with the core's and slow a step down.
     try:
         batches = None
         for epoch in range(cfg.epochs):
@@ -784,11 +799,12 @@ def train(task, construction, hidden, *, seed, config=None, progress=True):
                     if not _is_divergence(exc):
                         raise
                     raise diverged("loss or gradient", epoch, batch, step, exc) from exc
-                norm = math.sqrt(float(np.dot(grad, grad)))
+                norm = math.sqrt(float(np.einsum("i,i->", grad, grad)))
                 if not (math.isfinite(loss) and math.isfinite(norm)):
                     if math.isfinite(loss) and np.all(np.isfinite(grad)):
                         # The float32 sum of squares overflowed; the gradient is finite.
-                        norm = float(np.linalg.norm(grad.astype(np.float64)))
+                        g64 = grad.astype(np.float64)
+                        norm = math.sqrt(float(np.einsum("i,i->", g64, g64)))
                     else:
                         what = "loss" if not math.isfinite(loss) else "gradient"
                         raise diverged(what, epoch, batch, step)
@@ -829,7 +845,6 @@ def train(task, construction, hidden, *, seed, config=None, progress=True):
                     post["acc"] = f"{sc['accuracy']:.4f}"
                 bar.set_postfix(post, refresh=False)
     finally:
-        blas.restore_original_limits()
         if bar is not None:
             bar.close()
     return snapshot(net.theta)
@@ -888,6 +903,15 @@ def save(path, model: TrainedModel) -> Path:
         msg = f"path must be a str or os.PathLike; got {type(path).__name__}"
         raise TypeError(msg)
     path = Path(path)
+    directory = path.parent
+    if path.is_dir():
+        msg = f"path {str(path)!r} is a directory; expected a file path"
+        raise IsADirectoryError(msg)
+    if not directory.is_dir():
+        msg = (
+            f"cannot save to {str(path)!r}: directory {str(directory)!r} does not exist"
+        )
+        raise FileNotFoundError(msg)
     arrays = _model_arrays(model)
     meta = {
         "format": FORMAT_NAME,
@@ -905,7 +929,6 @@ def save(path, model: TrainedModel) -> Path:
     payload = dict(arrays)
     payload[_META] = np.frombuffer(meta_bytes, dtype=np.uint8)
     payload[_SHA] = np.frombuffer(_digest(meta_bytes, arrays), dtype=np.uint8)
-    directory = path.parent if str(path.parent) else Path()
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -936,13 +959,17 @@ def load(path) -> TrainedModel:
     """Read a model written by :func:`save`.
 
     Everything is read and verified (format name and version, SHA-256, array dtypes and
-    shapes, task and config) before a model is built; any problem raises
-    :class:`CheckpointError` (a ``ValueError``) and nothing is returned.
+    shapes, finite weights, task and config, for Cayley models the form of ``A`` and
+    ``D`` and ``W_hh = W_from_cayley(A, D)``) before a model is built; any problem with
+    the content raises :class:`CheckpointError` (a ``ValueError``) and nothing is
+    returned. A missing or unreadable path raises the usual ``OSError``.
     """
     if not isinstance(path, (str, os.PathLike)):
         msg = f"path must be a str or os.PathLike; got {type(path).__name__}"
         raise TypeError(msg)
     raw = Path(path).read_bytes()
+    if not raw.startswith(b"PK\x03\x04"):
+        _fail(path, "not an .npz (zip) file" + (" (empty)" if not raw else ""))
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as f:
             entries = {k: f[k] for k in f.files}
@@ -977,6 +1004,32 @@ def load(path) -> TrainedModel:
     raise AssertionError  # pragma: no cover - _fail always raises
 
 
+def _check_cayley(cayley: dict[str, np.ndarray], W_hh, hidden: int, dtype) -> None:
+    """Stored ``A``, ``D``, ``D_blocks`` are of the trained form and give ``W_hh``."""
+    for k in ("A", "D"):
+        a = cayley[k]
+        if a.shape != (hidden, hidden) or a.dtype != dtype:
+            msg = (
+                f"cayley_{k} must be {dtype}{(hidden, hidden)}; got {a.dtype}{a.shape}"
+            )
+            raise ValueError(msg)
+    blocks = cayley["D_blocks"]
+    if blocks.dtype != np.int64:
+        msg = f"cayley_D_blocks must be int64; got {blocks.dtype}"
+        raise ValueError(msg)
+    # checks: A exactly skew, D exactly in the block form of D_blocks, all finite
+    W = W_from_cayley(
+        cayley["A"].astype(np.float64),
+        cayley["D"].astype(np.float64),
+        block_sizes=blocks,
+    )
+    # W_hh is W rounded to dtype; allow for another machine's rounding of W
+    tol = 16 * hidden * np.finfo(dtype).eps * max(1.0, float(np.abs(W).max()))
+    if not np.abs(W_hh.astype(np.float64) - W).max() <= tol:
+        msg = "W_hh does not equal W_from_cayley(cayley_A, cayley_D)"
+        raise ValueError(msg)
+
+
 def _model_from(meta: dict[str, Any], entries: dict[str, np.ndarray]) -> TrainedModel:
     listed = meta["arrays"]
     if set(listed) != set(entries):
@@ -1008,10 +1061,34 @@ def _model_from(meta: dict[str, Any], entries: dict[str, np.ndarray]) -> Trained
                 f"{k} must be {dtype}{shape}; got {entries[k].dtype}{entries[k].shape}"
             )
             raise ValueError(msg)
+    for k in expect:
+        if not np.all(np.isfinite(entries[k])):
+            msg = f"{k} contains non-finite values"
+            raise ValueError(msg)
     cayley = None
+    stored = {k for k in entries if k.startswith("cayley_")}
     if construction == "cayley":
         cayley = {k: entries[f"cayley_{k}"] for k in ("A", "D", "D_blocks")}
-    history = {k: entries[f"history_{k}"].tolist() for k in meta["history_keys"]}
+        _check_cayley(cayley, entries["W_hh"], hidden, dtype)
+    elif stored:
+        msg = f"Cayley arrays {sorted(stored)} stored for construction {construction!r}"
+        raise ValueError(msg)
+    keys = meta["history_keys"]
+    if not isinstance(keys, list) or {f"history_{k}" for k in keys} != {
+        k for k in entries if k.startswith("history_")
+    }:
+        msg = "history_keys do not match the stored history arrays"
+        raise ValueError(msg)
+    history = {k: entries[f"history_{k}"] for k in keys}
+    if len({v.shape for v in history.values()}) > 1 or any(
+        v.ndim != 1 for v in history.values()
+    ):
+        msg = "history arrays must be 1-D and of equal length (one entry per epoch)"
+        raise ValueError(msg)
+    history = {k: v.tolist() for k, v in history.items()}
+    if not isinstance(meta["library_version"], str):
+        msg = "library_version must be a string"
+        raise TypeError(msg)
     return TrainedModel(
         W_xh=entries["W_xh"],
         W_hh=entries["W_hh"],
