@@ -3,6 +3,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import stat
 import zipfile
 
 import numpy as np
@@ -73,6 +75,18 @@ def test_saves_exactly_at_the_given_path_and_leaves_no_temporaries(
     save(tmp_path / "model", dense_model)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
     _assert_same(dense_model, load(tmp_path / "model"))
+
+
+@pytest.mark.skipif(not hasattr(os, "fchmod"), reason="POSIX file modes only")
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_file_mode_follows_the_umask_not_the_temporary(dense_model, tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        assert tr._current_umask() == umask
+        save(tmp_path / "m.npz", dense_model)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "m.npz").stat().st_mode) == 0o666 & ~umask
 
 
 def test_overwrite_replaces_previous(dense_model, cayley_model, tmp_path):

@@ -932,6 +932,10 @@ def save(path, model: TrainedModel) -> Path:
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
+            # mkstemp makes the file 0600; a checkpoint should get the mode any new
+            # file would (0666 masked by the umask), like np.savez on a plain path.
+            if hasattr(os, "fchmod"):
+                os.fchmod(fh.fileno(), 0o666 & ~_current_umask())
             np.savez(fh, **payload)
             fh.flush()
             os.fsync(fh.fileno())
@@ -948,6 +952,20 @@ def save(path, model: TrainedModel) -> Path:
     except OSError:  # pragma: no cover - platforms without directory fsync
         pass
     return path
+
+
+def _current_umask() -> int:
+    """The process umask, read without changing it where the platform allows."""
+    try:
+        with Path("/proc/self/status").open(encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # no read-only query elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
 
 
 def _fail(path, why: str):
