@@ -2,7 +2,8 @@
 
 Computes in float64 by default; ``dtype=np.float32`` runs the same straightforward
 algorithm in float32, which tests use to measure how much error float32 arithmetic
-itself makes on a given problem (saturated units lose most digits of ``1 − h²``).
+itself makes on a given problem (saturated units lose most digits of ``1 − h²``);
+``tanh`` lets such a run use the kernels' own tanh instead of ``np.tanh``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def rollout(W_xh, W_hh, W_hy, x, b_h=None, b_y=None, h0=None, dtype=np.float64):
+def rollout(
+    W_xh, W_hh, W_hy, x, b_h=None, b_y=None, h0=None, dtype=np.float64, tanh=np.tanh
+):
     """Returns (y, h) with y (T, B, Ny), h (T, B, Nh); single W_hh only."""
     W_xh, W_hh, W_hy, x = (np.asarray(a, dtype=dtype) for a in (W_xh, W_hh, W_hy, x))
     T, B, _ = x.shape
@@ -24,20 +27,29 @@ def rollout(W_xh, W_hh, W_hy, x, b_h=None, b_y=None, h0=None, dtype=np.float64):
     )
     hs = np.zeros((T, B, Nh), dtype)
     for t in range(T):
-        h = np.tanh(x[t] @ W_xh.T + h @ W_hh.T + bh)
+        h = tanh(x[t] @ W_xh.T + h @ W_hh.T + bh)
         hs[t] = h
     return hs @ W_hy.T + by, hs
 
 
 def loss_and_grad(
-    W_xh, W_hh, W_hy, x, y, mask=None, b_h=None, b_y=None, dtype=np.float64
+    W_xh,
+    W_hh,
+    W_hy,
+    x,
+    y,
+    mask=None,
+    b_h=None,
+    b_y=None,
+    dtype=np.float64,
+    tanh=np.tanh,
 ):
     """Masked MSE and BPTT gradients, written independently of the C++ code."""
     W_xh, W_hh, W_hy, x, y = (
         np.asarray(a, dtype=dtype) for a in (W_xh, W_hh, W_hy, x, y)
     )
     T, B, _ = x.shape
-    yhat, hs = rollout(W_xh, W_hh, W_hy, x, b_h, b_y, dtype=dtype)
+    yhat, hs = rollout(W_xh, W_hh, W_hy, x, b_h, b_y, dtype=dtype, tanh=tanh)
     m = (
         np.ones(y.shape, dtype)
         if mask is None
