@@ -139,6 +139,15 @@ def test_wrong_dtypes(p, name, dtype):
         call_grad(p, **{name: arr})
 
 
+@pytest.mark.parametrize("name", ["W_xh", "W_hh", "W_hy", "x", "y"])
+def test_required_argument_none(p, name):
+    if name != "y":
+        with pytest.raises(TypeError, match=f"{name} must be a float32 or float64"):
+            call_rollout(p, **{name: None})
+    with pytest.raises(TypeError, match=f"{name} must be a float32 or float64"):
+        call_grad(p, **{name: None})
+
+
 def test_non_array_inputs(p):
     with pytest.raises(TypeError, match="x must be a float32 or float64"):
         call_rollout(p, x="hello")

@@ -67,18 +67,22 @@ def _float_array(a: Any, name: str) -> np.ndarray:
 
 
 def _prepare(
-    values: tuple[Any, ...], names: tuple[str, ...]
+    values: tuple[Any, ...], names: tuple[str, ...], n_required: int
 ) -> list[np.ndarray | None]:
     """Float arrays of one working dtype, C-contiguous and aligned (None kept).
 
-    The common case (native float32/float64 ndarrays, already contiguous) costs
-    a few hundred nanoseconds per argument; the training loop calls this
-    thousands of times.
+    The first ``n_required`` values must not be None. The common case (native
+    float32/float64 ndarrays, already contiguous) costs a few hundred nanoseconds
+    per argument; the training loop calls this thousands of times.
     """
     arrays: list[Any] = []
     f64 = False
-    for a, name in zip(values, names, strict=True):
-        if a is not None:
+    for i, (a, name) in enumerate(zip(values, names, strict=True)):
+        if a is None:
+            if i < n_required:  # else pybind11 dumps every argument in its error
+                msg = f"{name} must be a float32 or float64 array, got None"
+                raise TypeError(msg)
+        else:
             if type(a) is not np.ndarray or (
                 a.dtype is not _F32 and a.dtype is not _F64
             ):
@@ -175,7 +179,7 @@ def rollout(
         Wrong number of dimensions, mismatched sizes, NaN/inf in an input, or an
         overflow in the result.
     """
-    arrays = _prepare((W_xh, W_hh, W_hy, x, b_h, b_y, h0), _ROLLOUT_NAMES)
+    arrays = _prepare((W_xh, W_hh, W_hy, x, b_h, b_y, h0), _ROLLOUT_NAMES, 4)
     _check_ndim(arrays[1], "W_hh", (2, 3))
     return _core.rollout(*arrays, bool(return_hidden), _n_threads(n_threads))
 
@@ -256,7 +260,7 @@ def loss_and_grad(
         nothing is undefined), or an overflow in the result.
     """
     params = (W_xh, W_hh, W_hy, b_h, b_y)
-    arrays = _prepare((W_xh, W_hh, W_hy, x, y, b_h, b_y), _GRAD_NAMES)
+    arrays = _prepare((W_xh, W_hh, W_hy, x, y, b_h, b_y), _GRAD_NAMES, 5)
     W_xh_, W_hh_, W_hy_, x_, y_, b_h_, b_y_ = arrays
     m = mask
     if mask is not None and not (
