@@ -148,6 +148,13 @@ def test_required_argument_none(p, name):
         call_grad(p, **{name: None})
 
 
+def test_huge_n_threads_is_capped(p):
+    ref = call_rollout(p, n_threads=1)
+    np.testing.assert_array_equal(call_rollout(p, n_threads=2**40), ref)
+    ref_loss, _ = call_grad(p, n_threads=1)
+    assert call_grad(p, n_threads=2**63)[0] == pytest.approx(ref_loss, rel=1e-13)
+
+
 def test_non_array_inputs(p):
     with pytest.raises(TypeError, match="x must be a float32 or float64"):
         call_rollout(p, x="hello")

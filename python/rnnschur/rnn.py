@@ -102,7 +102,7 @@ def _prepare(
 def _n_threads(n_threads: Any) -> int:
     if n_threads is None:
         return 0
-    if type(n_threads) is int and n_threads > 0:
+    if type(n_threads) is int and 0 < n_threads <= 4096:
         return n_threads
     try:
         n = operator.index(n_threads)
@@ -112,7 +112,9 @@ def _n_threads(n_threads: Any) -> int:
     if n < 1:
         msg = f"n_threads must be None or a positive int, got {n}"
         raise ValueError(msg)
-    return n
+    # The kernels split into at most 4096 parts; a value beyond C int would
+    # otherwise fail in pybind11 with every array argument printed.
+    return min(n, 4096)
 
 
 def _check_ndim(a: np.ndarray, name: str, ndim: int | tuple[int, ...]) -> None:
