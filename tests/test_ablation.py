@@ -158,6 +158,9 @@ def test_bad_subsets(rng):
         ablate(f, s, ["T_RC"])
     with pytest.raises(TypeError, match="subsets: block names must be strings"):
         ablate(f, s, [(1,)])
+    for bad in (None, 3, b"RR"):
+        with pytest.raises(TypeError, match="subsets: each subset must be a block"):
+            ablate(f, s, [bad])
     with pytest.raises(TypeError, match="subsets must be None or an iterable"):
         ablate(f, s, "RR")
     with pytest.raises(TypeError, match="subsets must be None or an iterable"):

@@ -96,7 +96,16 @@ def canonical_subset(subset: str | Iterable[str]) -> tuple[str, ...]:
     tuple of str
         Sorted, duplicate-free canonical names.
     """
-    names = [subset] if isinstance(subset, str) else list(subset)
+    if isinstance(subset, str):
+        names = [subset]
+    elif isinstance(subset, Iterable) and not isinstance(subset, (bytes, bytearray)):
+        names = list(subset)
+    else:
+        msg = (
+            "subsets: each subset must be a block name or an iterable of block "
+            f"names; got {subset!r}"
+        )
+        raise TypeError(msg)
     chosen = {_canonical_name(x) for x in names}
     return tuple(b for b in BLOCK_NAMES if b in chosen)
 
