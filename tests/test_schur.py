@@ -167,6 +167,34 @@ def test_own_qr_hard_cases(W):
     )
 
 
+@pytest.mark.parametrize("method", ["own", "lapack", "eigen"])
+def test_extreme_scales(rng, method):
+    # max|W| in [0.5, 1): a power-of-two multiple is the same problem exactly.
+    W = rng.standard_normal((24, 24))
+    W = W / (2 * np.abs(W).max())
+    f = ordered_schur(W, method=method)
+    s = schur_split(f, 0.6)
+    for k in (700, -900):  # |W| near 1e210 / 1e-272: squared norms over/underflow
+        g = ordered_schur(np.ldexp(W, k), method=method)
+        np.testing.assert_array_equal(g.T, np.ldexp(f.T, k))
+        np.testing.assert_array_equal(g.Q, f.Q)
+        np.testing.assert_array_equal(g.eigvals, np.ldexp(1.0, k) * f.eigvals)
+        assert g.atol == np.ldexp(f.atol, k)
+        assert g.residual == f.residual
+        t = schur_split(g, 0.6)
+        assert t.n_R == s.n_R
+        assert t.sep == np.ldexp(s.sep, k)
+    # Subnormal entries: no exact equivalence, but a backward-stable sorted form.
+    V = W * 1e-305
+    h = ordered_schur(V, method=method)
+    res = np.linalg.norm((V - h.Q @ h.T @ h.Q.T) * 1e305) / np.linalg.norm(W)
+    assert res <= C_BOUND * 24 * EPS
+    assert h.residual <= C_BOUND * 24 * EPS
+    assert h.orthogonality_error <= C_BOUND * 24 * EPS
+    m = np.abs(h.eigvals)
+    assert np.all(np.diff(m) <= h.rtol * m[:-1] + h.atol)
+
+
 def test_zero_and_rank_deficient(rng):
     f = ordered_schur(np.zeros((4, 4)))
     assert f.spectral_radius == 0.0

@@ -223,8 +223,11 @@ class SchurForm:
     @cached_property
     def residual(self) -> float:
         """‖W − Q T Qᵀ‖_F / ‖W‖_F (the absolute error if ``W`` is zero)."""
-        err = float(np.linalg.norm(self.W - self.Q @ self.T @ self.Q.T))
-        nw = float(np.linalg.norm(self.W))
+        # Exact power-of-two scaling: squared norms of W near 1e±200 over/underflow.
+        e = _pow2_exponent(self.W)
+        W, T = (np.ldexp(self.W, e), np.ldexp(self.T, e)) if e else (self.W, self.T)
+        err = float(np.linalg.norm(W - self.Q @ T @ self.Q.T))
+        nw = float(np.linalg.norm(W))
         return err / nw if nw > 0 else err
 
     @cached_property
@@ -283,7 +286,11 @@ def ordered_schur(
     -----
     Guarantees (tested on adversarial families with ``c = 16``, ``ε = 2⁻⁵²``):
     ``‖W − QTQᵀ‖_F ≤ c n ε ‖W‖_F`` and ``‖QᵀQ − I‖_F ≤ c n ε``; equal input gives
-    bit-identical output.
+    bit-identical output. A ``W`` whose largest entry lies outside ``2^±400`` is
+    factored as ``W·2^e`` (an exact scaling to ``max|W·2^e| ∈ [0.5, 1)``) and ``T``,
+    ``eigvals``, ``atol`` are scaled back, so the guarantees hold up to the ends of
+    the float64 range (``ValueError`` if a 2×2 block of a tiny ``W`` would
+    underflow).
     """
     Wf = _as_square_float64(W, "W")
     n = Wf.shape[0]
@@ -297,20 +304,40 @@ def ordered_schur(
         raise ValueError(msg)
     if method == "auto":
         method = "own" if n <= _OWN_MAX_N else "lapack"
+    # Far from 1 the core's squared norms over/underflow: the default atol becomes
+    # inf (every modulus ties, nothing is reordered) or 0, and the swap tests run in
+    # subnormals (a wrong factorisation at 1e-300). Factor W·2^e, which is exact,
+    # and scale back; W within 2^±400 is factored as given.
+    e = _pow2_exponent(Wf)
+    Ws = np.ldexp(Wf, e) if e else Wf
+    if e and atol >= 0.0:
+        atol = _ldexp_clamped(atol, e)
     if method == "own":
         try:
-            T, Q, stats = _core.schur_ordered_own(Wf, rtol, atol)
+            T, Q, stats = _core.schur_ordered_own(Ws, rtol, atol)
         except RuntimeError:  # QR iteration did not converge: LAPACK instead
             method = "lapack"
     if method == "eigen":
         try:
-            T, Q, stats = _core.schur_ordered_eigen(Wf, rtol, atol)
+            T, Q, stats = _core.schur_ordered_eigen(Ws, rtol, atol)
         except RuntimeError as exc:
             raise np.linalg.LinAlgError(str(exc)) from exc
     elif method == "lapack":
-        T, Q = _dgees(Wf)
+        T, Q = _dgees(Ws)
         stats = _core.schur_reorder(T, Q, rtol, atol)
     starts, sizes, eigvals = _core.schur_blocks(T)
+    atol_used = float(stats["atol"])
+    if e:
+        Ts = T
+        T = np.ldexp(Ts, -e)
+        if not np.array_equal(np.diagonal(T, -1) != 0, np.diagonal(Ts, -1) != 0):
+            msg = (
+                "W is too small in magnitude: a 2x2 block of its Schur form "
+                "underflows in float64 (scale W up)"
+            )
+            raise ValueError(msg)
+        eigvals = np.ldexp(eigvals.real, -e) + 1j * np.ldexp(eigvals.imag, -e)
+        atol_used = _ldexp_clamped(atol_used, -e)
     return SchurForm(
         Q=_readonly(np.ascontiguousarray(Q)),
         T=_readonly(np.ascontiguousarray(T)),
@@ -320,10 +347,28 @@ def ordered_schur(
         block_clusters=_readonly(np.asarray(stats["block_clusters"], dtype=np.int64)),
         W=_readonly(Wf),
         rtol=rtol,
-        atol=float(stats["atol"]),
+        atol=atol_used,
         swaps=int(stats["swaps"]),
         method=method,
     )
+
+
+_SCALE_LIMIT = 2.0**400
+
+
+def _pow2_exponent(A: np.ndarray) -> int:
+    """e with max|A|·2^e in [0.5, 1) if max|A| lies outside 2^±400, else 0."""
+    amax = float(np.max(np.abs(A)))
+    if amax > _SCALE_LIMIT or 0.0 < amax < 1.0 / _SCALE_LIMIT:
+        return -math.frexp(amax)[1]
+    return 0
+
+
+def _ldexp_clamped(x: float, e: int) -> float:
+    try:
+        return math.ldexp(x, e)
+    except OverflowError:
+        return float(np.finfo(np.float64).max)
 
 
 def _check_tol(x: object, name: str) -> float:
@@ -450,12 +495,16 @@ def schur_split(
     CR = in_r[:, None] & ~in_r[None, :]
     CC = upper & ~in_r[:, None] & ~in_r[None, :]
 
+    # sep is scale-equivariant; an exact power-of-two scaling keeps the core's
+    # norms of T from overflowing (sep came out 0 for |T| near 1e200).
+    e = _pow2_exponent(form.T)
+    Ts = np.ldexp(form.T, e) if e else form.T
     if n_R in (0, n):
         sep = math.inf
     elif sep_method == "estimate":
-        sep = float(_core.schur_sep(np.asfortranarray(form.T), n_R))
+        sep = _ldexp_clamped(float(_core.schur_sep(np.asfortranarray(Ts), n_R)), -e)
     elif sep_method == "exact":
-        sep = _sep_exact(form.T, n_R)
+        sep = _ldexp_clamped(_sep_exact(Ts, n_R), -e)
     else:
         sep = math.nan
     return SchurSplit(
