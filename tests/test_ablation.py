@@ -216,6 +216,21 @@ def test_inputs_not_modified_and_outputs_fresh(rng):
     np.testing.assert_array_equal(b.W[0], f.W)
 
 
+@pytest.mark.parametrize("base", ["W", "QTQ"])
+def test_extreme_scales(rng, base):
+    # |T| near 1e210 / 1e-272: squared norms over/underflow, the masses must not.
+    W = rng.standard_normal((20, 20))
+    W = W / (2 * np.abs(W).max())
+    f = ordered_schur(W)
+    a = ablate(f, 0.6, base=base)
+    for k in (700, -900):
+        b = ablate(ordered_schur(np.ldexp(W, k)), 0.6, base=base)
+        np.testing.assert_array_equal(b.removed_mass, a.removed_mass)
+        np.testing.assert_array_equal(b.W, np.ldexp(a.W, k))
+    tiny = ordered_schur(np.full((2, 2), 5e-324))  # subnormal entries only
+    assert np.isfinite(ablate(tiny, 0.5).removed_mass).all()
+
+
 def test_relative_mass_zero_matrix():
     f = ordered_schur(np.zeros((3, 3)))
     a = ablate(f, schur_split(f))

@@ -21,11 +21,12 @@ _FASTMATH = {"contract"}
 
 
 @njit(cache=True, nogil=True)
-def _split_couplings(t, blk, n_R):
+def _split_couplings(t, blk, n_R, g):
     """Dense N_RR (n_R, n_R), N_CR (n_R, n_C), N_CC (n_C, n_C) and their squared norms.
 
     ``blk`` numbers the diagonal blocks, so row i's couplings start at the first
-    column of the next block, ``i + 1`` or ``i + 2``.
+    column of the next block, ``i + 1`` or ``i + 2``. The squared norms are of
+    ``g·T`` (``g`` a power of two keeping them finite for any finite ``T``).
     """
     n = t.shape[0]
     n_C = n - n_R
@@ -42,23 +43,27 @@ def _split_couplings(t, blk, n_R):
         while j0 < n and blk[j0] == blk[i]:
             j0 += 1
         for j in range(max(i - 1, 0), j0):
-            tsq += row[j] * row[j]
+            v = row[j] * g
+            tsq += v * v
         if i < n_R:
             out = nrr[i]
             for j in range(j0, n_R):
                 v = row[j]
                 out[j] = v
+                v *= g
                 s0 += v * v
             out = ncr[i]
             for j in range(max(j0, n_R), n):
                 v = row[j]
                 out[j - n_R] = v
+                v *= g
                 s1 += v * v
         else:
             out = ncc[i - n_R]
             for j in range(j0, n):
                 v = row[j]
                 out[j - n_R] = v
+                v *= g
                 s2 += v * v
     sq = np.array([s0, s1, s2])
     tsq += s0 + s1 + s2
@@ -66,11 +71,11 @@ def _split_couplings(t, blk, n_R):
 
 
 @njit(cache=True, nogil=True)
-def _contributions(q, t, blk, n_R, with_b):
+def _contributions(q, t, blk, n_R, with_b, g):
     """C[0..2] = Q N_b Qᵀ for b = RR, CR, CC; C[3] = Q B Qᵀ if with_b."""
     n = q.shape[0]
     n_C = n - n_R
-    nrr, ncr, ncc, sq, tsq = _split_couplings(t, blk, n_R)
+    nrr, ncr, ncc, sq, tsq = _split_couplings(t, blk, n_R, g)
     C = np.empty((4 if with_b else 3, n, n))
     qr = np.ascontiguousarray(q[:, :n_R])
     qc = np.ascontiguousarray(q[:, n_R:])
@@ -105,7 +110,7 @@ def _contributions(q, t, blk, n_R, with_b):
 
 
 @njit(cache=True, parallel=True, fastmath=_FASTMATH)
-def ablate_batch(Q, T, base, blk, n_R, sel, use_w, out, mass):
+def ablate_batch(Q, T, base, blk, n_R, sel, use_w, out, mass, g):
     """Fill ``out[m, s]`` and ``mass[m, s]`` for models m and subsets s.
 
     Q, T, base : (M, n, n) float64, C-contiguous. ``base`` is W when ``use_w``.
@@ -113,12 +118,13 @@ def ablate_batch(Q, T, base, blk, n_R, sel, use_w, out, mass):
     sel : (S, 3) float64 in {0, 1}: subset s removes block b iff sel[s, b] == 1.
     use_w : bool; True: out = W − Σ_{b∈S} C_b, False: out = Q B Qᵀ + Σ_{b∉S} C_b.
     out : (M, S, n, n) float64; mass : (M, S) float64 (‖ΔT‖_F / ‖T‖_F).
+    g : (M,) float64 powers of two; the masses are ratios of norms of g[m]·T[m].
     """
     M = Q.shape[0]
     n = Q.shape[1]
     S = sel.shape[0]
     for m in prange(M):
-        C, sq, tsq = _contributions(Q[m], T[m], blk[m], n_R[m], not use_w)
+        C, sq, tsq = _contributions(Q[m], T[m], blk[m], n_R[m], not use_w, g[m])
         c0 = C[0]
         c1 = C[1]
         c2 = C[2]

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _ablation_kernels as _k
-from .schur import SchurForm, SchurSplit, schur_split
+from .schur import _SCALE_LIMIT, SchurForm, SchurSplit, schur_split
 
 __all__ = ["BLOCK_NAMES", "DEFAULT_SUBSETS", "Ablation", "ablate", "canonical_subset"]
 
@@ -287,9 +287,14 @@ def ablate(
         [[1.0 if b in sub else 0.0 for b in BLOCK_NAMES] for sub in subs],
         dtype=np.float64,
     ).reshape(S, 3)
+    # Exact power-of-two factors for the squared norms of the removed mass, which
+    # overflow (mass nan) for |T| beyond ~1e154 or underflow below ~1e-154.
+    amax = np.maximum(T.max(axis=(1, 2)), -T.min(axis=(1, 2)))
+    far = (amax > _SCALE_LIMIT) | ((amax > 0.0) & (amax < 1.0 / _SCALE_LIMIT))
+    g = np.where(far, np.ldexp(1.0, np.minimum(-np.frexp(amax)[1], 1023)), 1.0)
     out = np.empty((M, S, n, n))
     mass = np.empty((M, S))
-    _k.ablate_batch(Q, T, Wb, blk, n_R, sel, base == "W", out, mass)
+    _k.ablate_batch(Q, T, Wb, blk, n_R, sel, base == "W", out, mass, g)
     if single:
         out = out[0]
         mass = mass[0]
