@@ -193,6 +193,9 @@ def test_extreme_scales(rng, method):
     assert h.orthogonality_error <= C_BOUND * 24 * EPS
     m = np.abs(h.eigvals)
     assert np.all(np.diff(m) <= h.rtol * m[:-1] + h.atol)
+    # Finite W whose Schur form is not (|λ| = 3 · 1.7e308): refused, not inf.
+    with pytest.raises(ValueError, match="T overflows float64"):
+        ordered_schur(np.full((3, 3), 1.7e308), method=method)
 
 
 def test_zero_and_rank_deficient(rng):

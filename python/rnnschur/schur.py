@@ -289,8 +289,8 @@ def ordered_schur(
     bit-identical output. A ``W`` whose largest entry lies outside ``2^±400`` is
     factored as ``W·2^e`` (an exact scaling to ``max|W·2^e| ∈ [0.5, 1)``) and ``T``,
     ``eigvals``, ``atol`` are scaled back, so the guarantees hold up to the ends of
-    the float64 range (``ValueError`` if a 2×2 block of a tiny ``W`` would
-    underflow).
+    the float64 range (``ValueError`` if ``T`` itself would overflow, or a 2×2
+    block of a tiny ``W`` underflow).
     """
     Wf = _as_square_float64(W, "W")
     n = Wf.shape[0]
@@ -329,14 +329,25 @@ def ordered_schur(
     atol_used = float(stats["atol"])
     if e:
         Ts = T
-        T = np.ldexp(Ts, -e)
+        with np.errstate(over="ignore"):
+            T = np.ldexp(Ts, -e)
+            ev = np.empty_like(eigvals)
+            ev.real = np.ldexp(eigvals.real, -e)
+            ev.imag = np.ldexp(eigvals.imag, -e)
+            eigvals = ev
+            finite = np.isfinite(T).all() and np.isfinite(np.abs(eigvals)).all()
+        if not finite:  # T, or a modulus |λ|, beyond the float64 range
+            msg = (
+                "W is too large in magnitude: its Schur form T overflows float64 "
+                "(scale W down)"
+            )
+            raise ValueError(msg)
         if not np.array_equal(np.diagonal(T, -1) != 0, np.diagonal(Ts, -1) != 0):
             msg = (
                 "W is too small in magnitude: a 2x2 block of its Schur form "
                 "underflows in float64 (scale W up)"
             )
             raise ValueError(msg)
-        eigvals = np.ldexp(eigvals.real, -e) + 1j * np.ldexp(eigvals.imag, -e)
         atol_used = _ldexp_clamped(atol_used, -e)
     return SchurForm(
         Q=_readonly(np.ascontiguousarray(Q)),
