@@ -343,6 +343,7 @@ def test_rejected_swap_raises_and_leaves_input_unchanged():
     with pytest.raises(_core.SwapRejected, match=r"rows 0\.\.1 .*rows 2\.\.3") as exc:
         _core.schur_swap(T, Q, 0, 2, 2, 1)
     assert isinstance(exc.value, ValueError)
+    assert isinstance(exc.value, rnnschur.schur.SwapRejected)  # the public name
     assert "eigenvalues" in str(exc.value)
     np.testing.assert_array_equal(T, HARD_SWAP)
     np.testing.assert_array_equal(Q, np.eye(4))

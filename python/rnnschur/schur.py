@@ -41,7 +41,7 @@ extended precision (``long double``, 64-bit mantissa on x86-64); (c) an orthonor
 basis of the invariant subspace from the SVD of ``p(D)`` (``p`` the characteristic
 polynomial of the block moving up), in double, then in extended precision. Each
 candidate must pass both tests. If none does,
-:class:`rnnschur._core.SwapRejected` (a subclass of ``ValueError``) is raised,
+:class:`rnnschur.schur.SwapRejected` (a subclass of ``ValueError``) is raised,
 naming the two blocks (rows, eigenvalues, moduli) and the residuals versus the
 thresholds; a wrong factorisation is never returned. In a seeded search over ~15 000
 adversarial swaps (nearly equal eigenvalues, 2×2 blocks skewed up to 1e8,
@@ -72,7 +72,19 @@ from scipy.linalg import lapack as _lapack
 
 from . import _core
 
-__all__ = ["DEFAULT_RTOL", "SchurForm", "SchurSplit", "ordered_schur", "schur_split"]
+__all__ = [
+    "DEFAULT_RTOL",
+    "SchurForm",
+    "SchurSplit",
+    "SwapRejected",
+    "ordered_schur",
+    "schur_split",
+]
+
+#: Raised when two adjacent blocks cannot be swapped stably (a ``ValueError``); the
+#: public name of ``rnnschur._core.SwapRejected``, so callers need not import the
+#: private extension module to catch it.
+SwapRejected = _core.SwapRejected
 
 #: Default relative tolerance under which two block moduli count as equal.
 DEFAULT_RTOL = 1e-8
@@ -278,7 +290,7 @@ def ordered_schur(
     ValueError
         ``W`` is not square, is empty or not finite; a tolerance is negative or not
         finite; ``method`` is unknown; or two blocks could not be swapped stably
-        (``rnnschur._core.SwapRejected``, a ``ValueError``, naming the blocks).
+        (:class:`SwapRejected`, a ``ValueError``, naming the blocks).
     numpy.linalg.LinAlgError
         The QR algorithm did not converge.
 
