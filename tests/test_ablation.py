@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -236,3 +239,38 @@ def test_relative_mass_zero_matrix():
     a = ablate(f, schur_split(f))
     assert np.all(a.removed_mass == 0.0)
     assert not math.isnan(a.removed_mass.sum())
+
+
+_CONCURRENT = """
+import threading
+import numpy as np
+import rnnschur
+rng = np.random.default_rng(0)
+forms = [rnnschur.ordered_schur(rng.standard_normal((30, 30))) for _ in range(6)]
+ref = rnnschur.ablate(forms, 0.9).W
+bad = []
+def work():
+    for _ in range(10):
+        if not np.array_equal(rnnschur.ablate(forms, 0.9).W, ref):
+            bad.append(1)
+threads = [threading.Thread(target=work) for _ in range(4)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+assert not bad
+"""
+
+
+def test_concurrent_calls_with_workqueue_threading_layer():
+    # That layer is not thread-safe: unguarded concurrent calls abort (rc 134).
+    env = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue"}
+    out = subprocess.run(
+        [sys.executable, "-c", _CONCURRENT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]

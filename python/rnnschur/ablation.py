@@ -29,6 +29,7 @@ by the factorisation's backward error, ``O(n ε ‖W‖)``).
 from __future__ import annotations
 
 import numbers
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -38,6 +39,11 @@ from . import _ablation_kernels as _k
 from .schur import _SCALE_LIMIT, SchurForm, SchurSplit, schur_split
 
 __all__ = ["BLOCK_NAMES", "DEFAULT_SUBSETS", "Ablation", "ablate", "canonical_subset"]
+
+# Numba's "workqueue" threading layer (used where neither TBB nor OpenMP loads)
+# aborts the process when parallel kernels are launched from two Python threads at
+# once; the kernel already uses every core, so serialising calls costs nothing.
+_KERNEL_LOCK = threading.Lock()
 
 #: Canonical names of the three coupling blocks, in reporting order.
 BLOCK_NAMES: tuple[str, str, str] = ("RR", "CR", "CC")
@@ -294,7 +300,8 @@ def ablate(
     g = np.where(far, np.ldexp(1.0, np.minimum(-np.frexp(amax)[1], 1023)), 1.0)
     out = np.empty((M, S, n, n))
     mass = np.empty((M, S))
-    _k.ablate_batch(Q, T, Wb, blk, n_R, sel, base == "W", out, mass, g)
+    with _KERNEL_LOCK:
+        _k.ablate_batch(Q, T, Wb, blk, n_R, sel, base == "W", out, mass, g)
     if single:
         out = out[0]
         mass = mass[0]
