@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _ablation_kernels as _k
-from .schur import _SCALE_LIMIT, SchurForm, SchurSplit, schur_split
+from .schur import _SCALE_LIMIT, SchurForm, SchurSplit, _leading_count, schur_split
 
 __all__ = ["BLOCK_NAMES", "DEFAULT_SUBSETS", "Ablation", "ablate", "canonical_subset"]
 
@@ -181,10 +181,16 @@ def _check_pair(
     if split.n != form.n:
         msg = f"split{where} has width {split.n} but form{where} has width {form.n}"
         raise ValueError(msg)
-    if split.n_R != form.n and split.n_R not in form.block_starts:
+    # A split of another matrix of the same width would silently give wrong masks.
+    # The masks are a function of the block sizes and n_R, so these two checks are
+    # exact (and O(n), unlike re-deriving the masks).
+    if not (
+        np.array_equal(split.block_sizes, form.block_sizes)
+        and split.n_R == _leading_count(form, split.alpha * form.spectral_radius)
+    ):
         msg = (
-            f"split{where} (n_R={split.n_R}) cuts a 2x2 block of form{where}: "
-            "it was not made from this form"
+            f"split{where} (n_R={split.n_R}) was not made from form{where}: their "
+            "block structures or thresholds differ"
         )
         raise ValueError(msg)
     return form, split

@@ -436,6 +436,10 @@ class SchurSplit:
         subspaces are ill-conditioned (``‖T_C→R‖ / sep`` bounds their coupling).
     sep_method : str
         ``"estimate"``, ``"exact"`` or ``"none"``.
+    block_sizes : ndarray, int64, shape (n_blocks,)
+        Block sizes of the form that was split (read-only): with ``n_R`` they define
+        the masks, and :func:`~rnnschur.ablate` checks them against the form it is
+        given, so that a split is never applied to another matrix.
     """
 
     n: int
@@ -447,6 +451,7 @@ class SchurSplit:
     CC: np.ndarray
     sep: float
     sep_method: str
+    block_sizes: np.ndarray
 
     @property
     def n_C(self) -> int:
@@ -502,8 +507,7 @@ def schur_split(
     n = form.n
     rho = form.spectral_radius
     threshold = alpha * rho
-    below = np.nonzero(form.block_moduli < threshold)[0]
-    n_R = int(form.block_starts[below[0]]) if below.size else n
+    n_R = _leading_count(form, threshold)
     n_C = n - n_R
     if sep_method == "exact" and n_R * n_C > _SEP_EXACT_MAX:
         msg = (
@@ -540,7 +544,14 @@ def schur_split(
         CC=_readonly(CC),
         sep=sep,
         sep_method=sep_method,
+        block_sizes=form.block_sizes,
     )
+
+
+def _leading_count(form: SchurForm, threshold: float) -> int:
+    """Positions in the leading run of blocks with modulus ``>= threshold``."""
+    below = np.nonzero(form.block_moduli < threshold)[0]
+    return int(form.block_starts[below[0]]) if below.size else form.n
 
 
 def _sep_exact(T: np.ndarray, r: int) -> float:
