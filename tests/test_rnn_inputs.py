@@ -229,3 +229,18 @@ def test_float32_params_get_float32_gradients_when_promoted(p):
         "b_h": np.float32,
         "b_y": np.float64,
     }
+
+
+def test_masked_arrays_and_non_bool_flags_are_refused(p):
+    masked = np.ma.masked_array(p["x"], mask=np.zeros(p["x"].shape, bool))
+    with pytest.raises(TypeError, match="x must not be a masked array"):
+        call_rollout(p, x=masked)
+    with pytest.raises(TypeError, match="x must not be a masked array"):
+        call_grad(p, x=masked)
+    with pytest.raises(TypeError, match="return_hidden must be a bool"):
+        call_rollout(p, return_hidden="no")
+
+
+def test_zero_outputs_name_the_empty_loss(p):
+    with pytest.raises(ValueError, match="T, B or Ny is 0"):
+        call_grad(p, W_hy=np.zeros((0, 6)), y=np.zeros((5, 4, 0)))

@@ -527,6 +527,7 @@ def test_sep_is_scale_equivariant(rng):
         (np.array([[1.0, np.nan], [0.0, 1.0]]), ValueError, "W must be finite"),
         (np.array([[1.0, np.inf], [0.0, 1.0]]), ValueError, "W must be finite"),
         (object(), TypeError, "W must be a"),
+        (np.ma.masked_array(np.eye(2)), TypeError, "W must not be a masked array"),
     ],
 )
 def test_ordered_schur_bad_input(W, exc, match):

@@ -7,7 +7,7 @@ from importlib.metadata import PackageNotFoundError, version
 from . import _core
 from .ablation import Ablation, ablate
 from .rnn import loss_and_grad, rollout
-from .schur import SchurForm, SchurSplit, ordered_schur, schur_split
+from .schur import SchurForm, SchurSplit, SwapRejected, ordered_schur, schur_split
 from .tasks import (
     ContextIntegration,
     CopyTask,
@@ -43,6 +43,7 @@ __all__ = [
     "SchurForm",
     "SchurSplit",
     "SineGeneration",
+    "SwapRejected",
     "TrainConfig",
     "TrainedModel",
     "TrainingDiverged",

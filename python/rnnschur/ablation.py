@@ -144,7 +144,11 @@ class Ablation:
         return tuple("+".join(s) if s else "none" for s in self.subsets)
 
     def index(self, subset: str | Iterable[str]) -> int:
-        """Position of ``subset`` (any accepted spelling) in :attr:`subsets`."""
+        """Position of ``subset`` (any accepted spelling) in :attr:`subsets`.
+
+        Raises ``KeyError`` if the subset was not ablated, ``ValueError`` for an
+        unknown block name.
+        """
         key = canonical_subset(subset)
         try:
             return self.subsets.index(key)

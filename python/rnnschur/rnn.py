@@ -52,6 +52,9 @@ _PARAM_NAMES = ("W_xh", "W_hh", "W_hy", "b_h", "b_y")
 
 def _float_array(a: Any, name: str) -> np.ndarray:
     """Slow path of _prepare: anything that is not a native float32/64 ndarray."""
+    if isinstance(a, np.ma.MaskedArray):  # its mask would be silently ignored
+        msg = f"{name} must not be a masked array; pass {name}.filled(value) instead"
+        raise TypeError(msg)
     if type(a) is not np.ndarray:
         try:
             a = np.asarray(a)
@@ -161,9 +164,12 @@ def rollout(
     h0 : array_like, shape (B, Nh) or (Nh,), optional
         Initial state, per sequence or shared by all (zero when omitted).
     return_hidden : bool, default False
-        Also return the hidden states ``h_1 .. h_T`` (not ``h_0``).
+        Also return the hidden states ``h_1 .. h_T`` (not ``h_0``). Must be a bool.
     n_threads : int, optional
-        Worker threads; ``None`` means all hardware threads.
+        Into how many parts (batch shards or K variants) the work may be split; the
+        parts run on a persistent pool of hardware-thread workers plus the calling
+        thread. ``None`` means one part per hardware thread; 1 runs on the calling
+        thread only. Small calls stay on the calling thread regardless.
 
     Returns
     -------
@@ -183,6 +189,9 @@ def rollout(
     """
     arrays = _prepare((W_xh, W_hh, W_hy, x, b_h, b_y, h0), _ROLLOUT_NAMES, 4)
     _check_ndim(arrays[1], "W_hh", (2, 3))
+    if not isinstance(return_hidden, (bool, np.bool_)):
+        msg = f"return_hidden must be a bool; got {type(return_hidden).__name__}"
+        raise TypeError(msg)
     return _core.rollout(*arrays, bool(return_hidden), _n_threads(n_threads))
 
 
@@ -241,7 +250,10 @@ def loss_and_grad(
     b_y : array_like, shape (Ny,), optional
         Biases; their gradients are returned only when they are passed.
     n_threads : int, optional
-        Worker threads; ``None`` means all hardware threads.
+        Into how many parts (batch shards or K variants) the work may be split; the
+        parts run on a persistent pool of hardware-thread workers plus the calling
+        thread. ``None`` means one part per hardware thread; 1 runs on the calling
+        thread only. Small calls stay on the calling thread regardless.
 
     Returns
     -------

@@ -104,6 +104,9 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 
 def _as_square_float64(W: object, name: str = "W") -> np.ndarray:
     """Validate a real square finite matrix and return a float64 copy (C order)."""
+    if isinstance(W, np.ma.MaskedArray):  # its mask would be silently ignored
+        msg = f"{name} must not be a masked array; pass {name}.filled(value) instead"
+        raise TypeError(msg)
     if isinstance(W, np.ndarray):
         arr = W
     else:
