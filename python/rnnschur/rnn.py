@@ -28,7 +28,10 @@ Conventions shared by both functions
   dtypes and finiteness).
 * Bad input raises ``ValueError``/``TypeError`` naming the argument. Results that
   overflow to inf/NaN (absurdly large weights) raise ``ValueError`` instead of being
-  returned.
+  returned. One overflow is not seen: a pre-activation ``W_xh x_t + W_hh h + b_h``
+  that overflows to ±inf (beyond ~3e38 in float32, ~1e308 in float64) saturates
+  tanh to ±1 like any IEEE evaluation would, although the exact sum may be small;
+  checking every pre-activation would cost a compare per element in the hot loop.
 """
 
 from __future__ import annotations
