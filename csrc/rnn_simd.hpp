@@ -66,10 +66,11 @@ static inline RnnLayout make_layout(const RnnDims& d, i64 nr, i64 bs, bool grad)
     L.packed_size = o;
     o = 0;
     L.bs = bs;
-    L.off_H = take((d.T + 1) * bs * L.ldh);
+    // The forward pass keeps two hidden blocks (ping-pong), BPTT all T + 1.
+    L.off_H = take((grad ? d.T + 1 : 2) * bs * L.ldh);
     L.off_dA = take(grad ? d.T * bs * L.ldh : 0);
-    L.off_X = take(d.T * bs * d.Nx);
-    L.off_Y = take(d.T * bs * L.ldy);
+    L.off_X = take(grad ? d.T * bs * d.Nx : 0);
+    L.off_Y = take(grad ? d.T * bs * L.ldy : 0);
     L.off_tmp = take(grad ? d.Nx * d.Nh + L.ldh + L.ldy : 0);
     // packed blocks of the large gradient reduction: A (KC x Nh rounded to the
     // 6-row tile) and B (KC x NC)

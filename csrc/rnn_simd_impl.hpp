@@ -269,60 +269,56 @@ inline T hsum(vec_t<T> v) {
     return s;
 }
 
-// Narrow readout: out(r, o) = H[r] . Wr[o] + b[o] for o < Ny, as dot products
-// along Nh (a GEMM tile would waste most of its columns when Ny is small).
-// Wr holds ny4 rows of ldh values, zero-padded. Rows r = t*bs + i go to
-// out + (t*ostride_t + i*ostride_i).
+// Readout of one step: out(i, o) = H[i] . W_hy[o] + b_y[o] for rows i < rows
+// and o < Ny, stored at out + i*ostride + o. Runs right after the step while H
+// is still in L1 (a separate pass over all steps streams H back from L3).
+// Narrow outputs (Ny <= L/2) use dot products along Nh, enumerating the
+// (row, output) pairs four at a time so that no lane of work is wasted on
+// absent outputs; wider ones a GEMM tile.
 template <class T>
-void readout_dot(i64 T_, i64 bs, const T* H, i64 ldh, const T* Wr, i64 Ny, i64 ny4,
-                 const T* b, T* out, i64 ostride_t, i64 ostride_i) {
-    constexpr int L = V<T>::L;
-    for (i64 t = 0; t < T_; ++t)
-        for (i64 i = 0; i < bs; ++i) {
-            const T* h = H + (t * bs + i) * ldh;
-            T* o_row = out + t * ostride_t + i * ostride_i;
-            for (i64 o = 0; o < ny4; o += 4) {
-                const T* w = Wr + o * ldh;
-                vec_t<T> a0{}, a1{}, a2{}, a3{};
-                for (i64 c = 0; c < ldh; c += L) {
-                    const vec_t<T> hv = vload<T>(h + c);
-                    a0 += hv * vload<T>(w + c);
-                    a1 += hv * vload<T>(w + ldh + c);
-                    a2 += hv * vload<T>(w + 2 * ldh + c);
-                    a3 += hv * vload<T>(w + 3 * ldh + c);
-                }
-                const T r[4] = {hsum<T>(a0), hsum<T>(a1), hsum<T>(a2), hsum<T>(a3)};
-                for (i64 q = 0; q < 4 && o + q < Ny; ++q)
-                    o_row[o + q] = r[q] + b[o + q];
+void readout_step(const RnnDims& d, const RnnLayout& L, const T* P, i64 rows,
+                  const T* H, T* out, i64 ostride) {
+    constexpr int Lv = V<T>::L;
+    const T* by = P + L.off_by;
+    const i64 ldh = L.ldh, Ny = d.Ny;
+    if (2 * Ny <= Lv) {
+        const T* Wr = P + L.off_whyr;
+        const i64 npairs = rows * Ny;
+        for (i64 p0 = 0; p0 < npairs; p0 += 4) {
+            const i64 np = imin(4, npairs - p0);
+            const T* h[4];
+            const T* w[4];
+            for (int q = 0; q < 4; ++q) {
+                const i64 pq = p0 + (q < np ? q : 0);
+                h[q] = H + (pq / Ny) * ldh;
+                w[q] = Wr + (pq % Ny) * ldh;
+            }
+            vec_t<T> acc[4] = {};
+            for (i64 c = 0; c < ldh; c += Lv) {
+#pragma GCC unroll 4
+                for (int q = 0; q < 4; ++q)
+                    acc[q] += vload<T>(h[q] + c) * vload<T>(w[q] + c);
+            }
+            for (int q = 0; q < np; ++q) {
+                const i64 pq = p0 + q, i = pq / Ny, o = pq % Ny;
+                out[i * ostride + o] = hsum<T>(acc[q]) + by[o];
             }
         }
-}
-
-// Readout of T_ blocks of bs rows into out (row (t, i) at t*ostride_t +
-// i*ostride_i, Ny values): dot products for narrow outputs, else a GEMM.
-template <class T>
-void readout(const RnnDims& d, const RnnLayout& L, const T* P, i64 T_, i64 bs,
-             const T* H, T* out, i64 ostride_t, i64 ostride_i) {
-    const T* by = P + L.off_by;
-    if (d.Ny <= 8) {
-        readout_dot<T>(T_, bs, H, L.ldh, P + L.off_whyr, d.Ny, L.ny4, by, out,
-                       ostride_t, ostride_i);
         return;
     }
-    for (i64 t = 0; t < T_; ++t) {
-        T* ot = out + t * ostride_t;
-        rows_gemm<T>(bs, d.Nh, H + t * bs * L.ldh, L.ldh, P + L.off_whyT, L.ldy, d.Ny,
-                     [&](i64 i, i64 j0, const vec_t<T>* acc, int nv) {
-                         T buf[NR<T>];
-                         for (int v = 0; v < NV; ++v)
-                             vstore<T>(buf + v * V<T>::L,
-                                       v < nv ? acc[v] + vload<T>(by + j0 + v * V<T>::L)
-                                              : vec_t<T>{});
-                         T* o = ot + i * ostride_i + j0;
-                         const i64 w = imin(NR<T>, d.Ny - j0);
-                         for (i64 j = 0; j < w; ++j) o[j] = buf[j];
-                     });
-    }
+    rows_gemm<T>(rows, d.Nh, H, ldh, P + L.off_whyT, L.ldy, Ny,
+                 [&](i64 i, i64 j0, const vec_t<T>* acc, int nv) {
+                     T* o = out + i * ostride + j0;
+                     for (int v = 0; v < nv; ++v) {
+                         const vec_t<T> r = acc[v] + vload<T>(by + j0 + v * Lv);
+                         const i64 w = Ny - j0 - v * Lv;
+                         if (w >= Lv) {
+                             vstore<T>(o + v * Lv, r);
+                         } else {
+                             for (i64 j = 0; j < w; ++j) o[v * Lv + j] = r[j];
+                         }
+                     }
+                 });
 }
 
 // Packs B(k, j) = src[k*rs + j*cs] for k < K, j < N into panels of NR columns,
@@ -495,58 +491,53 @@ void pack_grad(const GradArgs<T>& a, const RnnLayout& L, T* P) {
     pack_common<T>(d, L, a.W_xh, a.W_hy, a.b_h, a.b_y, P);
 }
 
-// Hidden states of rows [b0, b1) into ws H (T+1 blocks of bs x ldh; block 0 =
-// h0) and their inputs into ws X.
+// One recurrence step for `rows` rows: cur = tanh(prev W_hh^T + x_t W_xh^T + b_h).
+// The input projection is fused into the step's GEMM as extra inner-dimension
+// terms (no pass over memory for it), bias and tanh into its epilogue.
 template <class T>
-void forward_hidden(const RnnDims& d, const RnnLayout& L, const T* P, const T* whhT,
-                    const T* x, const T* h0, i64 h0_bstride, i64 b0, i64 b1, T* ws) {
+inline void step_forward(const RnnDims& d, const RnnLayout& L, const T* P,
+                         const T* whhT, i64 rows, const T* prev, const T* xt, i64 ldx,
+                         T* cur) {
     constexpr int Lv = V<T>::L;
-    const i64 bs = b1 - b0, ldh = L.ldh, blk = bs * ldh;
-    T* H = ws + L.off_H;
-    T* X = ws + L.off_X;
-    for (i64 t = 0; t < d.T; ++t)
-        std::memcpy(X + t * bs * d.Nx, x + (t * d.B + b0) * d.Nx,
-                    sizeof(T) * static_cast<std::size_t>(bs * d.Nx));
-    for (i64 i = 0; i < bs; ++i) {
-        T* row = H + i * ldh;
-        for (i64 j = 0; j < ldh; ++j)
-            row[j] = (h0 && j < d.Nh) ? h0[(b0 + i) * h0_bstride + j] : T(0);
-    }
-    // Recurrence H_t = tanh(H_{t-1} W_hh^T + X_t W_xh^T + b_h): the input
-    // projection is fused into the step's GEMM as extra inner-dimension terms
-    // (no pass over memory for it), bias and tanh into its epilogue.
+    const i64 ldh = L.ldh;
     const T* bh = P + L.off_bh;
-    const T* wxhT = P + L.off_wxhT;
-    for (i64 t = 0; t < d.T; ++t) {
-        const T* prev = H + t * blk;
-        T* cur = H + (t + 1) * blk;
-        rows_gemm<T>(
-            bs, d.Nh, prev, ldh, whhT, ldh, d.Nh,
-            [&](i64 r, i64 j0, const vec_t<T>* acc, int nv) {
-                T* c = cur + r * ldh + j0;
-                vstore<T>(c, vtanh<T>(acc[0] + vload<T>(bh + j0)));
-                vstore<T>(c + Lv, nv == 2 ? vtanh<T>(acc[1] + vload<T>(bh + j0 + Lv))
-                                          : vec_t<T>{});
-            },
-            d.Nx, X + t * bs * d.Nx, d.Nx, wxhT);
-    }
+    rows_gemm<T>(
+        rows, d.Nh, prev, ldh, whhT, ldh, d.Nh,
+        [&](i64 r, i64 j0, const vec_t<T>* acc, int nv) {
+            T* c = cur + r * ldh + j0;
+            vstore<T>(c, vtanh<T>(acc[0] + vload<T>(bh + j0)));
+            vstore<T>(c + Lv,
+                      nv == 2 ? vtanh<T>(acc[1] + vload<T>(bh + j0 + Lv)) : vec_t<T>{});
+        },
+        d.Nx, xt, ldx, P + L.off_wxhT);
 }
 
+// Forward pass of variant k for rows [b0, b1): only two hidden blocks are kept
+// (ping-pong; the whole history would stream through L3), x is read in place
+// and each step's readout runs while its hidden states are in L1.
 template <class T>
 void forward_item(const ForwardArgs<T>& a, const RnnLayout& L, const T* P, i64 k,
                   i64 b0, i64 b1, T* ws) {
     const RnnDims& d = a.d;
-    const i64 bs = b1 - b0, ldh = L.ldh;
-    forward_hidden<T>(d, L, P, P + L.off_whhT + k * d.Nh * ldh, a.x, a.h0, a.h0_bstride,
-                      b0, b1, ws);
-    const T* H1 = ws + L.off_H + bs * ldh;
-    readout<T>(d, L, P, d.T, bs, H1, a.y + k * d.T * d.B * d.Ny + b0 * d.Ny, d.B * d.Ny,
-               d.Ny);
-    if (a.hidden) {
-        T* hid = a.hidden + k * d.T * d.B * d.Nh;
-        for (i64 t = 0; t < d.T; ++t)
+    const i64 bs = b1 - b0, ldh = L.ldh, blk = bs * ldh;
+    T* H = ws + L.off_H;
+    for (i64 i = 0; i < bs; ++i) {
+        T* row = H + i * ldh;
+        for (i64 j = 0; j < ldh; ++j)
+            row[j] = (a.h0 && j < d.Nh) ? a.h0[(b0 + i) * a.h0_bstride + j] : T(0);
+    }
+    const T* whhT = P + L.off_whhT + k * d.Nh * ldh;
+    T* yk = a.y + k * d.T * d.B * d.Ny;
+    T* hk = a.hidden ? a.hidden + k * d.T * d.B * d.Nh : nullptr;
+    for (i64 t = 0; t < d.T; ++t) {
+        const T* prev = H + (t & 1) * blk;
+        T* cur = H + ((t + 1) & 1) * blk;
+        step_forward<T>(d, L, P, whhT, bs, prev, a.x + (t * d.B + b0) * d.Nx, d.Nx,
+                        cur);
+        readout_step<T>(d, L, P, bs, cur, yk + (t * d.B + b0) * d.Ny, d.Ny);
+        if (hk)
             for (i64 i = 0; i < bs; ++i)
-                std::memcpy(hid + (t * d.B + b0 + i) * d.Nh, H1 + (t * bs + i) * ldh,
+                std::memcpy(hk + (t * d.B + b0 + i) * d.Nh, cur + i * ldh,
                             sizeof(T) * static_cast<std::size_t>(d.Nh));
     }
 }
@@ -557,20 +548,28 @@ double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i
     constexpr int Lv = V<T>::L;
     const RnnDims& d = a.d;
     const i64 bs = b1 - b0, ldh = L.ldh, ldy = L.ldy, blk = bs * ldh, R = d.T * bs;
-    forward_hidden<T>(d, L, P, P + L.off_whhT, a.x, nullptr, 0, b0, b1, ws);
     T* H = ws + L.off_H;
     const T* H1 = H + blk;
     T* dA = ws + L.off_dA;
     T* Y = ws + L.off_Y;
-    const T* X = ws + L.off_X;
-    // Readout for all steps into Y, then loss and dL/dy in place.
-    readout<T>(d, L, P, d.T, bs, H1, Y, bs * ldy, ldy);
+    T* X = ws + L.off_X;
+    for (i64 t = 0; t < d.T; ++t)
+        std::memcpy(X + t * bs * d.Nx, a.x + (t * d.B + b0) * d.Nx,
+                    sizeof(T) * static_cast<std::size_t>(bs * d.Nx));
+    for (i64 j = 0; j < blk; ++j) H[j] = T(0);
+    // Forward with the whole history kept; readout, loss and dL/dy per step,
+    // while the step's rows are in L1.
     const T scale = T(2) / static_cast<T>(a.count);
     double sse = 0;
-    for (i64 t = 0; t < d.T; ++t)
+    for (i64 t = 0; t < d.T; ++t) {
+        T* cur = H + (t + 1) * blk;
+        step_forward<T>(d, L, P, P + L.off_whhT, bs, H + t * blk, X + t * bs * d.Nx,
+                        d.Nx, cur);
+        T* Yt = Y + t * bs * ldy;
+        readout_step<T>(d, L, P, bs, cur, Yt, ldy);
         for (i64 i = 0; i < bs; ++i) {
             const i64 off = (t * d.B + b0 + i) * d.Ny;
-            T* yr = Y + (t * bs + i) * ldy;
+            T* yr = Yt + i * ldy;
             for (i64 o = 0; o < d.Ny; ++o) {
                 const T res = yr[o] - a.target[off + o];
                 const bool on = a.mask == nullptr || a.mask[off + o] != 0;
@@ -579,38 +578,26 @@ double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i
             }
             for (i64 o = d.Ny; o < ldy; ++o) yr[o] = T(0);
         }
-    // dL/dh_t from the readout, all steps at once: G = dY W_hy, into dA.
-    rows_gemm<T>(R, d.Ny, Y, ldy, P + L.off_why, ldh, d.Nh,
-                 [&](i64 r, i64 j0, const vec_t<T>* acc, int nv) {
-                     for (int v = 0; v < NV; ++v)
-                         vstore<T>(dA + r * ldh + j0 + v * Lv,
-                                   v < nv ? acc[v] : vec_t<T>{});
-                 });
-    // BPTT: dA_t = (G_t + dA_{t+1} W_hh) * (1 - h_t^2).
+    }
+    // BPTT: dA_t = (dY_t W_hy + dA_{t+1} W_hh) * (1 - h_t^2), the readout term
+    // fused into the step's GEMM as extra inner-dimension terms.
     const T* whh = P + L.off_whh;
     for (i64 t = d.T - 1; t >= 0; --t) {
         T* cur = dA + t * blk;
         const T* h = H1 + t * blk;
-        if (t == d.T - 1) {
-            for (i64 e = 0; e < blk; e += Lv) {
-                const vec_t<T> hv = vload<T>(h + e);
-                vstore<T>(cur + e, vload<T>(cur + e) * (T(1) - hv * hv));
-            }
-            continue;
-        }
-        const T* next = dA + (t + 1) * blk;
-        rows_gemm<T>(bs, d.Nh, next, ldh, whh, ldh, d.Nh,
-                     [&](i64 r, i64 j0, const vec_t<T>* acc, int nv) {
-                         T* c = cur + r * ldh + j0;
-                         const T* hr = h + r * ldh + j0;
-                         for (int v = 0; v < NV; ++v) {
-                             const vec_t<T> hv = vload<T>(hr + v * Lv);
-                             vstore<T>(c + v * Lv,
-                                       v < nv ? (acc[v] + vload<T>(c + v * Lv)) *
-                                                    (T(1) - hv * hv)
-                                              : vec_t<T>{});
-                         }
-                     });
+        const bool last = t == d.T - 1;
+        rows_gemm<T>(
+            bs, last ? 0 : d.Nh, last ? cur : dA + (t + 1) * blk, ldh, whh, ldh, d.Nh,
+            [&](i64 r, i64 j0, const vec_t<T>* acc, int nv) {
+                T* c = cur + r * ldh + j0;
+                const T* hr = h + r * ldh + j0;
+                for (int v = 0; v < NV; ++v) {
+                    const vec_t<T> hv = vload<T>(hr + v * Lv);
+                    vstore<T>(c + v * Lv,
+                              v < nv ? acc[v] * (T(1) - hv * hv) : vec_t<T>{});
+                }
+            },
+            d.Ny, Y + t * bs * ldy, ldy, P + L.off_why);
     }
     // Parameter gradients: one reduction over all R = T*bs rows each.
     gemm_kmajor<T>(d.Nh, d.Nh, R, dA, ldh, H, ldh, g + L.off_gWhh, d.Nh,
