@@ -338,8 +338,8 @@ void pack_b(i64 K, i64 N, const T* src, i64 rs, i64 cs, i64 ncols_pad, T* dst) {
 }
 
 // acc = sum_k A(i, k) B(k, :) with A(i, k) = a[k*acs + i] (k-major, e.g. a
-// transposed row-major matrix) and B rows b + k*ldb (NR readable values each).
-template <class T, int M>
+// transposed row-major matrix) and B rows b + k*ldb (NVV*L readable values each).
+template <class T, int M, int NVV = 2>
 __attribute__((noinline)) void micro_kmajor(i64 K, const T* __restrict a, i64 acs,
                                             const T* __restrict b, i64 ldb,
                                             vec_t<T> (&acc)[MR][NV]) {
@@ -348,12 +348,79 @@ __attribute__((noinline)) void micro_kmajor(i64 K, const T* __restrict a, i64 ac
     for (int i = 0; i < M; ++i) acc[i][0] = acc[i][1] = vec_t<T>{};
     for (i64 k = 0; k < K; ++k) {
         const vec_t<T> b0 = vload<T>(b + k * ldb);
-        const vec_t<T> b1 = vload<T>(b + k * ldb + L);
+        if (NVV == 2) {
+            const vec_t<T> b1 = vload<T>(b + k * ldb + L);
 #pragma GCC unroll 6
-        for (int i = 0; i < M; ++i) {
-            const vec_t<T> ai = vbcast<T>(a[k * acs + i]);
-            acc[i][0] += ai * b0;
-            acc[i][1] += ai * b1;
+            for (int i = 0; i < M; ++i) {
+                const vec_t<T> ai = vbcast<T>(a[k * acs + i]);
+                acc[i][0] += ai * b0;
+                acc[i][1] += ai * b1;
+            }
+        } else {
+#pragma GCC unroll 6
+            for (int i = 0; i < M; ++i) acc[i][0] += vbcast<T>(a[k * acs + i]) * b0;
+        }
+    }
+}
+
+template <class T, int NVV>
+inline void micro_kmajor_rows(int m, i64 K, const T* a, i64 acs, const T* b, i64 ldb,
+                              vec_t<T> (&acc)[MR][NV]) {
+    switch (m) {
+        case 6:
+            micro_kmajor<T, 6, NVV>(K, a, acs, b, ldb, acc);
+            break;
+        case 5:
+            micro_kmajor<T, 5, NVV>(K, a, acs, b, ldb, acc);
+            break;
+        case 4:
+            micro_kmajor<T, 4, NVV>(K, a, acs, b, ldb, acc);
+            break;
+        case 3:
+            micro_kmajor<T, 3, NVV>(K, a, acs, b, ldb, acc);
+            break;
+        case 2:
+            micro_kmajor<T, 2, NVV>(K, a, acs, b, ldb, acc);
+            break;
+        default:
+            micro_kmajor<T, 1, NVV>(K, a, acs, b, ldb, acc);
+            break;
+    }
+}
+
+// C[M x N] += sum_k A(i, k) B(k, j) for a short k (the rows of a few time
+// steps, still in L1/L2): A(i, k) = a[k*acs + i], B(k, j) = b[k*ldb + j] with
+// rows of b readable up to N rounded to L (zero padding). C row-major, stride ldc.
+template <class T>
+void gemm_kmajor_acc(i64 M, i64 N, i64 K, const T* a, i64 acs, const T* b, i64 ldb,
+                     T* C, i64 ldc) {
+    constexpr int L = V<T>::L;
+    if (M <= 0 || K <= 0) return;
+    const i64 ntiles = (M + MR - 1) / MR;
+    for (i64 j0 = 0; j0 < N; j0 += NR<T>) {
+        const int nv = N - j0 <= L ? 1 : 2;
+        const i64 w = imin(NR<T>, N - j0);
+        i64 i0 = 0;
+        for (i64 tile = 0; tile < ntiles; ++tile) {
+            const i64 i1 = M * (tile + 1) / ntiles;
+            const int m = static_cast<int>(i1 - i0);
+            vec_t<T> acc[MR][NV];
+            if (nv == 2)
+                micro_kmajor_rows<T, 2>(m, K, a + i0, acs, b + j0, ldb, acc);
+            else
+                micro_kmajor_rows<T, 1>(m, K, a + i0, acs, b + j0, ldb, acc);
+            for (int i = 0; i < m; ++i) {
+                T* c = C + (i0 + i) * ldc + j0;
+                if (w == nv * L) {
+                    for (int v = 0; v < nv; ++v)
+                        vstore<T>(c + v * L, vload<T>(c + v * L) + acc[i][v]);
+                } else {
+                    T buf[NR<T>];
+                    for (int v = 0; v < NV; ++v) vstore<T>(buf + v * L, acc[i][v]);
+                    for (i64 j = 0; j < w; ++j) c[j] += buf[j];
+                }
+            }
+            i0 = i1;
         }
     }
 }
@@ -450,6 +517,14 @@ void gemm_kmajor(i64 M, i64 N, i64 K, const T* a, i64 acs, const T* b, i64 ldb, 
         }
     }
 }
+
+#ifndef RNNSCHUR_CHUNK_ROWS
+#define RNNSCHUR_CHUNK_ROWS 64
+#endif
+// Rows (time steps x batch rows) per share of the weight-gradient reductions.
+constexpr i64 kChunkRows = RNNSCHUR_CHUNK_ROWS;
+// Below this Nh the weight gradients are reduced per chunk inside BPTT.
+constexpr i64 kChunkMaxNh = 128;
 
 // ---------------------------------------------------------------------------
 // RNN passes on one work item (batch rows [b0, b1) of variant k).
@@ -579,9 +654,36 @@ double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i
             for (i64 o = d.Ny; o < ldy; ++o) yr[o] = T(0);
         }
     }
+    // Parameter gradients accumulate in g (and the transposed dW_xh in tmp).
+    const i64 ngx = d.Nx * d.Nh;
+    T* gxT = ws + L.off_tmp;
+    T* colh = gxT + ngx;
+    T* coly = colh + ldh;
+    T* gWhh = g + L.off_gWhh;
+    T* gWhy = g + L.off_gWhy;
+    for (i64 j = 0; j < d.Nh * d.Nh; ++j) gWhh[j] = T(0);
+    for (i64 j = 0; j < d.Ny * d.Nh; ++j) gWhy[j] = T(0);
+    for (i64 j = 0; j < ngx + ldh + ldy; ++j) gxT[j] = T(0);
+    auto colsums = [&](i64 r0, i64 rows) {  // bias gradients
+        for (i64 r = r0; r < r0 + rows; ++r) {
+            const T* dr = dA + r * ldh;
+            for (i64 j = 0; j < ldh; j += Lv)
+                vstore<T>(colh + j, vload<T>(colh + j) + vload<T>(dr + j));
+            const T* yr = Y + r * ldy;
+            for (i64 j = 0; j < ldy; j += Lv)
+                vstore<T>(coly + j, vload<T>(coly + j) + vload<T>(yr + j));
+        }
+    };
     // BPTT: dA_t = (dY_t W_hy + dA_{t+1} W_hh) * (1 - h_t^2), the readout term
-    // fused into the step's GEMM as extra inner-dimension terms.
+    // fused into the step's GEMM as extra inner-dimension terms. For small Nh,
+    // every few steps (chunk rows, still in L1/L2) the weight gradients take
+    // their share: dW_hh += dA^T H_prev, dW_xh^T += X^T dA, dW_hy += dY^T H (one
+    // pass over all T*bs rows afterwards streams them from L3: 1.15x slower at
+    // Nh = 72). Wide ones keep that pass, whose packed, k-blocked kernel beats
+    // per-chunk updates of an L2-sized dW_hh (1.05-1.1x at Nh = 256).
+    const bool chunked = d.Nh < kChunkMaxNh;
     const T* whh = P + L.off_whh;
+    const i64 chunk = bs >= kChunkRows ? 1 : kChunkRows / bs;
     for (i64 t = d.T - 1; t >= 0; --t) {
         T* cur = dA + t * blk;
         const T* h = H1 + t * blk;
@@ -598,34 +700,27 @@ double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i
                 }
             },
             d.Ny, Y + t * bs * ldy, ldy, P + L.off_why);
+        if (!chunked || t % chunk != 0) continue;
+        const i64 rows = (imin(d.T, t + chunk) - t) * bs;
+        const T* dAc = dA + t * blk;
+        gemm_kmajor_acc<T>(d.Nh, d.Nh, rows, dAc, ldh, H + t * blk, ldh, gWhh, d.Nh);
+        gemm_kmajor_acc<T>(d.Nx, d.Nh, rows, X + t * bs * d.Nx, d.Nx, dAc, ldh, gxT,
+                           d.Nh);
+        gemm_kmajor_acc<T>(d.Ny, d.Nh, rows, Y + t * bs * ldy, ldy, H1 + t * blk, ldh,
+                           gWhy, d.Nh);
+        colsums(t * bs, rows);
     }
-    // Parameter gradients: one reduction over all R = T*bs rows each.
-    gemm_kmajor<T>(d.Nh, d.Nh, R, dA, ldh, H, ldh, g + L.off_gWhh, d.Nh,
-                   ws + L.off_pack);
-    // dW_xh^T = X^T dA (Nx rows: far fewer idle tile rows than Nh x Nx),
-    // transposed into place.
-    T* gxT = ws + L.off_tmp;
-    gemm_kmajor<T>(d.Nx, d.Nh, R, X, d.Nx, dA, ldh, gxT, d.Nh, nullptr);
+    if (!chunked) {
+        gemm_kmajor<T>(d.Nh, d.Nh, R, dA, ldh, H, ldh, gWhh, d.Nh, ws + L.off_pack);
+        gemm_kmajor<T>(d.Nx, d.Nh, R, X, d.Nx, dA, ldh, gxT, d.Nh, nullptr);
+        gemm_kmajor<T>(d.Ny, d.Nh, R, Y, ldy, H1, ldh, gWhy, d.Nh, nullptr);
+        colsums(0, R);
+    }
     T* gxh = g + L.off_gWxh;
     for (i64 j = 0; j < d.Nh; ++j)
         for (i64 m = 0; m < d.Nx; ++m) gxh[j * d.Nx + m] = gxT[m * d.Nh + j];
-    gemm_kmajor<T>(d.Ny, d.Nh, R, Y, ldy, H1, ldh, g + L.off_gWhy, d.Nh, nullptr);
-    // Bias gradients: column sums over all rows, vectorised over the padding.
     T* gbh = g + L.off_gbh;
     T* gby = g + L.off_gby;
-    T* colh = gxT + d.Nx * d.Nh;
-    T* coly = colh + ldh;
-    // (rows outer: the sums stay in L1 while dA and dY stream through once)
-    for (i64 j = 0; j < ldh; ++j) colh[j] = T(0);
-    for (i64 j = 0; j < ldy; ++j) coly[j] = T(0);
-    for (i64 r = 0; r < R; ++r) {
-        const T* dr = dA + r * ldh;
-        for (i64 j = 0; j < ldh; j += Lv)
-            vstore<T>(colh + j, vload<T>(colh + j) + vload<T>(dr + j));
-        const T* yr = Y + r * ldy;
-        for (i64 j = 0; j < ldy; j += Lv)
-            vstore<T>(coly + j, vload<T>(coly + j) + vload<T>(yr + j));
-    }
     for (i64 j = 0; j < d.Nh; ++j) gbh[j] = colh[j];
     for (i64 o = 0; o < d.Ny; ++o) gby[o] = coly[o];
     return sse;

@@ -358,10 +358,12 @@ def test_env_var_forces_baseline():
 
 @pytest.mark.usefixtures("simd")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("Nh", [130, 260])
+@pytest.mark.parametrize("Nh", [37, 72, 130, 260])
 def test_large_hidden_blocked_paths(rng, dtype, Nh):
-    """Nh >= 128 packs the gradient reduction; 260 > its 256-column block and
-    T*B = 360 > its 256-row block, so every blocking edge is crossed."""
+    """Nh < 128 reduces the weight gradients per chunk of steps inside BPTT (T = 40
+    is no multiple of the chunk, so the last one is partial); Nh >= 128 packs one
+    reduction afterwards: 260 > its 256-column block and T*B = 360 > its 256-row
+    block, so every blocking edge is crossed."""
     p = make_problem(rng, T=40, B=9, Nx=5, Nh=Nh, Ny=11, dtype=dtype)
     y = rng.standard_normal((40, 9, 11)).astype(dtype)
     kw = {"b_h": p["b_h"], "b_y": p["b_y"]}
