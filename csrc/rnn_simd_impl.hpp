@@ -518,14 +518,6 @@ void gemm_kmajor(i64 M, i64 N, i64 K, const T* a, i64 acs, const T* b, i64 ldb, 
     }
 }
 
-#ifndef RNNSCHUR_CHUNK_ROWS
-#define RNNSCHUR_CHUNK_ROWS 64
-#endif
-// Rows (time steps x batch rows) per share of the weight-gradient reductions.
-constexpr i64 kChunkRows = RNNSCHUR_CHUNK_ROWS;
-// Below this Nh the weight gradients are reduced per chunk inside BPTT.
-constexpr i64 kChunkMaxNh = 128;
-
 // ---------------------------------------------------------------------------
 // RNN passes on one work item (batch rows [b0, b1) of variant k).
 
@@ -635,7 +627,7 @@ double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i
     // Forward with the whole history kept; readout, loss and dL/dy per step,
     // while the step's rows are in L1.
     const T scale = T(2) / static_cast<T>(a.count);
-    double sse = 0;
+    double sse4[4] = {0, 0, 0, 0};  // (one accumulator is a latency-bound chain)
     for (i64 t = 0; t < d.T; ++t) {
         T* cur = H + (t + 1) * blk;
         step_forward<T>(d, L, P, P + L.off_whhT, bs, H + t * blk, X + t * bs * d.Nx,
@@ -648,7 +640,8 @@ double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i
             for (i64 o = 0; o < d.Ny; ++o) {
                 const T res = yr[o] - a.target[off + o];
                 const bool on = a.mask == nullptr || a.mask[off + o] != 0;
-                if (on) sse += static_cast<double>(res) * static_cast<double>(res);
+                const double r2 = static_cast<double>(res) * static_cast<double>(res);
+                sse4[o & 3] += on ? r2 : 0.0;
                 yr[o] = on ? scale * res : T(0);
             }
             for (i64 o = d.Ny; o < ldy; ++o) yr[o] = T(0);
@@ -664,12 +657,12 @@ double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i
     for (i64 j = 0; j < d.Nh * d.Nh; ++j) gWhh[j] = T(0);
     for (i64 j = 0; j < d.Ny * d.Nh; ++j) gWhy[j] = T(0);
     for (i64 j = 0; j < ngx + ldh + ldy; ++j) gxT[j] = T(0);
-    auto colsums = [&](i64 r0, i64 rows) {  // bias gradients
-        for (i64 r = r0; r < r0 + rows; ++r) {
-            const T* dr = dA + r * ldh;
+    auto colsums = [&](const T* dAc, const T* Yc, i64 rows) {  // bias gradients
+        for (i64 r = 0; r < rows; ++r) {
+            const T* dr = dAc + r * ldh;
             for (i64 j = 0; j < ldh; j += Lv)
                 vstore<T>(colh + j, vload<T>(colh + j) + vload<T>(dr + j));
-            const T* yr = Y + r * ldy;
+            const T* yr = Yc + r * ldy;
             for (i64 j = 0; j < ldy; j += Lv)
                 vstore<T>(coly + j, vload<T>(coly + j) + vload<T>(yr + j));
         }
@@ -680,16 +673,21 @@ double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i
     // their share: dW_hh += dA^T H_prev, dW_xh^T += X^T dA, dW_hy += dY^T H (one
     // pass over all T*bs rows afterwards streams them from L3: 1.15x slower at
     // Nh = 72). Wide ones keep that pass, whose packed, k-blocked kernel beats
-    // per-chunk updates of an L2-sized dW_hh (1.05-1.1x at Nh = 256).
-    const bool chunked = d.Nh < kChunkMaxNh;
+    // per-chunk updates of an L2-sized dW_hh (1.05-1.1x at Nh = 256). Chunked,
+    // dA keeps a ring of L.ring_dA blocks, step t in slot t % ring; a chunk
+    // starts at a multiple of chunk, which divides the ring (or is 1), so its
+    // blocks are contiguous rows. Chunk and ring are sized for L.bs rows,
+    // which bounds bs.
+    const i64 chunk = L.chunk, ring = L.ring_dA;
+    const bool chunked = chunk > 0;
+    auto dA_at = [&](i64 t) { return dA + (t % ring) * blk; };
     const T* whh = P + L.off_whh;
-    const i64 chunk = bs >= kChunkRows ? 1 : kChunkRows / bs;
     for (i64 t = d.T - 1; t >= 0; --t) {
-        T* cur = dA + t * blk;
+        T* cur = dA_at(t);
         const T* h = H1 + t * blk;
         const bool last = t == d.T - 1;
         rows_gemm<T>(
-            bs, last ? 0 : d.Nh, last ? cur : dA + (t + 1) * blk, ldh, whh, ldh, d.Nh,
+            bs, last ? 0 : d.Nh, last ? cur : dA_at(t + 1), ldh, whh, ldh, d.Nh,
             [&](i64 r, i64 j0, const vec_t<T>* acc, int nv) {
                 T* c = cur + r * ldh + j0;
                 const T* hr = h + r * ldh + j0;
@@ -702,19 +700,19 @@ double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i
             d.Ny, Y + t * bs * ldy, ldy, P + L.off_why);
         if (!chunked || t % chunk != 0) continue;
         const i64 rows = (imin(d.T, t + chunk) - t) * bs;
-        const T* dAc = dA + t * blk;
+        const T* dAc = cur;  // slot 0: the chunk's first step
+        const T* Yc = Y + t * bs * ldy;
         gemm_kmajor_acc<T>(d.Nh, d.Nh, rows, dAc, ldh, H + t * blk, ldh, gWhh, d.Nh);
         gemm_kmajor_acc<T>(d.Nx, d.Nh, rows, X + t * bs * d.Nx, d.Nx, dAc, ldh, gxT,
                            d.Nh);
-        gemm_kmajor_acc<T>(d.Ny, d.Nh, rows, Y + t * bs * ldy, ldy, H1 + t * blk, ldh,
-                           gWhy, d.Nh);
-        colsums(t * bs, rows);
+        gemm_kmajor_acc<T>(d.Ny, d.Nh, rows, Yc, ldy, H1 + t * blk, ldh, gWhy, d.Nh);
+        colsums(dAc, Yc, rows);
     }
     if (!chunked) {
         gemm_kmajor<T>(d.Nh, d.Nh, R, dA, ldh, H, ldh, gWhh, d.Nh, ws + L.off_pack);
         gemm_kmajor<T>(d.Nx, d.Nh, R, X, d.Nx, dA, ldh, gxT, d.Nh, nullptr);
         gemm_kmajor<T>(d.Ny, d.Nh, R, Y, ldy, H1, ldh, gWhy, d.Nh, nullptr);
-        colsums(0, R);
+        colsums(dA, Y, R);
     }
     T* gxh = g + L.off_gWxh;
     for (i64 j = 0; j < d.Nh; ++j)
@@ -723,7 +721,7 @@ double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i
     T* gby = g + L.off_gby;
     for (i64 j = 0; j < d.Nh; ++j) gbh[j] = colh[j];
     for (i64 o = 0; o < d.Ny; ++o) gby[o] = coly[o];
-    return sse;
+    return (sse4[0] + sse4[1]) + (sse4[2] + sse4[3]);
 }
 
 }  // namespace

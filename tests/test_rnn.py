@@ -357,6 +357,33 @@ def test_env_var_forces_baseline():
 
 
 @pytest.mark.usefixtures("simd")
+@pytest.mark.parametrize(
+    ("T", "B", "n_threads"),
+    [
+        (5, 70, 1),  # >= 64 rows per step: a chunk of one step, two dA slots
+        (13, 20, 1),  # 3-step chunks, the last one partial
+        (40, 9, 2),  # parts of 5 and 4 rows share one chunk size
+        (11, 67, 3),  # uneven parts of 22-23 rows
+    ],
+)
+def test_gradient_chunk_edges(rng, T, B, n_threads):
+    """BPTT reduces the weight gradients every ~64 rows, keeping only that many
+    dL/da blocks: chunk sizes, ring slots and uneven thread parts vs the reference."""
+    p = make_problem(rng, T=T, B=B, Nx=4, Nh=21, Ny=5)
+    y = rng.standard_normal((T, B, 5))
+    kw = {"b_h": p["b_h"], "b_y": p["b_y"]}
+    loss, g = loss_and_grad(
+        p["W_xh"], p["W_hh"], p["W_hy"], p["x"], y, n_threads=n_threads, **kw
+    )
+    loss_ref, g_ref = naive_rnn.loss_and_grad(
+        p["W_xh"], p["W_hh"], p["W_hy"], p["x"], y, **kw
+    )
+    assert loss == pytest.approx(loss_ref, rel=1e-12)
+    for name, r in g_ref.items():
+        np.testing.assert_allclose(g[name], r, rtol=1e-11, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.usefixtures("simd")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("Nh", [37, 72, 130, 260])
 def test_large_hidden_blocked_paths(rng, dtype, Nh):
