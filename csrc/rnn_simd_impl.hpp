@@ -46,12 +46,32 @@ using vec_t = typename V<T>::vec;
 template <class T>
 using ivec_t = typename V<T>::ivec;
 
-// Register tile: MR rows x NV vectors. 6 x 2 keeps 12 accumulators + 2 B
-// vectors + 1 broadcast in the 16 ymm (or xmm) registers.
+// Register tile: NACC accumulators, as MR rows x NV vectors (6 x 2: 12
+// accumulators + 2 B vectors + 1 broadcast in the 16 ymm/xmm registers) or,
+// for a panel that computes one vector (a half-used last panel, e.g. Nh = 72
+// or 56, or a readout of <= L outputs), 2*MR rows x 1 vector: 12 independent
+// FMA chains instead of 6 (the FMA latency x 2 pipes needs >= 8).
+// Accumulator of row i, vector v: acc[i*nvv + v].
 constexpr int MR = 6;
 constexpr int NV = 2;
+constexpr int NACC = MR * NV;
 template <class T>
 constexpr i64 NR = NV * V<T>::L;
+template <int NVV>
+constexpr int tile_rows = NACC / NVV;
+
+// Calls f(Int<M>{}) for the runtime m in [1, MMAX] (instantiates each M).
+template <int M>
+struct Int {
+    static constexpr int value = M;
+};
+template <int MMAX, int M = 1, class F>
+inline void with_rows(int m, F&& f) {
+    if constexpr (M < MMAX) {
+        if (m != M) return with_rows<MMAX, M + 1>(m, f);
+    }
+    f(Int<M>{});
+}
 
 inline i64 imin(i64 a, i64 b) {
     return a < b ? a : b;
@@ -158,19 +178,17 @@ void tanh_array(const T* x, T* y, i64 n) {
 }
 
 // ---------------------------------------------------------------------------
-// Micro-kernels. acc[i][v] = sum_k A(i, k) * Bp[k][v*L .. v*L+L), where Bp is
-// one packed panel (K rows of NR contiguous values) and A is either row-major
-// (A(i, k) = a[i*lda + k]) or packed (A(i, k) = a[k*MR + i]).
-
-// NVV = 1 computes only the first vector of the panel (a last panel that is
-// at most half used, e.g. Nh = 72 or 56); acc[i][1] is then left untouched.
-template <class T, int M, bool PACKED_A, bool ZERO = true, int NVV = 2>
+// Micro-kernels. acc[i*NVV + v] (+)= sum_k A(i, k) * Bp[k][v*L .. v*L+L), where
+// Bp is one packed panel (K rows of NR contiguous values; NVV = 1 reads only
+// its first vector) and A is row-major: A(i, k) = a[i*lda + k].
+template <class T, int M, int NVV, bool ZERO>
 inline void micro(i64 K, const T* __restrict a, i64 lda, const T* __restrict b,
-                  vec_t<T> (&acc)[MR][NV]) {
+                  vec_t<T> (&acc)[NACC]) {
+    static_assert(M * NVV <= NACC, "tile exceeds the accumulators");
     constexpr int L = V<T>::L;
     if (ZERO) {
-#pragma GCC unroll 6
-        for (int i = 0; i < M; ++i) acc[i][0] = acc[i][1] = vec_t<T>{};
+#pragma GCC unroll 12
+        for (int i = 0; i < M * NVV; ++i) acc[i] = vec_t<T>{};
     }
     for (i64 k = 0; k < K; ++k) {
         const vec_t<T> b0 = vload<T>(b + k * NR<T>);
@@ -178,87 +196,65 @@ inline void micro(i64 K, const T* __restrict a, i64 lda, const T* __restrict b,
             const vec_t<T> b1 = vload<T>(b + k * NR<T> + L);
 #pragma GCC unroll 6
             for (int i = 0; i < M; ++i) {
-                const vec_t<T> ai =
-                    vbcast<T>(PACKED_A ? a[k * MR + i] : a[i * lda + k]);
-                acc[i][0] += ai * b0;
-                acc[i][1] += ai * b1;
+                const vec_t<T> ai = vbcast<T>(a[i * lda + k]);
+                acc[2 * i] += ai * b0;
+                acc[2 * i + 1] += ai * b1;
             }
         } else {
-#pragma GCC unroll 6
-            for (int i = 0; i < M; ++i)
-                acc[i][0] += vbcast<T>(PACKED_A ? a[k * MR + i] : a[i * lda + k]) * b0;
+#pragma GCC unroll 12
+            for (int i = 0; i < M; ++i) acc[i] += vbcast<T>(a[i * lda + k]) * b0;
         }
     }
 }
 
 // Not inlined: inside a large caller the register allocator may spill an
-// accumulator of the 6x2 tile (15 of 16 registers busy), which serialises the
+// accumulator of the tile (15 of 16 registers busy), which serialises the
 // loop on a store-forwarding chain (measured: 2x slower backward steps).
 template <class T, int M, int NVV>
 __attribute__((noinline)) void micro2(i64 K, const T* a, i64 lda, const T* bp, i64 K2,
                                       const T* a2, i64 lda2, const T* bp2,
-                                      vec_t<T> (&acc)[MR][NV]) {
-    micro<T, M, false, true, NVV>(K, a, lda, bp, acc);
-    if (K2 > 0) micro<T, M, false, false, NVV>(K2, a2, lda2, bp2, acc);
-}
-
-template <class T, int NVV>
-inline void micro2_rows(int m, i64 K, const T* a, i64 lda, const T* bp, i64 K2,
-                        const T* a2, i64 lda2, const T* bp2, vec_t<T> (&acc)[MR][NV]) {
-    switch (m) {
-        case 6:
-            micro2<T, 6, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc);
-            break;
-        case 5:
-            micro2<T, 5, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc);
-            break;
-        case 4:
-            micro2<T, 4, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc);
-            break;
-        case 3:
-            micro2<T, 3, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc);
-            break;
-        case 2:
-            micro2<T, 2, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc);
-            break;
-        default:
-            micro2<T, 1, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc);
-            break;
-    }
+                                      vec_t<T> (&acc)[NACC]) {
+    micro<T, M, NVV, true>(K, a, lda, bp, acc);
+    if (K2 > 0) micro<T, M, NVV, false>(K2, a2, lda2, bp2, acc);
 }
 
 // C[rows x ncols_pad] = A[rows x K] * Bp (+ A2[rows x K2] * Bp2) (+ epilogue):
 // A row-major with stride lda, Bp packed panels (panel j at Bp + j*K*NR). The
 // optional second product concatenates the inner dimension (the input term of
-// a step). The epilogue gets (row, column of the panel, acc row, number of
-// computed vectors nv); it must store zeros in vectors v >= nv (padding) — a
-// last panel with at most L valid columns (ncols) computes only one vector.
-// Rows are split into tiles of nearly equal height so that no tiny remainder
-// tile runs at low ILP.
+// a step). The epilogue gets (row, column of the panel, the row's nv
+// accumulators, nv); it must store zeros in vectors v >= nv (padding) — a
+// last panel with at most L valid columns (ncols) computes only one vector,
+// in tiles of twice the height. Rows are split into tiles of nearly equal
+// height so that no tiny remainder tile runs at low ILP.
 template <class T, class Epi>
 inline void rows_gemm(i64 rows, i64 K, const T* A, i64 lda, const T* Bp, i64 ncols_pad,
                       i64 ncols, Epi&& epi, i64 K2 = 0, const T* A2 = nullptr,
                       i64 lda2 = 0, const T* Bp2 = nullptr) {
     if (rows <= 0) return;
-    const i64 ntiles = (rows + MR - 1) / MR;
     for (i64 j0 = 0; j0 < ncols_pad; j0 += NR<T>) {
         const T* bp = Bp + (j0 / NR<T>)*K * NR<T>;
         const T* bp2 = Bp2 ? Bp2 + (j0 / NR<T>)*K2 * NR<T> : nullptr;
-        const int nv = ncols - j0 <= V<T>::L ? 1 : 2;
-        i64 i0 = 0;
-        for (i64 tile = 0; tile < ntiles; ++tile) {
-            const i64 i1 = rows * (tile + 1) / ntiles;
-            const int m = static_cast<int>(i1 - i0);
-            vec_t<T> acc[MR][NV];
-            const T* a = A + i0 * lda;
-            const T* a2 = A2 ? A2 + i0 * lda2 : nullptr;
-            if (nv == 2)
-                micro2_rows<T, 2>(m, K, a, lda, bp, K2, a2, lda2, bp2, acc);
-            else
-                micro2_rows<T, 1>(m, K, a, lda, bp, K2, a2, lda2, bp2, acc);
-            for (int i = 0; i < m; ++i) epi(i0 + i, j0, acc[i], nv);
-            i0 = i1;
-        }
+        auto panel = [&](auto nvv) {
+            constexpr int NVV = decltype(nvv)::value, MT = tile_rows<NVV>;
+            const i64 ntiles = (rows + MT - 1) / MT;
+            i64 i0 = 0;
+            for (i64 tile = 0; tile < ntiles; ++tile) {
+                const i64 i1 = rows * (tile + 1) / ntiles;
+                vec_t<T> acc[NACC];
+                const T* a = A + i0 * lda;
+                const T* a2 = A2 ? A2 + i0 * lda2 : nullptr;
+                with_rows<MT>(static_cast<int>(i1 - i0), [&](auto m) {
+                    micro2<T, decltype(m)::value, NVV>(K, a, lda, bp, K2, a2, lda2, bp2,
+                                                       acc);
+                });
+                for (i64 i = i0; i < i1; ++i) epi(i, j0, acc + (i - i0) * NVV, NVV);
+                i0 = i1;
+            }
+        };
+        if (ncols - j0 <= V<T>::L)
+            panel(Int<1>{});
+        else
+            panel(Int<2>{});
     }
 }
 
@@ -337,15 +333,17 @@ void pack_b(i64 K, i64 N, const T* src, i64 rs, i64 cs, i64 ncols_pad, T* dst) {
     }
 }
 
-// acc = sum_k A(i, k) B(k, :) with A(i, k) = a[k*acs + i] (k-major, e.g. a
-// transposed row-major matrix) and B rows b + k*ldb (NVV*L readable values each).
-template <class T, int M, int NVV = 2>
+// acc[i*NVV + v] = sum_k A(i, k) B(k, v*L ..) with A(i, k) = a[k*acs + i]
+// (k-major, e.g. a transposed row-major matrix) and B rows b + k*ldb (NVV*L
+// readable values each).
+template <class T, int M, int NVV>
 __attribute__((noinline)) void micro_kmajor(i64 K, const T* __restrict a, i64 acs,
                                             const T* __restrict b, i64 ldb,
-                                            vec_t<T> (&acc)[MR][NV]) {
+                                            vec_t<T> (&acc)[NACC]) {
+    static_assert(M * NVV <= NACC, "tile exceeds the accumulators");
     constexpr int L = V<T>::L;
-#pragma GCC unroll 6
-    for (int i = 0; i < M; ++i) acc[i][0] = acc[i][1] = vec_t<T>{};
+#pragma GCC unroll 12
+    for (int i = 0; i < M * NVV; ++i) acc[i] = vec_t<T>{};
     for (i64 k = 0; k < K; ++k) {
         const vec_t<T> b0 = vload<T>(b + k * ldb);
         if (NVV == 2) {
@@ -353,38 +351,13 @@ __attribute__((noinline)) void micro_kmajor(i64 K, const T* __restrict a, i64 ac
 #pragma GCC unroll 6
             for (int i = 0; i < M; ++i) {
                 const vec_t<T> ai = vbcast<T>(a[k * acs + i]);
-                acc[i][0] += ai * b0;
-                acc[i][1] += ai * b1;
+                acc[2 * i] += ai * b0;
+                acc[2 * i + 1] += ai * b1;
             }
         } else {
-#pragma GCC unroll 6
-            for (int i = 0; i < M; ++i) acc[i][0] += vbcast<T>(a[k * acs + i]) * b0;
+#pragma GCC unroll 12
+            for (int i = 0; i < M; ++i) acc[i] += vbcast<T>(a[k * acs + i]) * b0;
         }
-    }
-}
-
-template <class T, int NVV>
-inline void micro_kmajor_rows(int m, i64 K, const T* a, i64 acs, const T* b, i64 ldb,
-                              vec_t<T> (&acc)[MR][NV]) {
-    switch (m) {
-        case 6:
-            micro_kmajor<T, 6, NVV>(K, a, acs, b, ldb, acc);
-            break;
-        case 5:
-            micro_kmajor<T, 5, NVV>(K, a, acs, b, ldb, acc);
-            break;
-        case 4:
-            micro_kmajor<T, 4, NVV>(K, a, acs, b, ldb, acc);
-            break;
-        case 3:
-            micro_kmajor<T, 3, NVV>(K, a, acs, b, ldb, acc);
-            break;
-        case 2:
-            micro_kmajor<T, 2, NVV>(K, a, acs, b, ldb, acc);
-            break;
-        default:
-            micro_kmajor<T, 1, NVV>(K, a, acs, b, ldb, acc);
-            break;
     }
 }
 
@@ -396,32 +369,38 @@ void gemm_kmajor_acc(i64 M, i64 N, i64 K, const T* a, i64 acs, const T* b, i64 l
                      T* C, i64 ldc) {
     constexpr int L = V<T>::L;
     if (M <= 0 || K <= 0) return;
-    const i64 ntiles = (M + MR - 1) / MR;
     for (i64 j0 = 0; j0 < N; j0 += NR<T>) {
-        const int nv = N - j0 <= L ? 1 : 2;
         const i64 w = imin(NR<T>, N - j0);
-        i64 i0 = 0;
-        for (i64 tile = 0; tile < ntiles; ++tile) {
-            const i64 i1 = M * (tile + 1) / ntiles;
-            const int m = static_cast<int>(i1 - i0);
-            vec_t<T> acc[MR][NV];
-            if (nv == 2)
-                micro_kmajor_rows<T, 2>(m, K, a + i0, acs, b + j0, ldb, acc);
-            else
-                micro_kmajor_rows<T, 1>(m, K, a + i0, acs, b + j0, ldb, acc);
-            for (int i = 0; i < m; ++i) {
-                T* c = C + (i0 + i) * ldc + j0;
-                if (w == nv * L) {
-                    for (int v = 0; v < nv; ++v)
-                        vstore<T>(c + v * L, vload<T>(c + v * L) + acc[i][v]);
-                } else {
-                    T buf[NR<T>];
-                    for (int v = 0; v < NV; ++v) vstore<T>(buf + v * L, acc[i][v]);
-                    for (i64 j = 0; j < w; ++j) c[j] += buf[j];
+        auto panel = [&](auto nvv) {
+            constexpr int NVV = decltype(nvv)::value, MT = tile_rows<NVV>;
+            const i64 ntiles = (M + MT - 1) / MT;
+            i64 i0 = 0;
+            for (i64 tile = 0; tile < ntiles; ++tile) {
+                const i64 i1 = M * (tile + 1) / ntiles;
+                vec_t<T> acc[NACC];
+                with_rows<MT>(static_cast<int>(i1 - i0), [&](auto m) {
+                    micro_kmajor<T, decltype(m)::value, NVV>(K, a + i0, acs, b + j0,
+                                                             ldb, acc);
+                });
+                for (i64 i = i0; i < i1; ++i) {
+                    const vec_t<T>* ar = acc + (i - i0) * NVV;
+                    T* c = C + i * ldc + j0;
+                    if (w == NVV * L) {
+                        for (int v = 0; v < NVV; ++v)
+                            vstore<T>(c + v * L, vload<T>(c + v * L) + ar[v]);
+                    } else {
+                        T buf[NR<T>];
+                        for (int v = 0; v < NVV; ++v) vstore<T>(buf + v * L, ar[v]);
+                        for (i64 j = 0; j < w; ++j) c[j] += buf[j];
+                    }
                 }
+                i0 = i1;
             }
-            i0 = i1;
-        }
+        };
+        if (w <= L)
+            panel(Int<1>{});
+        else
+            panel(Int<2>{});
     }
 }
 
@@ -478,37 +457,21 @@ void gemm_kmajor(i64 M, i64 N, i64 K, const T* a, i64 acs, const T* b, i64 ldb, 
                     const T* bp = packed ? bpack + ((j0 - jc) / NR<T>)*kc * NR<T>
                                          : b + pc * ldb + j0;
                     const i64 bs = packed ? NR<T> : ldb;
-                    vec_t<T> acc[MR][NV];
-                    switch (packed ? MR : h) {
-                        case 6:
-                            micro_kmajor<T, 6>(kc, ap, as, bp, bs, acc);
-                            break;
-                        case 5:
-                            micro_kmajor<T, 5>(kc, ap, as, bp, bs, acc);
-                            break;
-                        case 4:
-                            micro_kmajor<T, 4>(kc, ap, as, bp, bs, acc);
-                            break;
-                        case 3:
-                            micro_kmajor<T, 3>(kc, ap, as, bp, bs, acc);
-                            break;
-                        case 2:
-                            micro_kmajor<T, 2>(kc, ap, as, bp, bs, acc);
-                            break;
-                        default:
-                            micro_kmajor<T, 1>(kc, ap, as, bp, bs, acc);
-                            break;
-                    }
+                    vec_t<T> acc[NACC];
+                    with_rows<MR>(static_cast<int>(packed ? MR : h), [&](auto m) {
+                        micro_kmajor<T, decltype(m)::value, 2>(kc, ap, as, bp, bs, acc);
+                    });
                     const i64 w = imin(NR<T>, N - j0);
                     for (i64 i = 0; i < h; ++i) {
                         T* c = C + (i0 + i) * ldc + j0;
                         if (w == NR<T>) {
                             for (int v = 0; v < NV; ++v)
-                                vstore<T>(c + v * L, vload<T>(c + v * L) + acc[i][v]);
+                                vstore<T>(c + v * L,
+                                          vload<T>(c + v * L) + acc[i * NV + v]);
                         } else {
                             T buf[NR<T>];
                             for (int v = 0; v < NV; ++v)
-                                vstore<T>(buf + v * L, acc[i][v]);
+                                vstore<T>(buf + v * L, acc[i * NV + v]);
                             for (i64 j = 0; j < w; ++j) c[j] += buf[j];
                         }
                     }
