@@ -590,7 +590,7 @@ double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i
     // Forward with the whole history kept; readout, loss and dL/dy per step,
     // while the step's rows are in L1.
     const T scale = T(2) / static_cast<T>(a.count);
-    double sse4[4] = {0, 0, 0, 0};  // (one accumulator is a latency-bound chain)
+    double sse = 0;
     for (i64 t = 0; t < d.T; ++t) {
         T* cur = H + (t + 1) * blk;
         step_forward<T>(d, L, P, P + L.off_whhT, bs, H + t * blk, X + t * bs * d.Nx,
@@ -600,13 +600,21 @@ double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i
         for (i64 i = 0; i < bs; ++i) {
             const i64 off = (t * d.B + b0 + i) * d.Ny;
             T* yr = Yt + i * ldy;
-            for (i64 o = 0; o < d.Ny; ++o) {
-                const T res = yr[o] - a.target[off + o];
-                const bool on = a.mask == nullptr || a.mask[off + o] != 0;
-                const double r2 = static_cast<double>(res) * static_cast<double>(res);
-                sse4[o & 3] += on ? r2 : 0.0;
-                yr[o] = on ? scale * res : T(0);
+            // squared residuals into two register accumulators per row (an
+            // accumulator indexed at run time lives in memory: a slow chain)
+            double s2[2] = {0, 0};
+            for (i64 o = 0; o < d.Ny; o += 2) {
+#pragma GCC unroll 2
+                for (int q = 0; q < 2; ++q) {
+                    if (o + q >= d.Ny) break;
+                    const T res = yr[o + q] - a.target[off + o + q];
+                    const bool on = a.mask == nullptr || a.mask[off + o + q] != 0;
+                    const double r = static_cast<double>(res);
+                    s2[q] += on ? r * r : 0.0;
+                    yr[o + q] = on ? scale * res : T(0);
+                }
             }
+            sse += s2[0] + s2[1];
             for (i64 o = d.Ny; o < ldy; ++o) yr[o] = T(0);
         }
     }
@@ -684,7 +692,7 @@ double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i
     T* gby = g + L.off_gby;
     for (i64 j = 0; j < d.Nh; ++j) gbh[j] = colh[j];
     for (i64 o = 0; o < d.Ny; ++o) gby[o] = coly[o];
-    return (sse4[0] + sse4[1]) + (sse4[2] + sse4[3]);
+    return sse;
 }
 
 }  // namespace
