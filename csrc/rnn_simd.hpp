@@ -36,12 +36,26 @@ struct RnnLayout {
     i64 ny4;  // Ny rounded up to 4 (rows of the padded W_hy copy)
     // workspace of one work item with bs batch rows
     i64 bs, off_H, off_dA, off_X, off_Y, off_tmp, off_pack, ws_size;
+    // BPTT: weight-gradient chunk in steps (0: one pass at the end, dA holds
+    // all T blocks) and the number of dA blocks kept, both for bs rows
+    i64 chunk, ring_dA;
     // one work item's gradient partial sums (a separate buffer)
     i64 off_gWhh, off_gWxh, off_gWhy, off_gbh, off_gby, g_size;
 };
 
 // k- and j-blocks of the gradient reductions (B block of 256 x 256 in L2).
 static constexpr i64 kGemmKC = 256, kGemmNC = 256;
+
+// Below kChunkMaxNh, BPTT reduces the weight gradients every `chunk` steps
+// (about kChunkRows rows) and keeps only those steps' dL/da blocks.
+#ifndef RNNSCHUR_CHUNK_ROWS
+#define RNNSCHUR_CHUNK_ROWS 64
+#endif
+static constexpr i64 kChunkRows = RNNSCHUR_CHUNK_ROWS, kChunkMaxNh = 128;
+static inline i64 grad_chunk(i64 Nh, i64 bs) {
+    if (Nh >= kChunkMaxNh) return 0;  // one reduction over all rows afterwards
+    return bs >= kChunkRows ? 1 : kChunkRows / bs;
+}
 
 static inline RnnLayout make_layout(const RnnDims& d, i64 nr, i64 bs, bool grad) {
     RnnLayout L{};
@@ -66,10 +80,14 @@ static inline RnnLayout make_layout(const RnnDims& d, i64 nr, i64 bs, bool grad)
     L.packed_size = o;
     o = 0;
     L.bs = bs;
-    L.off_H = take((d.T + 1) * bs * L.ldh);
-    L.off_dA = take(grad ? d.T * bs * L.ldh : 0);
-    L.off_X = take(d.T * bs * d.Nx);
-    L.off_Y = take(d.T * bs * L.ldy);
+    // The forward pass keeps two hidden blocks (ping-pong), BPTT all T + 1.
+    L.off_H = take((grad ? d.T + 1 : 2) * bs * L.ldh);
+    // dA: a ring of ring_dA blocks (>= 2: step t reads t + 1's slot), else all T.
+    L.chunk = grad_chunk(d.Nh, bs);
+    L.ring_dA = L.chunk == 0 ? d.T : (L.chunk < 2 ? 2 : L.chunk);
+    L.off_dA = take(grad ? L.ring_dA * bs * L.ldh : 0);
+    L.off_X = take(grad ? d.T * bs * d.Nx : 0);
+    L.off_Y = take(grad ? d.T * bs * L.ldy : 0);
     L.off_tmp = take(grad ? d.Nx * d.Nh + L.ldh + L.ldy : 0);
     // packed blocks of the large gradient reduction: A (KC x Nh rounded to the
     // 6-row tile) and B (KC x NC)

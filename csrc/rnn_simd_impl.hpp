@@ -46,12 +46,32 @@ using vec_t = typename V<T>::vec;
 template <class T>
 using ivec_t = typename V<T>::ivec;
 
-// Register tile: MR rows x NV vectors. 6 x 2 keeps 12 accumulators + 2 B
-// vectors + 1 broadcast in the 16 ymm (or xmm) registers.
+// Register tile: NACC accumulators, as MR rows x NV vectors (6 x 2: 12
+// accumulators + 2 B vectors + 1 broadcast in the 16 ymm/xmm registers) or,
+// for a panel that computes one vector (a half-used last panel, e.g. Nh = 72
+// or 56, or a readout of <= L outputs), 2*MR rows x 1 vector: 12 independent
+// FMA chains instead of 6 (the FMA latency x 2 pipes needs >= 8).
+// Accumulator of row i, vector v: acc[i*nvv + v].
 constexpr int MR = 6;
 constexpr int NV = 2;
+constexpr int NACC = MR * NV;
 template <class T>
 constexpr i64 NR = NV * V<T>::L;
+template <int NVV>
+constexpr int tile_rows = NACC / NVV;
+
+// Calls f(Int<M>{}) for the runtime m in [1, MMAX] (instantiates each M).
+template <int M>
+struct Int {
+    static constexpr int value = M;
+};
+template <int MMAX, int M = 1, class F>
+inline void with_rows(int m, F&& f) {
+    if constexpr (M < MMAX) {
+        if (m != M) return with_rows<MMAX, M + 1>(m, f);
+    }
+    f(Int<M>{});
+}
 
 inline i64 imin(i64 a, i64 b) {
     return a < b ? a : b;
@@ -158,19 +178,17 @@ void tanh_array(const T* x, T* y, i64 n) {
 }
 
 // ---------------------------------------------------------------------------
-// Micro-kernels. acc[i][v] = sum_k A(i, k) * Bp[k][v*L .. v*L+L), where Bp is
-// one packed panel (K rows of NR contiguous values) and A is either row-major
-// (A(i, k) = a[i*lda + k]) or packed (A(i, k) = a[k*MR + i]).
-
-// NVV = 1 computes only the first vector of the panel (a last panel that is
-// at most half used, e.g. Nh = 72 or 56); acc[i][1] is then left untouched.
-template <class T, int M, bool PACKED_A, bool ZERO = true, int NVV = 2>
+// Micro-kernels. acc[i*NVV + v] (+)= sum_k A(i, k) * Bp[k][v*L .. v*L+L), where
+// Bp is one packed panel (K rows of NR contiguous values; NVV = 1 reads only
+// its first vector) and A is row-major: A(i, k) = a[i*lda + k].
+template <class T, int M, int NVV, bool ZERO>
 inline void micro(i64 K, const T* __restrict a, i64 lda, const T* __restrict b,
-                  vec_t<T> (&acc)[MR][NV]) {
+                  vec_t<T> (&acc)[NACC]) {
+    static_assert(M * NVV <= NACC, "tile exceeds the accumulators");
     constexpr int L = V<T>::L;
     if (ZERO) {
-#pragma GCC unroll 6
-        for (int i = 0; i < M; ++i) acc[i][0] = acc[i][1] = vec_t<T>{};
+#pragma GCC unroll 12
+        for (int i = 0; i < M * NVV; ++i) acc[i] = vec_t<T>{};
     }
     for (i64 k = 0; k < K; ++k) {
         const vec_t<T> b0 = vload<T>(b + k * NR<T>);
@@ -178,87 +196,65 @@ inline void micro(i64 K, const T* __restrict a, i64 lda, const T* __restrict b,
             const vec_t<T> b1 = vload<T>(b + k * NR<T> + L);
 #pragma GCC unroll 6
             for (int i = 0; i < M; ++i) {
-                const vec_t<T> ai =
-                    vbcast<T>(PACKED_A ? a[k * MR + i] : a[i * lda + k]);
-                acc[i][0] += ai * b0;
-                acc[i][1] += ai * b1;
+                const vec_t<T> ai = vbcast<T>(a[i * lda + k]);
+                acc[2 * i] += ai * b0;
+                acc[2 * i + 1] += ai * b1;
             }
         } else {
-#pragma GCC unroll 6
-            for (int i = 0; i < M; ++i)
-                acc[i][0] += vbcast<T>(PACKED_A ? a[k * MR + i] : a[i * lda + k]) * b0;
+#pragma GCC unroll 12
+            for (int i = 0; i < M; ++i) acc[i] += vbcast<T>(a[i * lda + k]) * b0;
         }
     }
 }
 
 // Not inlined: inside a large caller the register allocator may spill an
-// accumulator of the 6x2 tile (15 of 16 registers busy), which serialises the
+// accumulator of the tile (15 of 16 registers busy), which serialises the
 // loop on a store-forwarding chain (measured: 2x slower backward steps).
 template <class T, int M, int NVV>
 __attribute__((noinline)) void micro2(i64 K, const T* a, i64 lda, const T* bp, i64 K2,
                                       const T* a2, i64 lda2, const T* bp2,
-                                      vec_t<T> (&acc)[MR][NV]) {
-    micro<T, M, false, true, NVV>(K, a, lda, bp, acc);
-    if (K2 > 0) micro<T, M, false, false, NVV>(K2, a2, lda2, bp2, acc);
-}
-
-template <class T, int NVV>
-inline void micro2_rows(int m, i64 K, const T* a, i64 lda, const T* bp, i64 K2,
-                        const T* a2, i64 lda2, const T* bp2, vec_t<T> (&acc)[MR][NV]) {
-    switch (m) {
-        case 6:
-            micro2<T, 6, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc);
-            break;
-        case 5:
-            micro2<T, 5, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc);
-            break;
-        case 4:
-            micro2<T, 4, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc);
-            break;
-        case 3:
-            micro2<T, 3, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc);
-            break;
-        case 2:
-            micro2<T, 2, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc);
-            break;
-        default:
-            micro2<T, 1, NVV>(K, a, lda, bp, K2, a2, lda2, bp2, acc);
-            break;
-    }
+                                      vec_t<T> (&acc)[NACC]) {
+    micro<T, M, NVV, true>(K, a, lda, bp, acc);
+    if (K2 > 0) micro<T, M, NVV, false>(K2, a2, lda2, bp2, acc);
 }
 
 // C[rows x ncols_pad] = A[rows x K] * Bp (+ A2[rows x K2] * Bp2) (+ epilogue):
 // A row-major with stride lda, Bp packed panels (panel j at Bp + j*K*NR). The
 // optional second product concatenates the inner dimension (the input term of
-// a step). The epilogue gets (row, column of the panel, acc row, number of
-// computed vectors nv); it must store zeros in vectors v >= nv (padding) — a
-// last panel with at most L valid columns (ncols) computes only one vector.
-// Rows are split into tiles of nearly equal height so that no tiny remainder
-// tile runs at low ILP.
+// a step). The epilogue gets (row, column of the panel, the row's nv
+// accumulators, nv); it must store zeros in vectors v >= nv (padding) — a
+// last panel with at most L valid columns (ncols) computes only one vector,
+// in tiles of twice the height. Rows are split into tiles of nearly equal
+// height so that no tiny remainder tile runs at low ILP.
 template <class T, class Epi>
 inline void rows_gemm(i64 rows, i64 K, const T* A, i64 lda, const T* Bp, i64 ncols_pad,
                       i64 ncols, Epi&& epi, i64 K2 = 0, const T* A2 = nullptr,
                       i64 lda2 = 0, const T* Bp2 = nullptr) {
     if (rows <= 0) return;
-    const i64 ntiles = (rows + MR - 1) / MR;
     for (i64 j0 = 0; j0 < ncols_pad; j0 += NR<T>) {
         const T* bp = Bp + (j0 / NR<T>)*K * NR<T>;
         const T* bp2 = Bp2 ? Bp2 + (j0 / NR<T>)*K2 * NR<T> : nullptr;
-        const int nv = ncols - j0 <= V<T>::L ? 1 : 2;
-        i64 i0 = 0;
-        for (i64 tile = 0; tile < ntiles; ++tile) {
-            const i64 i1 = rows * (tile + 1) / ntiles;
-            const int m = static_cast<int>(i1 - i0);
-            vec_t<T> acc[MR][NV];
-            const T* a = A + i0 * lda;
-            const T* a2 = A2 ? A2 + i0 * lda2 : nullptr;
-            if (nv == 2)
-                micro2_rows<T, 2>(m, K, a, lda, bp, K2, a2, lda2, bp2, acc);
-            else
-                micro2_rows<T, 1>(m, K, a, lda, bp, K2, a2, lda2, bp2, acc);
-            for (int i = 0; i < m; ++i) epi(i0 + i, j0, acc[i], nv);
-            i0 = i1;
-        }
+        auto panel = [&](auto nvv) {
+            constexpr int NVV = decltype(nvv)::value, MT = tile_rows<NVV>;
+            const i64 ntiles = (rows + MT - 1) / MT;
+            i64 i0 = 0;
+            for (i64 tile = 0; tile < ntiles; ++tile) {
+                const i64 i1 = rows * (tile + 1) / ntiles;
+                vec_t<T> acc[NACC];
+                const T* a = A + i0 * lda;
+                const T* a2 = A2 ? A2 + i0 * lda2 : nullptr;
+                with_rows<MT>(static_cast<int>(i1 - i0), [&](auto m) {
+                    micro2<T, decltype(m)::value, NVV>(K, a, lda, bp, K2, a2, lda2, bp2,
+                                                       acc);
+                });
+                for (i64 i = i0; i < i1; ++i) epi(i, j0, acc + (i - i0) * NVV, NVV);
+                i0 = i1;
+            }
+        };
+        if (ncols - j0 <= V<T>::L)
+            panel(Int<1>{});
+        else
+            panel(Int<2>{});
     }
 }
 
@@ -269,60 +265,56 @@ inline T hsum(vec_t<T> v) {
     return s;
 }
 
-// Narrow readout: out(r, o) = H[r] . Wr[o] + b[o] for o < Ny, as dot products
-// along Nh (a GEMM tile would waste most of its columns when Ny is small).
-// Wr holds ny4 rows of ldh values, zero-padded. Rows r = t*bs + i go to
-// out + (t*ostride_t + i*ostride_i).
+// Readout of one step: out(i, o) = H[i] . W_hy[o] + b_y[o] for rows i < rows
+// and o < Ny, stored at out + i*ostride + o. Runs right after the step while H
+// is still in L1 (a separate pass over all steps streams H back from L3).
+// Narrow outputs (Ny <= L/2) use dot products along Nh, enumerating the
+// (row, output) pairs four at a time so that no lane of work is wasted on
+// absent outputs; wider ones a GEMM tile.
 template <class T>
-void readout_dot(i64 T_, i64 bs, const T* H, i64 ldh, const T* Wr, i64 Ny, i64 ny4,
-                 const T* b, T* out, i64 ostride_t, i64 ostride_i) {
-    constexpr int L = V<T>::L;
-    for (i64 t = 0; t < T_; ++t)
-        for (i64 i = 0; i < bs; ++i) {
-            const T* h = H + (t * bs + i) * ldh;
-            T* o_row = out + t * ostride_t + i * ostride_i;
-            for (i64 o = 0; o < ny4; o += 4) {
-                const T* w = Wr + o * ldh;
-                vec_t<T> a0{}, a1{}, a2{}, a3{};
-                for (i64 c = 0; c < ldh; c += L) {
-                    const vec_t<T> hv = vload<T>(h + c);
-                    a0 += hv * vload<T>(w + c);
-                    a1 += hv * vload<T>(w + ldh + c);
-                    a2 += hv * vload<T>(w + 2 * ldh + c);
-                    a3 += hv * vload<T>(w + 3 * ldh + c);
-                }
-                const T r[4] = {hsum<T>(a0), hsum<T>(a1), hsum<T>(a2), hsum<T>(a3)};
-                for (i64 q = 0; q < 4 && o + q < Ny; ++q)
-                    o_row[o + q] = r[q] + b[o + q];
+void readout_step(const RnnDims& d, const RnnLayout& L, const T* P, i64 rows,
+                  const T* H, T* out, i64 ostride) {
+    constexpr int Lv = V<T>::L;
+    const T* by = P + L.off_by;
+    const i64 ldh = L.ldh, Ny = d.Ny;
+    if (2 * Ny <= Lv) {
+        const T* Wr = P + L.off_whyr;
+        const i64 npairs = rows * Ny;
+        for (i64 p0 = 0; p0 < npairs; p0 += 4) {
+            const i64 np = imin(4, npairs - p0);
+            const T* h[4];
+            const T* w[4];
+            for (int q = 0; q < 4; ++q) {
+                const i64 pq = p0 + (q < np ? q : 0);
+                h[q] = H + (pq / Ny) * ldh;
+                w[q] = Wr + (pq % Ny) * ldh;
+            }
+            vec_t<T> acc[4] = {};
+            for (i64 c = 0; c < ldh; c += Lv) {
+#pragma GCC unroll 4
+                for (int q = 0; q < 4; ++q)
+                    acc[q] += vload<T>(h[q] + c) * vload<T>(w[q] + c);
+            }
+            for (int q = 0; q < np; ++q) {
+                const i64 pq = p0 + q, i = pq / Ny, o = pq % Ny;
+                out[i * ostride + o] = hsum<T>(acc[q]) + by[o];
             }
         }
-}
-
-// Readout of T_ blocks of bs rows into out (row (t, i) at t*ostride_t +
-// i*ostride_i, Ny values): dot products for narrow outputs, else a GEMM.
-template <class T>
-void readout(const RnnDims& d, const RnnLayout& L, const T* P, i64 T_, i64 bs,
-             const T* H, T* out, i64 ostride_t, i64 ostride_i) {
-    const T* by = P + L.off_by;
-    if (d.Ny <= 8) {
-        readout_dot<T>(T_, bs, H, L.ldh, P + L.off_whyr, d.Ny, L.ny4, by, out,
-                       ostride_t, ostride_i);
         return;
     }
-    for (i64 t = 0; t < T_; ++t) {
-        T* ot = out + t * ostride_t;
-        rows_gemm<T>(bs, d.Nh, H + t * bs * L.ldh, L.ldh, P + L.off_whyT, L.ldy, d.Ny,
-                     [&](i64 i, i64 j0, const vec_t<T>* acc, int nv) {
-                         T buf[NR<T>];
-                         for (int v = 0; v < NV; ++v)
-                             vstore<T>(buf + v * V<T>::L,
-                                       v < nv ? acc[v] + vload<T>(by + j0 + v * V<T>::L)
-                                              : vec_t<T>{});
-                         T* o = ot + i * ostride_i + j0;
-                         const i64 w = imin(NR<T>, d.Ny - j0);
-                         for (i64 j = 0; j < w; ++j) o[j] = buf[j];
-                     });
-    }
+    rows_gemm<T>(rows, d.Nh, H, ldh, P + L.off_whyT, L.ldy, Ny,
+                 [&](i64 i, i64 j0, const vec_t<T>* acc, int nv) {
+                     T* o = out + i * ostride + j0;
+                     for (int v = 0; v < nv; ++v) {
+                         const vec_t<T> r = acc[v] + vload<T>(by + j0 + v * Lv);
+                         const i64 w = Ny - j0 - v * Lv;
+                         if (w >= Lv) {
+                             vstore<T>(o + v * Lv, r);
+                         } else {
+                             for (i64 j = 0; j < w; ++j) o[v * Lv + j] = r[j];
+                         }
+                     }
+                 });
 }
 
 // Packs B(k, j) = src[k*rs + j*cs] for k < K, j < N into panels of NR columns,
@@ -341,24 +333,74 @@ void pack_b(i64 K, i64 N, const T* src, i64 rs, i64 cs, i64 ncols_pad, T* dst) {
     }
 }
 
-// acc = sum_k A(i, k) B(k, :) with A(i, k) = a[k*acs + i] (k-major, e.g. a
-// transposed row-major matrix) and B rows b + k*ldb (NR readable values each).
-template <class T, int M>
+// acc[i*NVV + v] = sum_k A(i, k) B(k, v*L ..) with A(i, k) = a[k*acs + i]
+// (k-major, e.g. a transposed row-major matrix) and B rows b + k*ldb (NVV*L
+// readable values each).
+template <class T, int M, int NVV>
 __attribute__((noinline)) void micro_kmajor(i64 K, const T* __restrict a, i64 acs,
                                             const T* __restrict b, i64 ldb,
-                                            vec_t<T> (&acc)[MR][NV]) {
+                                            vec_t<T> (&acc)[NACC]) {
+    static_assert(M * NVV <= NACC, "tile exceeds the accumulators");
     constexpr int L = V<T>::L;
-#pragma GCC unroll 6
-    for (int i = 0; i < M; ++i) acc[i][0] = acc[i][1] = vec_t<T>{};
+#pragma GCC unroll 12
+    for (int i = 0; i < M * NVV; ++i) acc[i] = vec_t<T>{};
     for (i64 k = 0; k < K; ++k) {
         const vec_t<T> b0 = vload<T>(b + k * ldb);
-        const vec_t<T> b1 = vload<T>(b + k * ldb + L);
+        if (NVV == 2) {
+            const vec_t<T> b1 = vload<T>(b + k * ldb + L);
 #pragma GCC unroll 6
-        for (int i = 0; i < M; ++i) {
-            const vec_t<T> ai = vbcast<T>(a[k * acs + i]);
-            acc[i][0] += ai * b0;
-            acc[i][1] += ai * b1;
+            for (int i = 0; i < M; ++i) {
+                const vec_t<T> ai = vbcast<T>(a[k * acs + i]);
+                acc[2 * i] += ai * b0;
+                acc[2 * i + 1] += ai * b1;
+            }
+        } else {
+#pragma GCC unroll 12
+            for (int i = 0; i < M; ++i) acc[i] += vbcast<T>(a[k * acs + i]) * b0;
         }
+    }
+}
+
+// C[M x N] += sum_k A(i, k) B(k, j) for a short k (the rows of a few time
+// steps, still in L1/L2): A(i, k) = a[k*acs + i], B(k, j) = b[k*ldb + j] with
+// rows of b readable up to N rounded to L (zero padding). C row-major, stride ldc.
+template <class T>
+void gemm_kmajor_acc(i64 M, i64 N, i64 K, const T* a, i64 acs, const T* b, i64 ldb,
+                     T* C, i64 ldc) {
+    constexpr int L = V<T>::L;
+    if (M <= 0 || K <= 0) return;
+    for (i64 j0 = 0; j0 < N; j0 += NR<T>) {
+        const i64 w = imin(NR<T>, N - j0);
+        auto panel = [&](auto nvv) {
+            constexpr int NVV = decltype(nvv)::value, MT = tile_rows<NVV>;
+            const i64 ntiles = (M + MT - 1) / MT;
+            i64 i0 = 0;
+            for (i64 tile = 0; tile < ntiles; ++tile) {
+                const i64 i1 = M * (tile + 1) / ntiles;
+                vec_t<T> acc[NACC];
+                with_rows<MT>(static_cast<int>(i1 - i0), [&](auto m) {
+                    micro_kmajor<T, decltype(m)::value, NVV>(K, a + i0, acs, b + j0,
+                                                             ldb, acc);
+                });
+                for (i64 i = i0; i < i1; ++i) {
+                    const vec_t<T>* ar = acc + (i - i0) * NVV;
+                    T* c = C + i * ldc + j0;
+                    if (w == NVV * L) {
+                        for (int v = 0; v < NVV; ++v)
+                            vstore<T>(c + v * L, vload<T>(c + v * L) + ar[v]);
+                    } else {
+                        T buf[NR<T>];
+                        for (int v = 0; v < NVV; ++v) vstore<T>(buf + v * L, ar[v]);
+                        for (i64 j = 0; j < w; ++j) c[j] += buf[j];
+                    }
+                }
+                i0 = i1;
+            }
+        };
+        if (w <= L)
+            panel(Int<1>{});
+        else
+            panel(Int<2>{});
     }
 }
 
@@ -415,37 +457,21 @@ void gemm_kmajor(i64 M, i64 N, i64 K, const T* a, i64 acs, const T* b, i64 ldb, 
                     const T* bp = packed ? bpack + ((j0 - jc) / NR<T>)*kc * NR<T>
                                          : b + pc * ldb + j0;
                     const i64 bs = packed ? NR<T> : ldb;
-                    vec_t<T> acc[MR][NV];
-                    switch (packed ? MR : h) {
-                        case 6:
-                            micro_kmajor<T, 6>(kc, ap, as, bp, bs, acc);
-                            break;
-                        case 5:
-                            micro_kmajor<T, 5>(kc, ap, as, bp, bs, acc);
-                            break;
-                        case 4:
-                            micro_kmajor<T, 4>(kc, ap, as, bp, bs, acc);
-                            break;
-                        case 3:
-                            micro_kmajor<T, 3>(kc, ap, as, bp, bs, acc);
-                            break;
-                        case 2:
-                            micro_kmajor<T, 2>(kc, ap, as, bp, bs, acc);
-                            break;
-                        default:
-                            micro_kmajor<T, 1>(kc, ap, as, bp, bs, acc);
-                            break;
-                    }
+                    vec_t<T> acc[NACC];
+                    with_rows<MR>(static_cast<int>(packed ? MR : h), [&](auto m) {
+                        micro_kmajor<T, decltype(m)::value, 2>(kc, ap, as, bp, bs, acc);
+                    });
                     const i64 w = imin(NR<T>, N - j0);
                     for (i64 i = 0; i < h; ++i) {
                         T* c = C + (i0 + i) * ldc + j0;
                         if (w == NR<T>) {
                             for (int v = 0; v < NV; ++v)
-                                vstore<T>(c + v * L, vload<T>(c + v * L) + acc[i][v]);
+                                vstore<T>(c + v * L,
+                                          vload<T>(c + v * L) + acc[i * NV + v]);
                         } else {
                             T buf[NR<T>];
                             for (int v = 0; v < NV; ++v)
-                                vstore<T>(buf + v * L, acc[i][v]);
+                                vstore<T>(buf + v * L, acc[i * NV + v]);
                             for (i64 j = 0; j < w; ++j) c[j] += buf[j];
                         }
                     }
@@ -495,58 +521,53 @@ void pack_grad(const GradArgs<T>& a, const RnnLayout& L, T* P) {
     pack_common<T>(d, L, a.W_xh, a.W_hy, a.b_h, a.b_y, P);
 }
 
-// Hidden states of rows [b0, b1) into ws H (T+1 blocks of bs x ldh; block 0 =
-// h0) and their inputs into ws X.
+// One recurrence step for `rows` rows: cur = tanh(prev W_hh^T + x_t W_xh^T + b_h).
+// The input projection is fused into the step's GEMM as extra inner-dimension
+// terms (no pass over memory for it), bias and tanh into its epilogue.
 template <class T>
-void forward_hidden(const RnnDims& d, const RnnLayout& L, const T* P, const T* whhT,
-                    const T* x, const T* h0, i64 h0_bstride, i64 b0, i64 b1, T* ws) {
+inline void step_forward(const RnnDims& d, const RnnLayout& L, const T* P,
+                         const T* whhT, i64 rows, const T* prev, const T* xt, i64 ldx,
+                         T* cur) {
     constexpr int Lv = V<T>::L;
-    const i64 bs = b1 - b0, ldh = L.ldh, blk = bs * ldh;
-    T* H = ws + L.off_H;
-    T* X = ws + L.off_X;
-    for (i64 t = 0; t < d.T; ++t)
-        std::memcpy(X + t * bs * d.Nx, x + (t * d.B + b0) * d.Nx,
-                    sizeof(T) * static_cast<std::size_t>(bs * d.Nx));
-    for (i64 i = 0; i < bs; ++i) {
-        T* row = H + i * ldh;
-        for (i64 j = 0; j < ldh; ++j)
-            row[j] = (h0 && j < d.Nh) ? h0[(b0 + i) * h0_bstride + j] : T(0);
-    }
-    // Recurrence H_t = tanh(H_{t-1} W_hh^T + X_t W_xh^T + b_h): the input
-    // projection is fused into the step's GEMM as extra inner-dimension terms
-    // (no pass over memory for it), bias and tanh into its epilogue.
+    const i64 ldh = L.ldh;
     const T* bh = P + L.off_bh;
-    const T* wxhT = P + L.off_wxhT;
-    for (i64 t = 0; t < d.T; ++t) {
-        const T* prev = H + t * blk;
-        T* cur = H + (t + 1) * blk;
-        rows_gemm<T>(
-            bs, d.Nh, prev, ldh, whhT, ldh, d.Nh,
-            [&](i64 r, i64 j0, const vec_t<T>* acc, int nv) {
-                T* c = cur + r * ldh + j0;
-                vstore<T>(c, vtanh<T>(acc[0] + vload<T>(bh + j0)));
-                vstore<T>(c + Lv, nv == 2 ? vtanh<T>(acc[1] + vload<T>(bh + j0 + Lv))
-                                          : vec_t<T>{});
-            },
-            d.Nx, X + t * bs * d.Nx, d.Nx, wxhT);
-    }
+    rows_gemm<T>(
+        rows, d.Nh, prev, ldh, whhT, ldh, d.Nh,
+        [&](i64 r, i64 j0, const vec_t<T>* acc, int nv) {
+            T* c = cur + r * ldh + j0;
+            vstore<T>(c, vtanh<T>(acc[0] + vload<T>(bh + j0)));
+            vstore<T>(c + Lv,
+                      nv == 2 ? vtanh<T>(acc[1] + vload<T>(bh + j0 + Lv)) : vec_t<T>{});
+        },
+        d.Nx, xt, ldx, P + L.off_wxhT);
 }
 
+// Forward pass of variant k for rows [b0, b1): only two hidden blocks are kept
+// (ping-pong; the whole history would stream through L3), x is read in place
+// and each step's readout runs while its hidden states are in L1.
 template <class T>
 void forward_item(const ForwardArgs<T>& a, const RnnLayout& L, const T* P, i64 k,
                   i64 b0, i64 b1, T* ws) {
     const RnnDims& d = a.d;
-    const i64 bs = b1 - b0, ldh = L.ldh;
-    forward_hidden<T>(d, L, P, P + L.off_whhT + k * d.Nh * ldh, a.x, a.h0, a.h0_bstride,
-                      b0, b1, ws);
-    const T* H1 = ws + L.off_H + bs * ldh;
-    readout<T>(d, L, P, d.T, bs, H1, a.y + k * d.T * d.B * d.Ny + b0 * d.Ny, d.B * d.Ny,
-               d.Ny);
-    if (a.hidden) {
-        T* hid = a.hidden + k * d.T * d.B * d.Nh;
-        for (i64 t = 0; t < d.T; ++t)
+    const i64 bs = b1 - b0, ldh = L.ldh, blk = bs * ldh;
+    T* H = ws + L.off_H;
+    for (i64 i = 0; i < bs; ++i) {
+        T* row = H + i * ldh;
+        for (i64 j = 0; j < ldh; ++j)
+            row[j] = (a.h0 && j < d.Nh) ? a.h0[(b0 + i) * a.h0_bstride + j] : T(0);
+    }
+    const T* whhT = P + L.off_whhT + k * d.Nh * ldh;
+    T* yk = a.y + k * d.T * d.B * d.Ny;
+    T* hk = a.hidden ? a.hidden + k * d.T * d.B * d.Nh : nullptr;
+    for (i64 t = 0; t < d.T; ++t) {
+        const T* prev = H + (t & 1) * blk;
+        T* cur = H + ((t + 1) & 1) * blk;
+        step_forward<T>(d, L, P, whhT, bs, prev, a.x + (t * d.B + b0) * d.Nx, d.Nx,
+                        cur);
+        readout_step<T>(d, L, P, bs, cur, yk + (t * d.B + b0) * d.Ny, d.Ny);
+        if (hk)
             for (i64 i = 0; i < bs; ++i)
-                std::memcpy(hid + (t * d.B + b0 + i) * d.Nh, H1 + (t * bs + i) * ldh,
+                std::memcpy(hk + (t * d.B + b0 + i) * d.Nh, cur + i * ldh,
                             sizeof(T) * static_cast<std::size_t>(d.Nh));
     }
 }
@@ -557,88 +578,118 @@ double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i
     constexpr int Lv = V<T>::L;
     const RnnDims& d = a.d;
     const i64 bs = b1 - b0, ldh = L.ldh, ldy = L.ldy, blk = bs * ldh, R = d.T * bs;
-    forward_hidden<T>(d, L, P, P + L.off_whhT, a.x, nullptr, 0, b0, b1, ws);
     T* H = ws + L.off_H;
     const T* H1 = H + blk;
     T* dA = ws + L.off_dA;
     T* Y = ws + L.off_Y;
-    const T* X = ws + L.off_X;
-    // Readout for all steps into Y, then loss and dL/dy in place.
-    readout<T>(d, L, P, d.T, bs, H1, Y, bs * ldy, ldy);
+    T* X = ws + L.off_X;
+    for (i64 t = 0; t < d.T; ++t)
+        std::memcpy(X + t * bs * d.Nx, a.x + (t * d.B + b0) * d.Nx,
+                    sizeof(T) * static_cast<std::size_t>(bs * d.Nx));
+    for (i64 j = 0; j < blk; ++j) H[j] = T(0);
+    // Forward with the whole history kept; readout, loss and dL/dy per step,
+    // while the step's rows are in L1.
     const T scale = T(2) / static_cast<T>(a.count);
     double sse = 0;
-    for (i64 t = 0; t < d.T; ++t)
+    for (i64 t = 0; t < d.T; ++t) {
+        T* cur = H + (t + 1) * blk;
+        step_forward<T>(d, L, P, P + L.off_whhT, bs, H + t * blk, X + t * bs * d.Nx,
+                        d.Nx, cur);
+        T* Yt = Y + t * bs * ldy;
+        readout_step<T>(d, L, P, bs, cur, Yt, ldy);
         for (i64 i = 0; i < bs; ++i) {
             const i64 off = (t * d.B + b0 + i) * d.Ny;
-            T* yr = Y + (t * bs + i) * ldy;
-            for (i64 o = 0; o < d.Ny; ++o) {
-                const T res = yr[o] - a.target[off + o];
-                const bool on = a.mask == nullptr || a.mask[off + o] != 0;
-                if (on) sse += static_cast<double>(res) * static_cast<double>(res);
-                yr[o] = on ? scale * res : T(0);
+            T* yr = Yt + i * ldy;
+            // squared residuals into two register accumulators per row (an
+            // accumulator indexed at run time lives in memory: a slow chain)
+            double s2[2] = {0, 0};
+            for (i64 o = 0; o < d.Ny; o += 2) {
+#pragma GCC unroll 2
+                for (int q = 0; q < 2; ++q) {
+                    if (o + q >= d.Ny) break;
+                    const T res = yr[o + q] - a.target[off + o + q];
+                    const bool on = a.mask == nullptr || a.mask[off + o + q] != 0;
+                    const double r = static_cast<double>(res);
+                    s2[q] += on ? r * r : 0.0;
+                    yr[o + q] = on ? scale * res : T(0);
+                }
             }
+            sse += s2[0] + s2[1];
             for (i64 o = d.Ny; o < ldy; ++o) yr[o] = T(0);
         }
-    // dL/dh_t from the readout, all steps at once: G = dY W_hy, into dA.
-    rows_gemm<T>(R, d.Ny, Y, ldy, P + L.off_why, ldh, d.Nh,
-                 [&](i64 r, i64 j0, const vec_t<T>* acc, int nv) {
-                     for (int v = 0; v < NV; ++v)
-                         vstore<T>(dA + r * ldh + j0 + v * Lv,
-                                   v < nv ? acc[v] : vec_t<T>{});
-                 });
-    // BPTT: dA_t = (G_t + dA_{t+1} W_hh) * (1 - h_t^2).
+    }
+    // Parameter gradients accumulate in g (and the transposed dW_xh in tmp).
+    const i64 ngx = d.Nx * d.Nh;
+    T* gxT = ws + L.off_tmp;
+    T* colh = gxT + ngx;
+    T* coly = colh + ldh;
+    T* gWhh = g + L.off_gWhh;
+    T* gWhy = g + L.off_gWhy;
+    for (i64 j = 0; j < d.Nh * d.Nh; ++j) gWhh[j] = T(0);
+    for (i64 j = 0; j < d.Ny * d.Nh; ++j) gWhy[j] = T(0);
+    for (i64 j = 0; j < ngx + ldh + ldy; ++j) gxT[j] = T(0);
+    auto colsums = [&](const T* dAc, const T* Yc, i64 rows) {  // bias gradients
+        for (i64 r = 0; r < rows; ++r) {
+            const T* dr = dAc + r * ldh;
+            for (i64 j = 0; j < ldh; j += Lv)
+                vstore<T>(colh + j, vload<T>(colh + j) + vload<T>(dr + j));
+            const T* yr = Yc + r * ldy;
+            for (i64 j = 0; j < ldy; j += Lv)
+                vstore<T>(coly + j, vload<T>(coly + j) + vload<T>(yr + j));
+        }
+    };
+    // BPTT: dA_t = (dY_t W_hy + dA_{t+1} W_hh) * (1 - h_t^2), the readout term
+    // fused into the step's GEMM as extra inner-dimension terms. For small Nh,
+    // every few steps (chunk rows, still in L1/L2) the weight gradients take
+    // their share: dW_hh += dA^T H_prev, dW_xh^T += X^T dA, dW_hy += dY^T H (one
+    // pass over all T*bs rows afterwards streams them from L3: 1.15x slower at
+    // Nh = 72). Wide ones keep that pass, whose packed, k-blocked kernel beats
+    // per-chunk updates of an L2-sized dW_hh (1.05-1.1x at Nh = 256). Chunked,
+    // dA keeps a ring of L.ring_dA blocks, step t in slot t % ring; a chunk
+    // starts at a multiple of chunk, which divides the ring (or is 1), so its
+    // blocks are contiguous rows. Chunk and ring are sized for L.bs rows,
+    // which bounds bs.
+    const i64 chunk = L.chunk, ring = L.ring_dA;
+    const bool chunked = chunk > 0;
+    auto dA_at = [&](i64 t) { return dA + (t % ring) * blk; };
     const T* whh = P + L.off_whh;
     for (i64 t = d.T - 1; t >= 0; --t) {
-        T* cur = dA + t * blk;
+        T* cur = dA_at(t);
         const T* h = H1 + t * blk;
-        if (t == d.T - 1) {
-            for (i64 e = 0; e < blk; e += Lv) {
-                const vec_t<T> hv = vload<T>(h + e);
-                vstore<T>(cur + e, vload<T>(cur + e) * (T(1) - hv * hv));
-            }
-            continue;
-        }
-        const T* next = dA + (t + 1) * blk;
-        rows_gemm<T>(bs, d.Nh, next, ldh, whh, ldh, d.Nh,
-                     [&](i64 r, i64 j0, const vec_t<T>* acc, int nv) {
-                         T* c = cur + r * ldh + j0;
-                         const T* hr = h + r * ldh + j0;
-                         for (int v = 0; v < NV; ++v) {
-                             const vec_t<T> hv = vload<T>(hr + v * Lv);
-                             vstore<T>(c + v * Lv,
-                                       v < nv ? (acc[v] + vload<T>(c + v * Lv)) *
-                                                    (T(1) - hv * hv)
-                                              : vec_t<T>{});
-                         }
-                     });
+        const bool last = t == d.T - 1;
+        rows_gemm<T>(
+            bs, last ? 0 : d.Nh, last ? cur : dA_at(t + 1), ldh, whh, ldh, d.Nh,
+            [&](i64 r, i64 j0, const vec_t<T>* acc, int nv) {
+                T* c = cur + r * ldh + j0;
+                const T* hr = h + r * ldh + j0;
+                for (int v = 0; v < NV; ++v) {
+                    const vec_t<T> hv = vload<T>(hr + v * Lv);
+                    vstore<T>(c + v * Lv,
+                              v < nv ? acc[v] * (T(1) - hv * hv) : vec_t<T>{});
+                }
+            },
+            d.Ny, Y + t * bs * ldy, ldy, P + L.off_why);
+        if (!chunked || t % chunk != 0) continue;
+        const i64 rows = (imin(d.T, t + chunk) - t) * bs;
+        const T* dAc = cur;  // slot 0: the chunk's first step
+        const T* Yc = Y + t * bs * ldy;
+        gemm_kmajor_acc<T>(d.Nh, d.Nh, rows, dAc, ldh, H + t * blk, ldh, gWhh, d.Nh);
+        gemm_kmajor_acc<T>(d.Nx, d.Nh, rows, X + t * bs * d.Nx, d.Nx, dAc, ldh, gxT,
+                           d.Nh);
+        gemm_kmajor_acc<T>(d.Ny, d.Nh, rows, Yc, ldy, H1 + t * blk, ldh, gWhy, d.Nh);
+        colsums(dAc, Yc, rows);
     }
-    // Parameter gradients: one reduction over all R = T*bs rows each.
-    gemm_kmajor<T>(d.Nh, d.Nh, R, dA, ldh, H, ldh, g + L.off_gWhh, d.Nh,
-                   ws + L.off_pack);
-    // dW_xh^T = X^T dA (Nx rows: far fewer idle tile rows than Nh x Nx),
-    // transposed into place.
-    T* gxT = ws + L.off_tmp;
-    gemm_kmajor<T>(d.Nx, d.Nh, R, X, d.Nx, dA, ldh, gxT, d.Nh, nullptr);
+    if (!chunked) {
+        gemm_kmajor<T>(d.Nh, d.Nh, R, dA, ldh, H, ldh, gWhh, d.Nh, ws + L.off_pack);
+        gemm_kmajor<T>(d.Nx, d.Nh, R, X, d.Nx, dA, ldh, gxT, d.Nh, nullptr);
+        gemm_kmajor<T>(d.Ny, d.Nh, R, Y, ldy, H1, ldh, gWhy, d.Nh, nullptr);
+        colsums(dA, Y, R);
+    }
     T* gxh = g + L.off_gWxh;
     for (i64 j = 0; j < d.Nh; ++j)
         for (i64 m = 0; m < d.Nx; ++m) gxh[j * d.Nx + m] = gxT[m * d.Nh + j];
-    gemm_kmajor<T>(d.Ny, d.Nh, R, Y, ldy, H1, ldh, g + L.off_gWhy, d.Nh, nullptr);
-    // Bias gradients: column sums over all rows, vectorised over the padding.
     T* gbh = g + L.off_gbh;
     T* gby = g + L.off_gby;
-    T* colh = gxT + d.Nx * d.Nh;
-    T* coly = colh + ldh;
-    // (rows outer: the sums stay in L1 while dA and dY stream through once)
-    for (i64 j = 0; j < ldh; ++j) colh[j] = T(0);
-    for (i64 j = 0; j < ldy; ++j) coly[j] = T(0);
-    for (i64 r = 0; r < R; ++r) {
-        const T* dr = dA + r * ldh;
-        for (i64 j = 0; j < ldh; j += Lv)
-            vstore<T>(colh + j, vload<T>(colh + j) + vload<T>(dr + j));
-        const T* yr = Y + r * ldy;
-        for (i64 j = 0; j < ldy; j += Lv)
-            vstore<T>(coly + j, vload<T>(coly + j) + vload<T>(yr + j));
-    }
     for (i64 j = 0; j < d.Nh; ++j) gbh[j] = colh[j];
     for (i64 o = 0; o < d.Ny; ++o) gby[o] = coly[o];
     return sse;

@@ -357,11 +357,40 @@ def test_env_var_forces_baseline():
 
 
 @pytest.mark.usefixtures("simd")
+@pytest.mark.parametrize(
+    ("T", "B", "n_threads"),
+    [
+        (5, 70, 1),  # >= 64 rows per step: a chunk of one step, two dA slots
+        (13, 20, 1),  # 3-step chunks, the last one partial
+        (40, 9, 2),  # parts of 5 and 4 rows share one chunk size
+        (11, 67, 3),  # uneven parts of 22-23 rows
+    ],
+)
+def test_gradient_chunk_edges(rng, T, B, n_threads):
+    """BPTT reduces the weight gradients every ~64 rows, keeping only that many
+    dL/da blocks: chunk sizes, ring slots and uneven thread parts vs the reference."""
+    p = make_problem(rng, T=T, B=B, Nx=4, Nh=21, Ny=5)
+    y = rng.standard_normal((T, B, 5))
+    kw = {"b_h": p["b_h"], "b_y": p["b_y"]}
+    loss, g = loss_and_grad(
+        p["W_xh"], p["W_hh"], p["W_hy"], p["x"], y, n_threads=n_threads, **kw
+    )
+    loss_ref, g_ref = naive_rnn.loss_and_grad(
+        p["W_xh"], p["W_hh"], p["W_hy"], p["x"], y, **kw
+    )
+    assert loss == pytest.approx(loss_ref, rel=1e-12)
+    for name, r in g_ref.items():
+        np.testing.assert_allclose(g[name], r, rtol=1e-11, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.usefixtures("simd")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("Nh", [130, 260])
+@pytest.mark.parametrize("Nh", [37, 72, 130, 260])
 def test_large_hidden_blocked_paths(rng, dtype, Nh):
-    """Nh >= 128 packs the gradient reduction; 260 > its 256-column block and
-    T*B = 360 > its 256-row block, so every blocking edge is crossed."""
+    """Nh < 128 reduces the weight gradients per chunk of steps inside BPTT (T = 40
+    is no multiple of the chunk, so the last one is partial); Nh >= 128 packs one
+    reduction afterwards: 260 > its 256-column block and T*B = 360 > its 256-row
+    block, so every blocking edge is crossed."""
     p = make_problem(rng, T=40, B=9, Nx=5, Nh=Nh, Ny=11, dtype=dtype)
     y = rng.standard_normal((40, 9, 11)).astype(dtype)
     kw = {"b_h": p["b_h"], "b_y": p["b_y"]}

@@ -26,9 +26,9 @@ def problems(draw):
     dtype = draw(st.sampled_from([np.float32, np.float64]))
     T = draw(st.integers(0, 6))
     B = draw(st.integers(0, 5))
-    Nx = draw(st.integers(1, 4))
+    Nx = draw(st.integers(1, 10))
     Nh = draw(st.integers(1, 40))
-    Ny = draw(st.integers(1, 4))
+    Ny = draw(st.integers(1, 12))  # dot and GEMM readouts, partial vectors
     K = draw(st.none() | st.integers(1, 3))
     biases = draw(st.booleans())
     n_threads = draw(st.sampled_from([None, 1, 2, 3]))
