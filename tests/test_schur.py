@@ -138,8 +138,8 @@ def test_rtol_controls_ties():
 
 def test_auto_method_by_size():
     # Identity matrices: the choice depends on n only, and the QR has no work.
-    assert ordered_schur(np.eye(512)).method == "own"
-    assert ordered_schur(np.eye(513)).method == "lapack"
+    assert ordered_schur(np.eye(1024)).method == "own"
+    assert ordered_schur(np.eye(1025)).method == "lapack"
 
 
 @pytest.mark.parametrize(
