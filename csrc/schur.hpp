@@ -8,19 +8,25 @@
 #pragma once
 
 #include <Eigen/Core>
-
 #include <complex>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-// Hot loops are compiled twice, for AVX2+FMA and for baseline x86-64, and the
-// variant is chosen at load time (GCC/Clang function multiversioning), so that
-// wheels stay portable. Define RNNSCHUR_NO_CLONES to disable.
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
+// Hot loops are compiled twice, for x86-64-v3 (AVX2, FMA, ...) and for baseline
+// x86-64, and the variant is chosen at load time (function multiversioning), so
+// that wheels stay portable. Not "arch=haswell": GCC dispatches that clone on the
+// CPU *model* (Intel Haswell only), so every AMD and later Intel CPU ran the
+// baseline clone; "arch=x86-64-v3" dispatches on the feature level (GCC >= 12).
+// Older compilers get an "avx2" clone (no FMA). Define RNNSCHUR_NO_CLONES to
+// disable.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    __GNUC__ >= 12 && !defined(RNNSCHUR_NO_CLONES)
+#define RNNSCHUR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#elif defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
     !defined(RNNSCHUR_NO_CLONES)
-#define RNNSCHUR_CLONES __attribute__((target_clones("arch=haswell", "default")))
+#define RNNSCHUR_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define RNNSCHUR_CLONES
 #endif
@@ -74,7 +80,13 @@ void block_eigenvalues(const ConstMatRef& T, Index start, int size,
 double block_modulus(const ConstMatRef& T, Index start, int size);
 
 // How an accepted swap was computed.
-enum class SwapMethod : int { givens = 0, sylvester = 1, refined = 2, extended = 3, svd = 4 };
+enum class SwapMethod : int {
+    givens = 0,
+    sylvester = 1,
+    refined = 2,
+    extended = 3,
+    svd = 4
+};
 
 struct SwapReport {
     SwapMethod method = SwapMethod::givens;
@@ -97,15 +109,16 @@ SwapReport swap_adjacent(MatRef T, MatRef Q, Index j, int n1, int n2,
                          SwapStrategy strategy = SwapStrategy::automatic);
 
 struct ReorderStats {
-    std::int64_t swaps = 0;      // adjacent swaps performed
-    std::int64_t refined = 0;    // ...of which needed iterative refinement
-    std::int64_t extended = 0;   // ...of which needed the extended-precision solve
-    std::int64_t svd = 0;        // ...of which needed the SVD-based fallback
-    std::int64_t clusters = 0;   // number of modulus clusters
-    double max_weak = 0.0;       // largest weak residual / threshold over all swaps
-    double max_strong = 0.0;     // largest strong residual / threshold over all swaps
-    double atol = 0.0;           // absolute tie tolerance used
-    std::vector<int> clusters_of_blocks;  // cluster (0 = largest moduli) of each final block
+    std::int64_t swaps = 0;     // adjacent swaps performed
+    std::int64_t refined = 0;   // ...of which needed iterative refinement
+    std::int64_t extended = 0;  // ...of which needed the extended-precision solve
+    std::int64_t svd = 0;       // ...of which needed the SVD-based fallback
+    std::int64_t clusters = 0;  // number of modulus clusters
+    double max_weak = 0.0;      // largest weak residual / threshold over all swaps
+    double max_strong = 0.0;    // largest strong residual / threshold over all swaps
+    double atol = 0.0;          // absolute tie tolerance used
+    std::vector<int>
+        clusters_of_blocks;  // cluster (0 = largest moduli) of each final block
 };
 
 // Standardise T (see standardize) and reorder its diagonal blocks by non-increasing

@@ -4,20 +4,17 @@
 // dlahqr. The hot loops are plain C++ on column-major storage, compiled twice
 // (AVX2+FMA and baseline x86-64) with runtime selection, so wheels stay portable.
 #include <Eigen/Core>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
 #include <vector>
 
-#include "schur.hpp"
+#include "schur_qr.hpp"
 
 namespace rnnschur::schur {
+namespace qr {
 namespace {
-
-constexpr double kUlp = std::numeric_limits<double>::epsilon();
-constexpr double kSafeMin = std::numeric_limits<double>::min();
 
 // a[0..len) -= beta * v * (v . a)  for every column a = A + j*ld, j in [0, ncols):
 // the left application of I - beta v v^T to a block of rows.
@@ -114,61 +111,7 @@ void rows2(double* p, Index ld, Index ncols, double t1, double v2) {
     }
 }
 
-// Householder reflector for x (length m): H x = alpha e1 with H = I - tau u u^T,
-// u(0) = 1. On return x[1..m) holds u(1..m), returns tau; x[0] = alpha.
-// Euclidean norm of x[0..m): a plain sum of squares when no entry is near the
-// over/underflow range of its square, else scaled (hypot is ~20x slower).
-double norm2(const double* x, Index m) {
-    constexpr double kLo = 1e-150, kHi = 1e150;
-    double amax = 0.0;
-    for (Index i = 0; i < m; ++i) amax = std::max(amax, std::abs(x[i]));
-    if (amax == 0.0) return 0.0;
-    double s = 0.0;
-    if (amax > kLo && amax < kHi) {
-        for (Index i = 0; i < m; ++i) s += x[i] * x[i];
-        return std::sqrt(s);
-    }
-    for (Index i = 0; i < m; ++i) {
-        const double y = x[i] / amax;
-        s += y * y;
-    }
-    return amax * std::sqrt(s);
-}
-
-double make_reflector(double* x, Index m) {
-    if (m <= 1) return 0.0;
-    if (m <= 3) {
-        // The bulge-chase case: no loops, scaled only near over/underflow.
-        const double a1 = std::abs(x[1]);
-        const double a2 = m == 3 ? std::abs(x[2]) : 0.0;
-        const double a0 = std::abs(x[0]);
-        const double amax = std::max(a0, std::max(a1, a2));
-        if (a1 == 0.0 && a2 == 0.0) return 0.0;
-        if (amax > 1e-150 && amax < 1e150) {
-            const double alpha = x[0];
-            const double beta =
-                -std::copysign(std::sqrt(alpha * alpha + a1 * a1 + a2 * a2), alpha);
-            const double tau = (beta - alpha) / beta;
-            const double scal = 1.0 / (alpha - beta);
-            x[1] *= scal;
-            if (m == 3) x[2] *= scal;
-            x[0] = beta;
-            return tau;
-        }
-    }
-    const double xnorm = norm2(x + 1, m - 1);
-    if (xnorm == 0.0) return 0.0;
-    const double alpha = x[0];
-    const double pair[2] = {alpha, xnorm};
-    const double beta = -std::copysign(norm2(pair, 2), alpha);
-    const double tau = (beta - alpha) / beta;
-    const double scal = 1.0 / (alpha - beta);
-    for (Index i = 1; i < m; ++i) x[i] *= scal;
-    x[0] = beta;
-    return tau;
-}
-
-void rotate_rows_pair(Eigen::MatrixXd& T, Index i, Index c0, Index c1, const Rotation& r) {
+void rotate_rows_pair(MapM& T, Index i, Index c0, Index c1, const Rotation& r) {
     for (Index k = c0; k < c1; ++k) {
         const double x = T(i, k), y = T(i + 1, k);
         T(i, k) = r.c * x + r.s * y;
@@ -176,7 +119,7 @@ void rotate_rows_pair(Eigen::MatrixXd& T, Index i, Index c0, Index c1, const Rot
     }
 }
 
-void rotate_cols_pair(Eigen::MatrixXd& M, Index i, Index rows, const Rotation& r) {
+void rotate_cols_pair(MapM& M, Index i, Index rows, const Rotation& r) {
     double* x = M.col(i).data();
     double* y = M.col(i + 1).data();
     for (Index k = 0; k < rows; ++k) {
@@ -186,51 +129,189 @@ void rotate_cols_pair(Eigen::MatrixXd& M, Index i, Index rows, const Rotation& r
     }
 }
 
-// Hessenberg reduction H = Q^T W Q, Q accumulated explicitly.
+}  // namespace
+
+namespace {
+
+// Panel width and the order below which the reduction stays unblocked.
+constexpr Index kPanel = 32;
+constexpr Index kBlockedMin = 64;
+
+// T (nb x nb, upper triangular, ld nb) of the compact WY form H_0 ... H_{nb-1} =
+// I - V T V^T of the reflectors in V (m x nb, ld ldv, unit first entry of column i
+// at row i, zeros above), taus in tau.
+void larft(Index m, Index nb, const double* V, Index ldv, const double* tau,
+           double* T) {
+    std::vector<double> u(static_cast<std::size_t>(nb));
+    for (Index i = 0; i < nb; ++i) {
+        for (Index r = 0; r < nb; ++r) T[i * nb + r] = 0.0;
+        T[i * nb + i] = tau[i];
+        if (tau[i] == 0.0 || i == 0) continue;
+        // u = V(:, 0:i)^T v_i (v_i is zero above row i).
+        const double* vi = V + i * ldv;
+        for (Index j = 0; j < i; ++j) {
+            const double* vj = V + j * ldv;
+            double d = 0.0;
+            for (Index r = i; r < m; ++r) d += vj[r] * vi[r];
+            u[static_cast<std::size_t>(j)] = d;
+        }
+        // T(0:i, i) = -tau_i T(0:i, 0:i) u.
+        for (Index r = 0; r < i; ++r) {
+            double d = 0.0;
+            for (Index j = r; j < i; ++j)
+                d += T[j * nb + r] * u[static_cast<std::size_t>(j)];
+            T[i * nb + r] = -tau[i] * d;
+        }
+    }
+}
+
+}  // namespace
+
+// Hessenberg reduction H = Q^T W Q, Q accumulated explicitly. Blocked as LAPACK's
+// dgehrd (Quintana-Orti & van de Geijn): panels of kPanel reflectors are built with
+// matrix-vector products, then the rest of the matrix is updated with matrix
+// products; Q is formed backwards from the compact WY form of each group.
 void hessenberg(Eigen::MatrixXd& A, Eigen::MatrixXd& Q) {
     const Index n = A.rows();
     const Index ld = A.outerStride();
     Q.setIdentity(n, n);
     if (n < 3) return;
-    std::vector<double> us(static_cast<std::size_t>(n) * static_cast<std::size_t>(n), 0.0);
-    std::vector<double> taus(static_cast<std::size_t>(n), 0.0);
+    const Index nr = n - 2;  // number of reflectors; v_k lives in rows k+1..n-1
+    Eigen::MatrixXd Vall = Eigen::MatrixXd::Zero(n, nr);
+    std::vector<double> taus(static_cast<std::size_t>(nr), 0.0);
     std::vector<double> w(static_cast<std::size_t>(n));
-    std::vector<double> u(static_cast<std::size_t>(n));
-    for (Index k = 0; k + 2 < n; ++k) {
+    Index k = 0;
+
+    if (n >= kBlockedMin) {
+        const Index nb = kPanel;
+        Eigen::MatrixXd Y(n, nb), Tm(nb, nb), Vt, W, W2;
+        std::vector<double> b(static_cast<std::size_t>(n)),
+            u(static_cast<std::size_t>(nb));
+        for (; k + nb <= nr && n - k > kBlockedMin; k += nb) {
+            const Index m = n - k - 1;  // rows k+1..n-1
+            Tm.setZero();
+            for (Index i = 0; i < nb; ++i) {
+                const Index c = k + i;
+                double* col = A.data() + c * ld;
+                if (i > 0) {
+                    // Right: b -= Y(k+1:n, 0:i) V(c, 0:i)^T.
+                    for (Index j = 0; j < i; ++j)
+                        u[static_cast<std::size_t>(j)] = Vall(c, k + j);
+                    gemv(m, i, -1.0, Y.data() + k + 1, n, u.data(), true, col + k + 1);
+                    // Left: b(k+1:n) <- (I - V T^T V^T) b(k+1:n) (V zero above its 1s).
+                    const double* Vp = Vall.data() + k * n + k + 1;
+                    gemv_t(m, i, Vp, n, col + k + 1, u.data());
+                    for (Index j = i - 1; j >= 0; --j) {  // u <- T^T u
+                        double d = 0.0;
+                        for (Index q = 0; q <= j; ++q)
+                            d += Tm(q, j) * u[static_cast<std::size_t>(q)];
+                        u[static_cast<std::size_t>(j)] = d;
+                    }
+                    gemv(m, i, -1.0, Vp, n, u.data(), true, col + k + 1);
+                }
+                // Reflector from col(c+1:n).
+                const Index len = n - c - 1;
+                double* x = col + c + 1;
+                const double tau = make_reflector(x, len);
+                taus[static_cast<std::size_t>(c)] = tau;
+                double* v = Vall.data() + c * n;
+                v[c + 1] = 1.0;
+                for (Index r = 1; r < len; ++r) {
+                    v[c + 1 + r] = x[r];
+                    x[r] = 0.0;
+                }
+                // u = V(:, 0:i)^T v_i; Y(k+1:n, i) = tau (A(k+1:n, c+1:n) v_i - Y u).
+                gemv_t(len, i, Vall.data() + k * n + c + 1, n, v + c + 1, u.data());
+                double* y = Y.data() + i * n;
+                gemv(m, len, tau, A.data() + (c + 1) * ld + k + 1, ld, v + c + 1, false,
+                     y + k + 1);
+                gemv(m, i, -tau, Y.data() + k + 1, n, u.data(), true, y + k + 1);
+                // T(0:i, i) = -tau T(0:i, 0:i) u; T(i, i) = tau.
+                for (Index r = 0; r < i; ++r) {
+                    double d = 0.0;
+                    for (Index j = r; j < i; ++j)
+                        d += Tm(r, j) * u[static_cast<std::size_t>(j)];
+                    Tm(r, i) = -tau * d;
+                }
+                Tm(i, i) = tau;
+            }
+            const double* V = Vall.data() + k * n + (k + 1);  // V(k+1:n, 0:nb), ld n
+            // Rows 0..k: Y(0:k+1, :) = A(0:k+1, k+1:n) V T, then A(0:k+1, k+1:n) -= Y
+            // V^T.
+            const Index top = k + 1;
+            W.resize(top, nb);
+            gemm(top, nb, m, 1.0, A.data() + (k + 1) * ld, ld, V, n, false, W.data(),
+                 top);
+            gemm(top, nb, nb, 1.0, W.data(), top, Tm.data(), nb, false, Y.data(), n);
+            Vt = Eigen::Map<const Eigen::MatrixXd, 0, Eigen::OuterStride<>>(
+                     V, m, nb, Eigen::OuterStride<>(n))
+                     .transpose();  // nb x m
+            gemm(top, m, nb, -1.0, Y.data(), n, Vt.data(), nb, true,
+                 A.data() + (k + 1) * ld, ld);
+            // Rows k+1..n-1, columns k+nb..n-1: right update, then the left one.
+            const Index nc = n - k - nb;
+            gemm(m, nc, nb, -1.0, Y.data() + k + 1, n, Vt.data() + (nb - 1) * nb, nb,
+                 true, A.data() + (k + nb) * ld + k + 1, ld);
+            W.resize(nb, nc);
+            gemm(nb, nc, m, 1.0, Vt.data(), nb, A.data() + (k + nb) * ld + k + 1, ld,
+                 false, W.data(), nb);
+            const Eigen::MatrixXd Tt = Tm.transpose();
+            W2.resize(nb, nc);
+            gemm(nb, nc, nb, 1.0, Tt.data(), nb, W.data(), nb, false, W2.data(), nb);
+            gemm(m, nc, nb, -1.0, V, n, W2.data(), nb, true,
+                 A.data() + (k + nb) * ld + k + 1, ld);
+        }
+    }
+
+    // Unblocked for the remaining columns.
+    for (; k < nr; ++k) {
         const Index m = n - k - 1;
         double* x = A.col(k).data() + k + 1;
         const double tau = make_reflector(x, m);
-        u[0] = 1.0;
-        for (Index i = 1; i < m; ++i) u[static_cast<std::size_t>(i)] = x[i];
-        double* store = us.data() + static_cast<std::size_t>(k) * static_cast<std::size_t>(n);
-        for (Index i = 0; i < m; ++i) store[i] = u[static_cast<std::size_t>(i)];
+        double* v = Vall.data() + k * n;
+        v[k + 1] = 1.0;
+        for (Index i = 1; i < m; ++i) {
+            v[k + 1 + i] = x[i];
+            x[i] = 0.0;
+        }
         taus[static_cast<std::size_t>(k)] = tau;
-        for (Index i = 1; i < m; ++i) x[i] = 0.0;
         if (tau == 0.0) continue;
-        // Left: rows k+1..n-1, columns k+1..n-1.
-        reflect_left(A.data() + (k + 1) * ld + (k + 1), ld, m, m, u.data(), tau);
-        // Right: all rows, columns k+1..n-1.
-        reflect_right(A.data() + (k + 1) * ld, ld, n, m, u.data(), tau, w.data());
+        reflect_left(A.data() + (k + 1) * ld + (k + 1), ld, m, m, v + k + 1, tau);
+        reflect_right(A.data() + (k + 1) * ld, ld, n, m, v + k + 1, tau, w.data());
     }
-    // Q = H_0 H_1 ... H_{n-3}: backward accumulation touches only the trailing block.
+
+    // Q = H_0 H_1 ... H_{n-3}, backwards by groups: Q(k+1:, k+1:) <- (I - V T V^T)
+    // Q(...).
     const Index ldq = Q.outerStride();
-    for (Index k = n - 3; k >= 0; --k) {
-        const double tau = taus[static_cast<std::size_t>(k)];
-        if (tau == 0.0) continue;
-        const Index m = n - k - 1;
-        const double* store =
-            us.data() + static_cast<std::size_t>(k) * static_cast<std::size_t>(n);
-        reflect_left(Q.data() + (k + 1) * ldq + (k + 1), ldq, m, m, store, tau);
+    Eigen::MatrixXd Tg, W, W2;
+    for (Index g0 = ((nr - 1) / kPanel) * kPanel; g0 >= 0; g0 -= kPanel) {
+        const Index nb = std::min(kPanel, nr - g0);
+        const Index m = n - g0 - 1;  // rows g0+1..n-1
+        const double* V = Vall.data() + g0 * n + (g0 + 1);
+        Tg.resize(nb, nb);
+        larft(m, nb, V, n, taus.data() + g0, Tg.data());
+        // Only columns g0+1..n-1 of Q are touched, rows g0+1..n-1.
+        const Eigen::MatrixXd Vt =
+            Eigen::Map<const Eigen::MatrixXd, 0, Eigen::OuterStride<>>(
+                V, m, nb, Eigen::OuterStride<>(n))
+                .transpose();
+        W.resize(nb, m);
+        double* q = Q.data() + (g0 + 1) * ldq + (g0 + 1);
+        gemm(nb, m, m, 1.0, Vt.data(), nb, q, ldq, false, W.data(), nb);
+        W2.resize(nb, m);
+        gemm(nb, m, nb, 1.0, Tg.data(), nb, W.data(), nb, false, W2.data(), nb);
+        gemm(m, m, nb, -1.0, V, n, W2.data(), nb, true, q, ldq);
     }
 }
 
 // Francis double-shift QR on the Hessenberg H (full Schur form T = H, Z updated).
 // Returns false if it did not converge.
-bool francis(Eigen::MatrixXd& H, Eigen::MatrixXd& Z) {
+bool francis(MapM H, MapM Z) {
     const Index n = H.rows();
     if (n == 0) return true;
     const Index ld = H.outerStride();
     const Index ldz = Z.outerStride();
+    const Index nz = Z.rows();
     const double smlnum = kSafeMin * (static_cast<double>(n) / kUlp);
     const Index itmax = 30 * std::max<Index>(10, n);
     Index kdefl = 0;
@@ -258,7 +339,8 @@ bool francis(Eigen::MatrixXd& H, Eigen::MatrixXd& Z) {
                     const double aa = std::max(std::abs(H(k, k)), dd);
                     const double bb = std::min(std::abs(H(k, k)), dd);
                     const double s = aa + ab;
-                    if (ba * (ab / s) <= std::max(smlnum, kUlp * (bb * (aa / s)))) break;
+                    if (ba * (ab / s) <= std::max(smlnum, kUlp * (bb * (aa / s))))
+                        break;
                 }
             }
             l = k;
@@ -292,7 +374,8 @@ bool francis(Eigen::MatrixXd& H, Eigen::MatrixXd& Z) {
             // Eigenvalues of the trailing 2x2 as the shift pair (rt1, rt2).
             double rt1r, rt1i, rt2r, rt2i;
             {
-                const double s = std::abs(h11) + std::abs(h12) + std::abs(h21) + std::abs(h22);
+                const double s =
+                    std::abs(h11) + std::abs(h12) + std::abs(h21) + std::abs(h22);
                 if (s == 0.0) {
                     rt1r = rt1i = rt2r = rt2i = 0.0;
                 } else {
@@ -336,10 +419,11 @@ bool francis(Eigen::MatrixXd& H, Eigen::MatrixXd& Z) {
                 v[1] /= s;
                 v[2] /= s;
                 if (m == l) break;
-                const double h00 = std::abs(H(m, m - 1)) * (std::abs(v[1]) + std::abs(v[2]));
-                const double h01 = std::abs(v[0]) * (std::abs(H(m - 1, m - 1)) +
-                                                     std::abs(H(m, m)) +
-                                                     std::abs(H(m + 1, m + 1)));
+                const double h00 =
+                    std::abs(H(m, m - 1)) * (std::abs(v[1]) + std::abs(v[2]));
+                const double h01 =
+                    std::abs(v[0]) * (std::abs(H(m - 1, m - 1)) + std::abs(H(m, m)) +
+                                      std::abs(H(m + 1, m + 1)));
                 if (h00 <= kUlp * h01) break;
             }
 
@@ -365,11 +449,11 @@ bool francis(Eigen::MatrixXd& H, Eigen::MatrixXd& Z) {
                     rows3(H.data() + kk * ld + kk, ld, n - kk, t1, v2, v3);
                     const Index rows = std::min(kk + 3, i) + 1;
                     cols3(H.data() + kk * ld, ld, rows, t1, v2, v3);
-                    cols3(Z.data() + kk * ldz, ldz, n, t1, v2, v3);
+                    cols3(Z.data() + kk * ldz, ldz, nz, t1, v2, v3);
                 } else {
                     rows2(H.data() + kk * ld + kk, ld, n - kk, t1, v2);
                     cols2(H.data() + kk * ld, ld, i + 1, t1, v2);
-                    cols2(Z.data() + kk * ldz, ldz, n, t1, v2);
+                    cols2(Z.data() + kk * ldz, ldz, nz, t1, v2);
                 }
             }
         }
@@ -385,7 +469,7 @@ bool francis(Eigen::MatrixXd& H, Eigen::MatrixXd& Z) {
             if (r.c != 1.0 || r.s != 0.0) {
                 rotate_rows_pair(H, i - 1, i + 1, n, r);
                 rotate_cols_pair(H, i - 1, i - 1, r);
-                rotate_cols_pair(Z, i - 1, n, r);
+                rotate_cols_pair(Z, i - 1, nz, r);
             }
         }
         kdefl = 0;
@@ -394,14 +478,19 @@ bool francis(Eigen::MatrixXd& H, Eigen::MatrixXd& Z) {
     return true;
 }
 
-}  // namespace
+}  // namespace qr
 
 void real_schur_own(const ConstMatRef& W, Eigen::MatrixXd& T, Eigen::MatrixXd& Q) {
     T = W;
-    hessenberg(T, Q);
-    if (!francis(T, Q))
-        throw std::runtime_error("the QR algorithm did not converge");  // -> RuntimeError
+    qr::hessenberg(T, Q);
     const Index n = T.rows();
+    qr::MapM Tm = qr::view(T.data(), n, n, T.outerStride());
+    qr::MapM Qm = qr::view(Q.data(), n, n, Q.outerStride());
+    const bool ok =
+        n >= qr::tuning().nmin ? qr::multishift(Tm, Qm) : qr::francis(Tm, Qm);
+    if (!ok)
+        throw std::runtime_error(
+            "the QR algorithm did not converge");  // -> RuntimeError
     for (Index j = 0; j + 2 < n; ++j) T.col(j).tail(n - j - 2).setZero();
 }
 

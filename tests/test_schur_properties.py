@@ -3,8 +3,8 @@
 Families (tests/naive_schur.py): Gaussian, Haar orthogonal, Cayley ``(I−A)(I+A)⁻¹``,
 Cayley-form ``O D Oᵀ``, normal, diagonal with repeats, triangular, Jordan blocks,
 repeated eigenvalues with coupling, nearly equal complex pairs (relative distance
-1e-9..1e-5), Grcar, Kahan, zero and low-rank matrices; n from 1 to 128; scaled by 1,
-1e100 or 1e-100.
+1e-9..1e-5), Grcar, Kahan, zero and low-rank matrices; n from 1 to 256 (the own
+multishift QR runs from n = 75); scaled by 1, 1e100 or 1e-100.
 
 Stated constant (ε = 2⁻⁵², LAPACK's ulp): C_BOUND = 16 in
 ``‖W − QTQᵀ‖_F ≤ C_BOUND·n·ε·‖W‖_F`` and ``‖QᵀQ − I‖_F ≤ C_BOUND·n·ε``. An eigenvalue
@@ -39,7 +39,9 @@ NORMAL_FAMILIES = ("orthogonal", "cayley", "cayley_form", "normal", "diagonal", 
 @st.composite
 def cases(draw, families=FAMILIES):
     fam = draw(st.sampled_from(families))
-    n = draw(st.one_of(st.integers(1, 40), st.sampled_from([64, 72, 96, 128])))
+    n = draw(
+        st.one_of(st.integers(1, 40), st.sampled_from([64, 72, 96, 128, 160, 256]))
+    )
     scale = draw(st.sampled_from([1.0, 1.0, 1.0, 1e100, 1e-100]))
     seed = draw(st.integers(0, 2**32 - 1))
     W = family(fam, np.random.default_rng(seed), n) * scale

@@ -8,11 +8,13 @@ diagonal (eigenvalue) blocks, ``N`` the strictly block-upper-triangular coupling
 How the form is computed
 ------------------------
 1. An unordered real Schur form, in float64. ``method="auto"`` takes the faster
-   source measured for the size (``benchmarks/bench_schur.py``): for ``n <= 150``
-   the compiled core's own Householder Hessenberg reduction and Francis
-   double-shift QR (``csrc/schur_hqr.cpp``: LAPACK ``dlahqr``'s algorithm, AVX2/FMA
-   clones selected at run time); above, LAPACK ``dgees`` through SciPy, whose
-   multishift QR with aggressive early deflation wins for large ``n``. Eigen's
+   source measured for the size (``benchmarks/bench_schur.py``): for ``n <= 1024``
+   the compiled core's own blocked Householder Hessenberg reduction, then the
+   Francis double-shift QR (``csrc/schur_hqr.cpp``: LAPACK ``dlahqr``'s algorithm)
+   below ``n = 75`` and a small-bulge multishift QR with aggressive early deflation
+   (``csrc/schur_mqr.cpp``: the algorithm of LAPACK ``dlaqr0``) from there, with
+   x86-64-v3 (AVX2/FMA) clones selected at run time; above, LAPACK ``dgees``
+   through SciPy (not measured beyond ``n = 1024``). Eigen's
    ``RealSchur`` is available as ``method="eigen"`` (slower at every size).
 2. The compiled core (``csrc/schur_swap.cpp``, the project's own code) then
 
@@ -90,9 +92,11 @@ SwapRejected = _core.SwapRejected
 DEFAULT_RTOL = 1e-8
 
 _EPS = np.finfo(np.float64).eps
-# Up to this size the own Francis QR is faster than LAPACK dgees (measured CPU-time
-# ratio dgees/own 1.7 at n = 64, 1.3 at 128, 1.0 near 160, 0.55 at 256).
-_OWN_MAX_N = 150
+# Up to this size the own QR is faster than LAPACK dgees (measured on a loaded
+# 2-core machine, ordered_schur own vs lapack: CPU time with single-threaded
+# OpenBLAS 1.4x at n = 256 and 512, 1.3x at 1024; wall time with threaded OpenBLAS
+# 1.2x at 1024). Larger n: not measured, LAPACK.
+_OWN_MAX_N = 1024
 _METHODS = ("auto", "own", "lapack", "eigen")
 _LWORK: dict[int, int] = {}
 
@@ -274,9 +278,10 @@ def ordered_schur(
         eigenvalues at rounding level
         (for example the zero eigenvalues of a singular ``W``) are not reordered.
     method : {"auto", "own", "lapack", "eigen"}
-        Source of the unordered factorisation: the compiled core's Francis QR
-        (``"own"``), LAPACK ``dgees`` (``"lapack"``) or Eigen (``"eigen"``).
-        ``"auto"`` picks the one measured faster for this ``n`` (own up to 150).
+        Source of the unordered factorisation: the compiled core's own QR
+        (``"own"``: double-shift below n = 75, multishift from there), LAPACK
+        ``dgees`` (``"lapack"``) or Eigen (``"eigen"``).
+        ``"auto"`` picks the one measured faster for this ``n`` (own up to 1024).
         If the own QR iteration fails to converge, LAPACK is used instead. The
         standardisation and reordering are always the compiled core's.
 
