@@ -241,7 +241,8 @@ py::tuple loss_and_grad_t(const py::array& W_xh, const py::array& W_hh,
                     " must contain only finite values (found NaN or inf)");
     if (a.count == 0)
         value_error(
-            "the loss averages over no entries: mask selects nothing, or T, B or Ny is 0");
+            "the loss averages over no entries: mask selects nothing, or T, B or Ny is "
+            "0");
     if (!ok)
         value_error(
             "loss_and_grad overflowed: the loss or a gradient is not finite (weights "

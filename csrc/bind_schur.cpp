@@ -1,13 +1,12 @@
 // Bindings for the ordered real Schur form (csrc/schur.hpp). Argument checks here,
 // full documentation on the Python wrappers in python/rnnschur/schur.py.
-#include "common.hpp"
-
 #include <pybind11/complex.h>
 #include <pybind11/eigen.h>
 
 #include <cmath>
 #include <string>
 
+#include "common.hpp"
 #include "schur.hpp"
 
 namespace rnnschur {
@@ -52,7 +51,8 @@ py::dict stats_dict(const sc::ReorderStats& st) {
     d["max_weak"] = st.max_weak;
     d["max_strong"] = st.max_strong;
     d["atol"] = st.atol;
-    py::array_t<std::int64_t> keys(static_cast<py::ssize_t>(st.clusters_of_blocks.size()));
+    py::array_t<std::int64_t> keys(
+        static_cast<py::ssize_t>(st.clusters_of_blocks.size()));
     auto k = keys.mutable_unchecked<1>();
     for (py::ssize_t i = 0; i < keys.shape(0); ++i)
         k(i) = st.clusters_of_blocks[static_cast<std::size_t>(i)];

@@ -1,6 +1,6 @@
-#include "common.hpp"
-
 #include <Eigen/Core>
+
+#include "common.hpp"
 
 PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     m.doc() = "rnnschur compiled core: batched tanh-RNN rollout, BPTT, ordered Schur.";

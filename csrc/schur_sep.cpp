@@ -1,12 +1,11 @@
 // sep(T11, T22) estimate and the unordered Eigen factorisation. See schur.hpp.
-#include "schur.hpp"
-
 #include <Eigen/Dense>
 #include <Eigen/Eigenvalues>
-
 #include <cmath>
 #include <limits>
 #include <vector>
+
+#include "schur.hpp"
 
 namespace rnnschur::schur {
 namespace {
@@ -95,7 +94,8 @@ void sylvester_tri(const Mat& A, const BlockList& ba, const Mat& B, const BlockL
                 if (k0 < A.rows())
                     rhs.noalias() -= A.block(i0, k0, p, A.rows() - k0) *
                                      C.block(k0, j0, A.rows() - k0, q);
-                if (j0 > 0) rhs.noalias() += C.block(i0, 0, p, j0) * B.block(0, j0, j0, q);
+                if (j0 > 0)
+                    rhs.noalias() += C.block(i0, 0, p, j0) * B.block(0, j0, j0, q);
             } else {
                 // - sum_{K < I} (A_KI)^T X_KJ + sum_{L > J} X_IL (B_JL)^T
                 if (i0 > 0)

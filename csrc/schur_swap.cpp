@@ -1,8 +1,5 @@
 // Standardisation, adjacent block swaps and reordering by modulus. See schur.hpp.
-#include "schur.hpp"
-
 #include <Eigen/Dense>
-
 #include <algorithm>
 #include <cmath>
 #include <iomanip>
@@ -10,6 +7,8 @@
 #include <numeric>
 #include <sstream>
 #include <utility>
+
+#include "schur.hpp"
 
 namespace rnnschur::schur {
 namespace {
@@ -23,7 +22,9 @@ using SmallT = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, 0, 4, 4>;
 using Small = SmallT<double>;
 using SmallX = SmallT<long double>;  // extended precision for the retries
 
-inline double sgn(double x) { return std::copysign(1.0, x); }
+inline double sgn(double x) {
+    return std::copysign(1.0, x);
+}
 
 // Rotation R = [c s; -s c] applied to rows (i, i+1) of T for columns [c0, c1).
 void rotate_rows(MatRef T, Index i, Index c0, Index c1, const Rotation& r) {
@@ -471,7 +472,8 @@ void standardize(MatRef T, MatRef Q) {
         if (i + 1 < n && T(i + 1, i) != 0.0) {
             if (i + 2 < n && T(i + 2, i + 1) != 0.0) {
                 std::ostringstream os;
-                os << "T is not quasi-upper-triangular: consecutive nonzero subdiagonal "
+                os << "T is not quasi-upper-triangular: consecutive nonzero "
+                      "subdiagonal "
                       "entries at rows "
                    << i + 1 << " and " << i + 2;
                 throw std::invalid_argument(os.str());
@@ -503,16 +505,16 @@ void block_eigenvalues(const ConstMatRef& T, Index start, int size,
         return;
     }
     const double a = T(start, start);
-    const double im =
-        std::sqrt(std::abs(T(start, start + 1))) * std::sqrt(std::abs(T(start + 1, start)));
+    const double im = std::sqrt(std::abs(T(start, start + 1))) *
+                      std::sqrt(std::abs(T(start + 1, start)));
     out[0] = {a, im};
     out[1] = {a, -im};
 }
 
 double block_modulus(const ConstMatRef& T, Index start, int size) {
     if (size == 1) return std::abs(T(start, start));
-    const double im =
-        std::sqrt(std::abs(T(start, start + 1))) * std::sqrt(std::abs(T(start + 1, start)));
+    const double im = std::sqrt(std::abs(T(start, start + 1))) *
+                      std::sqrt(std::abs(T(start + 1, start)));
     return std::hypot(T(start, start), im);
 }
 
@@ -572,9 +574,10 @@ SwapReport swap_adjacent(MatRef T, MatRef Q, Index j, int n1, int n2,
     if (strategy != SwapStrategy::svd_only) {
         // Bai-Demmel: solve A X - X B = s C, reflectors from [-X; s I]; then up to
         // three steps of iterative refinement; then the same in extended precision.
-        ok = sylvester_candidates<double>(D, n1, n2, 3, [&](const Small& Vc, bool refined) {
-            return try_v(Vc, refined ? SwapMethod::refined : SwapMethod::sylvester);
-        });
+        ok = sylvester_candidates<double>(
+            D, n1, n2, 3, [&](const Small& Vc, bool refined) {
+                return try_v(Vc, refined ? SwapMethod::refined : SwapMethod::sylvester);
+            });
         if (!ok)
             ok = sylvester_candidates<long double>(
                 D, n1, n2, 2,
@@ -595,8 +598,9 @@ SwapReport swap_adjacent(MatRef T, MatRef Q, Index j, int n1, int n2,
            << " and " << describe_block(T, j + n1, n2)
            << ": no method (Bai-Demmel swap, iterative refinement, extended precision, "
               "SVD basis) passes the stability test (weak residual "
-           << last_weak << " vs threshold " << rep.weak_threshold << ", strong residual "
-           << last_strong << " vs threshold " << rep.strong_threshold
+           << last_weak << " vs threshold " << rep.weak_threshold
+           << ", strong residual " << last_strong << " vs threshold "
+           << rep.strong_threshold
            << "); the eigenvalues are too close to be reordered reliably";
         throw SwapRejected(os.str());
     }
@@ -652,7 +656,8 @@ ReorderStats reorder_by_modulus(MatRef T, MatRef Q, double rtol, double atol,
     // Cluster the moduli: sort decreasingly (ties by position, for determinism)
     // and start a new cluster at every gap larger than rtol * previous + atol.
     std::vector<double> mod(nb);
-    for (std::size_t k = 0; k < nb; ++k) mod[k] = block_modulus(T, b.starts[k], b.sizes[k]);
+    for (std::size_t k = 0; k < nb; ++k)
+        mod[k] = block_modulus(T, b.starts[k], b.sizes[k]);
     std::vector<std::size_t> order(nb);
     std::iota(order.begin(), order.end(), std::size_t{0});
     std::stable_sort(order.begin(), order.end(),
@@ -686,7 +691,8 @@ ReorderStats reorder_by_modulus(MatRef T, MatRef Q, double rtol, double atol,
         }
         const Blk up = L[k - 1];
         const Blk lo = L[k];
-        const SwapReport rep = swap_adjacent(T, Q, up.start, up.size, lo.size, strategy);
+        const SwapReport rep =
+            swap_adjacent(T, Q, up.start, up.size, lo.size, strategy);
         ++st.swaps;
         if (rep.method == SwapMethod::refined) ++st.refined;
         if (rep.method == SwapMethod::extended) ++st.extended;
