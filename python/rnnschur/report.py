@@ -327,8 +327,12 @@ def _task_claims(summary_rows) -> list[dict[str, str]]:
 
     def largest(task, key, *, margin=False):
         ok, runner = _largest(rows(task), key, margin=margin)
-        clear = " by more than their SEMs" if margin else ""
-        text = f"{dfmt(task, key)} exceeds the runner-up {dfmt(task, runner)}{clear}"
+        # Neutral wording: the ✓/✗ in front says whether the criterion holds.
+        clear = " by more than the sum of their SEMs" if margin else ""
+        text = (
+            f"{dfmt(task, key)} vs the largest other block, {dfmt(task, runner)} "
+            f"(criterion: larger{clear})"
+        )
         return ok, text
 
     def rr_little(task):
