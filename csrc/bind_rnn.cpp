@@ -53,14 +53,6 @@ void expect_dim(const py::array& a, const char* name, py::ssize_t axis, std::int
                     std::to_string(axis));
 }
 
-template <class T>
-bool finite(const T* p, std::int64_t n) {
-    // Summing x*0 propagates NaN/inf cheaply and vectorises.
-    T acc = 0;
-    for (std::int64_t i = 0; i < n; ++i) acc += p[i] * T(0);
-    return acc == T(0);
-}
-
 struct FiniteCheck {
     const void* p;
     std::int64_t n;
@@ -70,7 +62,8 @@ struct FiniteCheck {
 template <class T>
 const char* first_nonfinite(const FiniteCheck* c, int n) {
     for (int i = 0; i < n; ++i)
-        if (c[i].p && !finite(static_cast<const T*>(c[i].p), c[i].n)) return c[i].name;
+        if (c[i].p && !all_finite(static_cast<const T*>(c[i].p), c[i].n))
+            return c[i].name;
     return nullptr;
 }
 

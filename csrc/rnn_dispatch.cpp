@@ -245,13 +245,6 @@ int choose_parts(int n_threads, i64 items_max, double flops, i64 rows) {
 }
 
 template <class T>
-bool all_finite(const T* p, i64 n) {
-    T acc = 0;
-    for (i64 i = 0; i < n; ++i) acc += p[i] * T(0);
-    return acc == T(0);
-}
-
-template <class T>
 bool forward_impl(const ForwardArgs<T>& a, int n_threads) {
     const RnnDims& d = a.d;
     if (d.K == 0 || d.T == 0 || d.B == 0) return true;
