@@ -169,38 +169,9 @@ void mul_left(MapM& A, Index r0, Index c0, Index c1, const Eigen::MatrixXd& Vt,
         std::copy_n(tmp.data() + j * k, k, a + j * A.outerStride());
 }
 
-// Shift pair of one bulge: (re1, im1), (re2, im2), complex conjugate or both real.
-struct ShiftPair {
-    double r1, i1, r2, i2;
-};
-
-// First column of (H - s1 I)(H - s2 I) at rows t..t+len-1 (len 2 or 3), scaled
-// (LAPACK dlaqr1's formulas: the scaling avoids overflow, the direction is all
-// that matters).
+// First column of the double-shift polynomial at rows t..t+len-1 (len 2 or 3).
 void shift_vector(const MapM& H, Index t, int len, const ShiftPair& s, double* v) {
-    const double h11 = H(t, t), h21 = H(t + 1, t), h12 = H(t, t + 1),
-                 h22 = H(t + 1, t + 1);
-    if (len == 2) {
-        const double sc = std::abs(h11 - s.r2) + std::abs(s.i2) + std::abs(h21);
-        if (sc == 0.0) {
-            v[0] = v[1] = 0.0;
-            return;
-        }
-        const double h21s = h21 / sc;
-        v[0] = h21s * h12 + (h11 - s.r1) * ((h11 - s.r2) / sc) - s.i1 * (s.i2 / sc);
-        v[1] = h21s * (h11 + h22 - s.r1 - s.r2);
-        return;
-    }
-    const double h32 = H(t + 2, t + 1);
-    const double sc = std::abs(h11 - s.r2) + std::abs(s.i2) + std::abs(h21);
-    if (sc == 0.0) {
-        v[0] = v[1] = v[2] = 0.0;
-        return;
-    }
-    const double h21s = h21 / sc;
-    v[0] = h21s * h12 + (h11 - s.r1) * ((h11 - s.r2) / sc) - s.i1 * (s.i2 / sc);
-    v[1] = h21s * (h11 + h22 - s.r1 - s.r2);
-    v[2] = h21s * h32;
+    bulge_start_column(H, t, len, s, v);
 }
 
 inline Index floor_div(Index a, Index b) {
@@ -630,8 +601,8 @@ std::vector<ShiftPair> pair_shifts(const std::vector<double>& sr,
         }
     }
     if (out.empty() && reals.size() == 1) out.push_back({reals[0], 0.0, reals[0], 0.0});
-    if (out.size() == 1 && out[0].i1 == 0.0) {
-        const double a = out[0].r1, b = out[0].r2;
+    if (out.size() == 1 && out[0].im1 == 0.0) {
+        const double a = out[0].re1, b = out[0].re2;
         const double pick = std::abs(a - hkk) < std::abs(b - hkk) ? a : b;
         out[0] = {pick, 0.0, pick, 0.0};
     }
