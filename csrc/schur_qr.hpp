@@ -173,11 +173,11 @@ bool multishift(MapM H, MapM Z);
 
 // Tuning of the multishift QR (exposed for the benchmarks and tests).
 struct Tuning {
-    Index nmin = 75;      // below this order, francis
-    int nibble = 14;      // skip the sweep if AED deflated > nibble % of the window
-    Index min_chase = 0;  // minimum steps a bulge chain moves per window
-    Index nw = 0;         // AED window (0: LAPACK's table)
-    Index ns = 0;         // shifts per sweep (0: LAPACK's table)
+    Index multishift_min_order = 75;  // below this order, francis
+    int skip_sweep_percent = 14;      // no sweep if AED deflated more of its window
+    Index min_chase_steps = 0;        // minimum steps a bulge chain moves per window
+    Index aed_window = 0;             // AED window width (0: by the order, see mqr)
+    Index shifts = 0;                 // shifts per sweep (0: by the order)
 };
 Tuning& tuning();
 
