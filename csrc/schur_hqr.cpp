@@ -1,8 +1,10 @@
-// Unordered real Schur form for small matrices: Householder Hessenberg reduction and
-// the Francis double-shift QR iteration (Golub & Van Loan, Alg. 7.4.2 / 7.5.2), with
-// the deflation test of Ahues & Tisseur and exceptional shifts as in LAPACK's
-// dlahqr. The hot loops are plain C++ on column-major storage, compiled twice
-// (AVX2+FMA and baseline x86-64) with runtime selection, so wheels stay portable.
+// Unordered real Schur form for small matrices: Householder Hessenberg reduction
+// (blocked as in Quintana-Orti & van de Geijn, 2006) and the Francis double-shift
+// QR iteration (Golub & Van Loan, Alg. 7.4.2 / 7.5.2) with the Ahues & Tisseur
+// deflation test and Wilkinson's exceptional shifts; sources in schur_qr.hpp. The
+// project's own implementation. The hot loops are plain C++ on column-major
+// storage, compiled twice (AVX2+FMA and baseline x86-64) with runtime selection,
+// so wheels stay portable.
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
@@ -58,56 +60,57 @@ void reflect_right(double* A, Index ld, Index rows, Index len, const double* v,
     }
 }
 
-// 3-element reflector (1, v2, v3) with factor t1 on three consecutive columns
-// c0, c0+ld, c0+2ld of `rows` rows (contiguous): the right application.
+// Applications of a reflector I - tau u u^T, u = (1, v2[, v3]), in the double-shift
+// sweep: from the right to three (two) consecutive columns c0, c0+ld[, c0+2ld] of
+// `rows` rows, and from the left to three (two) consecutive rows starting at `top`
+// (column-major, ld), columns [0, ncols). tau_v2 = tau v2 and tau_v3 = tau v3 are
+// formed once per reflector.
 RNNSCHUR_CLONES
-void cols3(double* c0, Index ld, Index rows, double t1, double v2, double v3) {
+void cols3(double* c0, Index ld, Index rows, double tau, double v2, double v3) {
     double* __restrict a = c0;
     double* __restrict b = c0 + ld;
     double* __restrict c = c0 + 2 * ld;
-    const double t2 = t1 * v2, t3 = t1 * v3;
+    const double tau_v2 = tau * v2, tau_v3 = tau * v3;
     for (Index r = 0; r < rows; ++r) {
-        const double s = a[r] + v2 * b[r] + v3 * c[r];
-        a[r] -= s * t1;
-        b[r] -= s * t2;
-        c[r] -= s * t3;
+        const double sum = a[r] + v2 * b[r] + v3 * c[r];
+        a[r] -= sum * tau;
+        b[r] -= sum * tau_v2;
+        c[r] -= sum * tau_v3;
     }
 }
 
 RNNSCHUR_CLONES
-void cols2(double* c0, Index ld, Index rows, double t1, double v2) {
+void cols2(double* c0, Index ld, Index rows, double tau, double v2) {
     double* __restrict a = c0;
     double* __restrict b = c0 + ld;
-    const double t2 = t1 * v2;
+    const double tau_v2 = tau * v2;
     for (Index r = 0; r < rows; ++r) {
-        const double s = a[r] + v2 * b[r];
-        a[r] -= s * t1;
-        b[r] -= s * t2;
-    }
-}
-
-// Left application to three consecutive rows starting at p (column-major, ld),
-// columns [0, ncols).
-RNNSCHUR_CLONES
-void rows3(double* p, Index ld, Index ncols, double t1, double v2, double v3) {
-    const double t2 = t1 * v2, t3 = t1 * v3;
-    for (Index j = 0; j < ncols; ++j) {
-        double* q = p + j * ld;
-        const double s = q[0] + v2 * q[1] + v3 * q[2];
-        q[0] -= s * t1;
-        q[1] -= s * t2;
-        q[2] -= s * t3;
+        const double sum = a[r] + v2 * b[r];
+        a[r] -= sum * tau;
+        b[r] -= sum * tau_v2;
     }
 }
 
 RNNSCHUR_CLONES
-void rows2(double* p, Index ld, Index ncols, double t1, double v2) {
-    const double t2 = t1 * v2;
+void rows3(double* top, Index ld, Index ncols, double tau, double v2, double v3) {
+    const double tau_v2 = tau * v2, tau_v3 = tau * v3;
     for (Index j = 0; j < ncols; ++j) {
-        double* q = p + j * ld;
-        const double s = q[0] + v2 * q[1];
-        q[0] -= s * t1;
-        q[1] -= s * t2;
+        double* col = top + j * ld;
+        const double sum = col[0] + v2 * col[1] + v3 * col[2];
+        col[0] -= sum * tau;
+        col[1] -= sum * tau_v2;
+        col[2] -= sum * tau_v3;
+    }
+}
+
+RNNSCHUR_CLONES
+void rows2(double* top, Index ld, Index ncols, double tau, double v2) {
+    const double tau_v2 = tau * v2;
+    for (Index j = 0; j < ncols; ++j) {
+        double* col = top + j * ld;
+        const double sum = col[0] + v2 * col[1];
+        col[0] -= sum * tau;
+        col[1] -= sum * tau_v2;
     }
 }
 
@@ -139,9 +142,10 @@ constexpr Index kBlockedMin = 64;
 
 // T (nb x nb, upper triangular, ld nb) of the compact WY form H_0 ... H_{nb-1} =
 // I - V T V^T of the reflectors in V (m x nb, ld ldv, unit first entry of column i
-// at row i, zeros above), taus in tau.
-void larft(Index m, Index nb, const double* V, Index ldv, const double* tau,
-           double* T) {
+// at row i, zeros above), taus in tau (Schreiber & Van Loan, SIAM J. Sci. Stat.
+// Comput. 10, 1989).
+void compact_wy_factor(Index m, Index nb, const double* V, Index ldv, const double* tau,
+                       double* T) {
     std::vector<double> u(static_cast<std::size_t>(nb));
     for (Index i = 0; i < nb; ++i) {
         for (Index r = 0; r < nb; ++r) T[i * nb + r] = 0.0;
@@ -167,9 +171,9 @@ void larft(Index m, Index nb, const double* V, Index ldv, const double* tau,
 
 }  // namespace
 
-// Hessenberg reduction H = Q^T W Q, Q accumulated explicitly. Blocked as LAPACK's
-// dgehrd (Quintana-Orti & van de Geijn): panels of kPanel reflectors are built with
-// matrix-vector products, then the rest of the matrix is updated with matrix
+// Hessenberg reduction H = Q^T W Q, Q accumulated explicitly. Blocked after
+// Quintana-Orti & van de Geijn (ACM TOMS 32, 2006): panels of kPanel reflectors are
+// built with matrix-vector products, then the rest of the matrix is updated with matrix
 // products; Q is formed backwards from the compact WY form of each group.
 void hessenberg(Eigen::MatrixXd& A, Eigen::MatrixXd& Q) {
     const Index n = A.rows();
@@ -289,7 +293,7 @@ void hessenberg(Eigen::MatrixXd& A, Eigen::MatrixXd& Q) {
         const Index m = n - g0 - 1;  // rows g0+1..n-1
         const double* V = Vall.data() + g0 * n + (g0 + 1);
         Tg.resize(nb, nb);
-        larft(m, nb, V, n, taus.data() + g0, Tg.data());
+        compact_wy_factor(m, nb, V, n, taus.data() + g0, Tg.data());
         // Only columns g0+1..n-1 of Q are touched, rows g0+1..n-1.
         const Eigen::MatrixXd Vt =
             Eigen::Map<const Eigen::MatrixXd, 0, Eigen::OuterStride<>>(
@@ -304,176 +308,179 @@ void hessenberg(Eigen::MatrixXd& A, Eigen::MatrixXd& Q) {
     }
 }
 
-// Francis double-shift QR on the Hessenberg H (full Schur form T = H, Z updated).
+namespace {
+
+// Upper end k in (lo, hi] of the lowest-placed negligible subdiagonal entry
+// H(k, k-1), searching up from hi; lo if there is none. Negligible: below `tiny`,
+// or small next to the neighbouring diagonal entries (the neighbouring subdiagonal
+// entries if those are zero) and then also by Ahues & Tisseur's test.
+Index lowest_split(const MapM& H, Index lo, Index hi, double tiny) {
+    Index k = hi;
+    for (; k > lo; --k) {
+        const double sub = std::abs(H(k, k - 1));
+        if (sub <= tiny) break;
+        double near_deflation_scale = std::abs(H(k - 1, k - 1)) + std::abs(H(k, k));
+        if (near_deflation_scale == 0.0) {
+            if (k - 2 >= lo) near_deflation_scale += std::abs(H(k - 1, k - 2));
+            if (k + 1 <= hi) near_deflation_scale += std::abs(H(k + 1, k));
+        }
+        if (sub <= kUlp * near_deflation_scale &&
+            ahues_tisseur_negligible(H(k, k - 1), H(k - 1, k), H(k - 1, k - 1), H(k, k),
+                                     tiny, false))
+            break;
+    }
+    return k;
+}
+
+// The eigenvalues of [upper, super; sub, lower] as a shift pair, computed on the
+// block divided by the sum of its magnitudes (no overflow). Real eigenvalues are
+// replaced by two copies of the one nearer `lower` (the choice of Wilkinson's
+// shift: the bottom eigenvalue estimate is the one converging).
+ShiftPair eigenvalues_as_shifts(double upper, double super, double sub, double lower) {
+    const double scale =
+        std::abs(upper) + std::abs(super) + std::abs(sub) + std::abs(lower);
+    if (scale == 0.0) return {0.0, 0.0, 0.0, 0.0};
+    const double a = upper / scale, b = super / scale, c = sub / scale,
+                 d = lower / scale;
+    const double mean = 0.5 * (a + d);
+    const double centred_det = (a - mean) * (d - mean) - b * c;
+    const double root = std::sqrt(std::abs(centred_det));
+    if (centred_det >= 0.0) {  // complex conjugate pair mean +- i root
+        const double re = mean * scale, im = root * scale;
+        return {re, im, re, -im};
+    }
+    const double plus = mean + root, minus = mean - root;
+    const double nearer =
+        std::abs(plus - d) <= std::abs(minus - d) ? plus * scale : minus * scale;
+    return {nearer, 0.0, nearer, 0.0};
+}
+
+// Shifts for the next sweep on rows lo..hi: Francis's double shift (the trailing
+// 2x2 block's eigenvalues), replaced by exceptional ones built from the bottom
+// (every 20th) or top (every 10th) subdiagonal entries while no deflation comes.
+ShiftPair francis_shifts(const MapM& H, Index lo, Index hi, Index sweeps_since_split) {
+    if (sweeps_since_split % 20 == 0 || sweeps_since_split % 10 == 0) {
+        const bool bottom = sweeps_since_split % 20 == 0;
+        const Index at = bottom ? hi : lo;
+        const double size = bottom
+                                ? std::abs(H(hi, hi - 1)) + std::abs(H(hi - 1, hi - 2))
+                                : std::abs(H(lo + 1, lo)) + std::abs(H(lo + 2, lo + 1));
+        const double centre = kExceptionalOffset * size + H(at, at);
+        return eigenvalues_as_shifts(centre, kExceptionalCoupling * size, size, centre);
+    }
+    return eigenvalues_as_shifts(H(hi - 1, hi - 1), H(hi - 1, hi), H(hi, hi - 1),
+                                 H(hi, hi));
+}
+
+// Row where the bulge starts, in [lo, hi-2], with the first reflector's direction
+// in x (normalised to unit 1-norm): the bottom-most row whose subdiagonal entry, times
+// the fill the reflector would create left of the bulge, is negligible, so that
+// the sweep can start there as if the matrix had split (Francis).
+Index bulge_start(const MapM& H, Index lo, Index hi, const ShiftPair& shifts,
+                  double* x) {
+    Index start = hi - 2;
+    for (;; --start) {
+        bulge_start_column(H, start, 3, shifts, x);
+        const double norm1 = std::abs(x[0]) + std::abs(x[1]) + std::abs(x[2]);
+        x[0] /= norm1;
+        x[1] /= norm1;
+        x[2] /= norm1;
+        if (start == lo) break;
+        const double fill =
+            std::abs(H(start, start - 1)) * (std::abs(x[1]) + std::abs(x[2]));
+        const double nearby = std::abs(x[0]) * (std::abs(H(start - 1, start - 1)) +
+                                                std::abs(H(start, start)) +
+                                                std::abs(H(start + 1, start + 1)));
+        if (fill <= kUlp * nearby) break;
+    }
+    return start;
+}
+
+// One double-shift sweep: the bulge made by the reflector along x at row `start`
+// is chased down to row hi (each reflector restores column col-1 below the
+// subdiagonal), on all of H's columns right of it, rows 0..hi, and on Z.
+void chase_double_bulge(MapM& H, MapM& Z, Index lo, Index start, Index hi, double* x) {
+    const Index n = H.rows(), ld = H.outerStride(), ldz = Z.outerStride();
+    for (Index col = start; col <= hi - 1; ++col) {
+        const Index len = std::min<Index>(3, hi - col + 1);
+        if (col > start)
+            for (Index r = 0; r < len; ++r) x[r] = H(col + r, col - 1);
+        const double tau = make_reflector(x, len);
+        if (col > start) {
+            H(col, col - 1) = x[0];
+            H(col + 1, col - 1) = 0.0;
+            if (col < hi - 1) H(col + 2, col - 1) = 0.0;
+        } else if (start > lo) {
+            // The reflector's exact effect on the (negligible, kept) entry left of the
+            // bulge; not a sign flip, which is wrong when x(1:2) underflowed (tau = 0).
+            H(col, col - 1) *= (1.0 - tau);
+        }
+        const double v2 = x[1];
+        if (tau == 0.0) continue;
+        if (len == 3) {
+            const double v3 = x[2];
+            rows3(H.data() + col * ld + col, ld, n - col, tau, v2, v3);
+            const Index rows = std::min(col + 3, hi) + 1;
+            cols3(H.data() + col * ld, ld, rows, tau, v2, v3);
+            cols3(Z.data() + col * ldz, ldz, Z.rows(), tau, v2, v3);
+        } else {
+            rows2(H.data() + col * ld + col, ld, n - col, tau, v2);
+            cols2(H.data() + col * ld, ld, hi + 1, tau, v2);
+            cols2(Z.data() + col * ldz, ldz, Z.rows(), tau, v2);
+        }
+    }
+}
+
+// Standardise the converged 2x2 block at rows top..top+1 (it may split into two
+// real eigenvalues) and apply its rotation to the rest of H and to Z.
+void standardise_block(MapM& H, MapM& Z, Index top) {
+    const Index n = H.rows(), bot = top + 1;
+    double a = H(top, top), b = H(top, bot), c = H(bot, top), d = H(bot, bot);
+    const Rotation r = standardize_2x2(a, b, c, d);
+    H(top, top) = a;
+    H(top, bot) = b;
+    H(bot, top) = c;
+    H(bot, bot) = d;
+    if (r.c != 1.0 || r.s != 0.0) {
+        rotate_rows_pair(H, top, bot + 1, n, r);
+        rotate_cols_pair(H, top, top, r);
+        rotate_cols_pair(Z, top, Z.rows(), r);
+    }
+}
+
+}  // namespace
+
+// Francis double-shift QR on the Hessenberg H (full Schur form T = H, Z updated):
+// eigenvalues converge at the bottom of the active block rows top..bottom, one or
+// two at a time; blocks that split off higher up are left for later.
 // Returns false if it did not converge.
 bool francis(MapM H, MapM Z) {
     const Index n = H.rows();
     if (n == 0) return true;
-    const Index ld = H.outerStride();
-    const Index ldz = Z.outerStride();
-    const Index nz = Z.rows();
-    const double smlnum = kSafeMin * (static_cast<double>(n) / kUlp);
-    const Index itmax = 30 * std::max<Index>(10, n);
-    Index kdefl = 0;
-    Index i = n - 1;  // bottom of the active window
-    while (i >= 0) {
-        Index l = 0;
+    const double tiny = kSafeMin * (static_cast<double>(n) / kUlp);
+    const Index max_sweeps = 30 * std::max<Index>(10, n);
+    Index sweeps_since_split = 0;
+    Index bottom = n - 1;
+    while (bottom >= 0) {
+        Index top = 0;
         bool converged = false;
-        for (Index its = 0; its <= itmax; ++its) {
-            // Look for a single small subdiagonal element.
-            Index k = i;
-            for (; k > l; --k) {
-                const double hkk1 = std::abs(H(k, k - 1));
-                if (hkk1 <= smlnum) break;
-                double tst = std::abs(H(k - 1, k - 1)) + std::abs(H(k, k));
-                if (tst == 0.0) {
-                    if (k - 2 >= l) tst += std::abs(H(k - 1, k - 2));
-                    if (k + 1 <= i) tst += std::abs(H(k + 1, k));
-                }
-                if (hkk1 <= kUlp * tst) {
-                    // Ahues & Tisseur: a more careful, still conservative test.
-                    const double hk1k = std::abs(H(k - 1, k));
-                    const double ab = std::max(hkk1, hk1k);
-                    const double ba = std::min(hkk1, hk1k);
-                    const double dd = std::abs(H(k - 1, k - 1) - H(k, k));
-                    const double aa = std::max(std::abs(H(k, k)), dd);
-                    const double bb = std::min(std::abs(H(k, k)), dd);
-                    const double s = aa + ab;
-                    if (ba * (ab / s) <= std::max(smlnum, kUlp * (bb * (aa / s))))
-                        break;
-                }
-            }
-            l = k;
-            if (l > 0) H(l, l - 1) = 0.0;
-            if (l >= i - 1) {
+        for (Index sweep = 0; sweep <= max_sweeps; ++sweep) {
+            top = lowest_split(H, top, bottom, tiny);
+            if (top > 0) H(top, top - 1) = 0.0;
+            if (top >= bottom - 1) {  // a 1x1 or 2x2 block split off at the bottom
                 converged = true;
                 break;
             }
-            ++kdefl;
-
-            // Shifts: exceptional every 10 / 20 iterations without deflation.
-            double h11, h21, h12, h22;
-            if (kdefl % 20 == 0) {
-                const double s = std::abs(H(i, i - 1)) + std::abs(H(i - 1, i - 2));
-                h11 = 0.75 * s + H(i, i);
-                h12 = -0.4375 * s;
-                h21 = s;
-                h22 = h11;
-            } else if (kdefl % 10 == 0) {
-                const double s = std::abs(H(l + 1, l)) + std::abs(H(l + 2, l + 1));
-                h11 = 0.75 * s + H(l, l);
-                h12 = -0.4375 * s;
-                h21 = s;
-                h22 = h11;
-            } else {
-                h11 = H(i - 1, i - 1);
-                h21 = H(i, i - 1);
-                h12 = H(i - 1, i);
-                h22 = H(i, i);
-            }
-            // Eigenvalues of the trailing 2x2 as the shift pair (rt1, rt2).
-            double rt1r, rt1i, rt2r, rt2i;
-            {
-                const double s =
-                    std::abs(h11) + std::abs(h12) + std::abs(h21) + std::abs(h22);
-                if (s == 0.0) {
-                    rt1r = rt1i = rt2r = rt2i = 0.0;
-                } else {
-                    const double a = h11 / s, b = h12 / s, c = h21 / s, d = h22 / s;
-                    const double tr = 0.5 * (a + d);
-                    const double det = (a - tr) * (d - tr) - b * c;
-                    const double rtdisc = std::sqrt(std::abs(det));
-                    if (det >= 0.0) {  // complex pair
-                        rt1r = tr * s;
-                        rt2r = rt1r;
-                        rt1i = rtdisc * s;
-                        rt2i = -rt1i;
-                    } else {  // real: use the one closer to h22 twice
-                        rt1r = tr + rtdisc;
-                        rt2r = tr - rtdisc;
-                        if (std::abs(rt1r - d) <= std::abs(rt2r - d)) {
-                            rt1r *= s;
-                            rt2r = rt1r;
-                        } else {
-                            rt2r *= s;
-                            rt1r = rt2r;
-                        }
-                        rt1i = rt2i = 0.0;
-                    }
-                }
-            }
-
-            // Look for two consecutive small subdiagonals to start the bulge at m.
-            Index m = i - 2;
-            double v[3];
-            for (;; --m) {
-                const double h21s = H(m + 1, m);
-                double s = std::abs(H(m, m) - rt2r) + std::abs(rt2i) + std::abs(h21s);
-                const double h21n = h21s / s;
-                v[0] = h21n * H(m, m + 1) + (H(m, m) - rt1r) * ((H(m, m) - rt2r) / s) -
-                       rt1i * (rt2i / s);
-                v[1] = h21n * (H(m, m) + H(m + 1, m + 1) - rt1r - rt2r);
-                v[2] = h21n * H(m + 2, m + 1);
-                s = std::abs(v[0]) + std::abs(v[1]) + std::abs(v[2]);
-                v[0] /= s;
-                v[1] /= s;
-                v[2] /= s;
-                if (m == l) break;
-                const double h00 =
-                    std::abs(H(m, m - 1)) * (std::abs(v[1]) + std::abs(v[2]));
-                const double h01 =
-                    std::abs(v[0]) * (std::abs(H(m - 1, m - 1)) + std::abs(H(m, m)) +
-                                      std::abs(H(m + 1, m + 1)));
-                if (h00 <= kUlp * h01) break;
-            }
-
-            // Double-shift QR sweep (bulge chase) over rows m..i.
-            for (Index kk = m; kk <= i - 1; ++kk) {
-                const Index nr = std::min<Index>(3, i - kk + 1);
-                if (kk > m) {
-                    for (Index r = 0; r < nr; ++r) v[r] = H(kk + r, kk - 1);
-                }
-                const double t1 = make_reflector(v, nr);
-                if (kk > m) {
-                    H(kk, kk - 1) = v[0];
-                    H(kk + 1, kk - 1) = 0.0;
-                    if (kk < i - 1) H(kk + 2, kk - 1) = 0.0;
-                } else if (m > l) {
-                    // Keep the sweep an orthogonal similarity (LAPACK's fix).
-                    H(kk, kk - 1) *= (1.0 - t1);
-                }
-                const double v2 = v[1];
-                if (t1 == 0.0) continue;
-                if (nr == 3) {
-                    const double v3 = v[2];
-                    rows3(H.data() + kk * ld + kk, ld, n - kk, t1, v2, v3);
-                    const Index rows = std::min(kk + 3, i) + 1;
-                    cols3(H.data() + kk * ld, ld, rows, t1, v2, v3);
-                    cols3(Z.data() + kk * ldz, ldz, nz, t1, v2, v3);
-                } else {
-                    rows2(H.data() + kk * ld + kk, ld, n - kk, t1, v2);
-                    cols2(H.data() + kk * ld, ld, i + 1, t1, v2);
-                    cols2(Z.data() + kk * ldz, ldz, nz, t1, v2);
-                }
-            }
+            ++sweeps_since_split;
+            const ShiftPair shifts = francis_shifts(H, top, bottom, sweeps_since_split);
+            double x[3];
+            const Index start = bulge_start(H, top, bottom, shifts, x);
+            chase_double_bulge(H, Z, top, start, bottom, x);
         }
         if (!converged) return false;
-        if (l == i - 1) {
-            // 2x2 block: standardise (may split into two 1x1 blocks).
-            double a = H(i - 1, i - 1), b = H(i - 1, i), c = H(i, i - 1), d = H(i, i);
-            const Rotation r = standardize_2x2(a, b, c, d);
-            H(i - 1, i - 1) = a;
-            H(i - 1, i) = b;
-            H(i, i - 1) = c;
-            H(i, i) = d;
-            if (r.c != 1.0 || r.s != 0.0) {
-                rotate_rows_pair(H, i - 1, i + 1, n, r);
-                rotate_cols_pair(H, i - 1, i - 1, r);
-                rotate_cols_pair(Z, i - 1, nz, r);
-            }
-        }
-        kdefl = 0;
-        i = l - 1;
+        if (top == bottom - 1) standardise_block(H, Z, top);
+        sweeps_since_split = 0;
+        bottom = top - 1;
     }
     return true;
 }
@@ -486,8 +493,8 @@ void real_schur_own(const ConstMatRef& W, Eigen::MatrixXd& T, Eigen::MatrixXd& Q
     const Index n = T.rows();
     qr::MapM Tm = qr::view(T.data(), n, n, T.outerStride());
     qr::MapM Qm = qr::view(Q.data(), n, n, Q.outerStride());
-    const bool ok =
-        n >= qr::tuning().nmin ? qr::multishift(Tm, Qm) : qr::francis(Tm, Qm);
+    const bool ok = n >= qr::tuning().multishift_min_order ? qr::multishift(Tm, Qm)
+                                                           : qr::francis(Tm, Qm);
     if (!ok)
         throw std::runtime_error(
             "the QR algorithm did not converge");  // -> RuntimeError

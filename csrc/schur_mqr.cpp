@@ -1,16 +1,20 @@
 // Small-bulge multishift QR with aggressive early deflation (AED) for the real
-// Schur form of an upper Hessenberg matrix: the algorithm of Braman, Byers &
-// Mathias (SIAM J. Matrix Anal. Appl. 23, 2002) as in LAPACK's dlaqr0/dlaqr3/dlaqr5,
-// written for this project with one difference in how the work is organised:
+// Schur form of an upper Hessenberg matrix, after Braman, Byers & Mathias (SIAM
+// J. Matrix Anal. Appl. 23, 2002; Part I the sweep with chains of small bulges and
+// vigilant deflation, Part II AED); deflation tests after Ahues & Tisseur (LAWN
+// 122, 1997); sources in schur_qr.hpp. The code is the project's own
+// implementation of those papers, organised differently from LAPACK's
+// dlaqr0/dlaqr3/dlaqr5 (only the tuning table of shift and window counts is
+// LAPACK's documented one, see plan_for_order):
 //
 // * A chain of bulges is chased along the diagonal one window at a time. Inside
 //   the window the reflectors are applied as they are made; they are also recorded,
 //   and the rest of H (rows above, columns right of the window) and Z get the whole
 //   recorded sequence in one cache-blocked pass per window (apply_seq): a block of
 //   rows (or of transposed columns) stays in L1 while every reflector of the window
-//   is applied to it. LAPACK instead accumulates the window's reflectors into a
-//   dense orthogonal U and multiplies by it (GEMM): 2-3x more flops, which the GEMM
-//   speed recovers only for much larger windows than ours (n <= a few hundred).
+//   is applied to it. Accumulating the window's reflectors into a dense orthogonal
+//   U and multiplying by it (GEMM) costs 2-3x more flops, which the GEMM speed
+//   recovers only for much larger windows than ours (n <= a few hundred).
 // * AED computes the window's Schur form with the double-shift QR (francis) or,
 //   for large windows, recursively with this routine, reorders it with the
 //   project's Bai-Demmel swaps (swap_adjacent, stability tests included), and
@@ -42,9 +46,9 @@ Stats& stats() {
 
 namespace {
 
-// A reflector I - tau u u^T with u = (1, v2[, v3]) acting on indices p, p+1[, p+2].
+// A reflector I - tau u u^T with u = (1, v2[, v3]) acting on indices at, at+1[, at+2].
 struct Refl {
-    Index p;
+    Index at;
     int len;
     double tau, v2, v3;
 };
@@ -59,23 +63,23 @@ void apply_seq(double* base, Index stride, Index lanes, const Refl* f, std::size
                Index off) {
     for (std::size_t q = 0; q < nf; ++q) {
         const Refl& r = f[q];
-        double* __restrict a = base + (r.p - off) * stride;
+        double* __restrict a = base + (r.at - off) * stride;
         double* __restrict b = a + stride;
-        const double t1 = r.tau, v2 = r.v2, t2 = t1 * v2;
+        const double tau = r.tau, v2 = r.v2, tau_v2 = tau * v2;
         if (r.len == 3) {
             double* __restrict c = b + stride;
-            const double v3 = r.v3, t3 = t1 * v3;
+            const double v3 = r.v3, tau_v3 = tau * v3;
             for (Index l = 0; l < lanes; ++l) {
-                const double s = a[l] + v2 * b[l] + v3 * c[l];
-                a[l] -= s * t1;
-                b[l] -= s * t2;
-                c[l] -= s * t3;
+                const double sum = a[l] + v2 * b[l] + v3 * c[l];
+                a[l] -= sum * tau;
+                b[l] -= sum * tau_v2;
+                c[l] -= sum * tau_v3;
             }
         } else {
             for (Index l = 0; l < lanes; ++l) {
-                const double s = a[l] + v2 * b[l];
-                a[l] -= s * t1;
-                b[l] -= s * t2;
+                const double sum = a[l] + v2 * b[l];
+                a[l] -= sum * tau;
+                b[l] -= sum * tau_v2;
             }
         }
     }
@@ -90,13 +94,14 @@ RNNSCHUR_CLONES
 void apply_packed(double* __restrict B, const Refl* f, std::size_t nf, Index off) {
     for (std::size_t q = 0; q < nf; ++q) {
         const Refl& r = f[q];
-        double* __restrict a = B + (r.p - off) * kLanes;
-        const double t1 = r.tau, v2 = r.v2, v3 = r.len == 3 ? r.v3 : 0.0;
+        double* __restrict a = B + (r.at - off) * kLanes;
+        const double tau = r.tau, v2 = r.v2, v3 = r.len == 3 ? r.v3 : 0.0;
         for (Index l = 0; l < kLanes; ++l) {
-            const double s = t1 * (a[l] + v2 * a[kLanes + l] + v3 * a[2 * kLanes + l]);
-            a[l] -= s;
-            a[kLanes + l] -= s * v2;
-            a[2 * kLanes + l] -= s * v3;
+            const double sum =
+                tau * (a[l] + v2 * a[kLanes + l] + v3 * a[2 * kLanes + l]);
+            a[l] -= sum;
+            a[kLanes + l] -= sum * v2;
+            a[2 * kLanes + l] -= sum * v3;
         }
     }
 }
@@ -169,40 +174,6 @@ void mul_left(MapM& A, Index r0, Index c0, Index c1, const Eigen::MatrixXd& Vt,
         std::copy_n(tmp.data() + j * k, k, a + j * A.outerStride());
 }
 
-// Shift pair of one bulge: (re1, im1), (re2, im2), complex conjugate or both real.
-struct ShiftPair {
-    double r1, i1, r2, i2;
-};
-
-// First column of (H - s1 I)(H - s2 I) at rows t..t+len-1 (len 2 or 3), scaled
-// (LAPACK dlaqr1's formulas: the scaling avoids overflow, the direction is all
-// that matters).
-void shift_vector(const MapM& H, Index t, int len, const ShiftPair& s, double* v) {
-    const double h11 = H(t, t), h21 = H(t + 1, t), h12 = H(t, t + 1),
-                 h22 = H(t + 1, t + 1);
-    if (len == 2) {
-        const double sc = std::abs(h11 - s.r2) + std::abs(s.i2) + std::abs(h21);
-        if (sc == 0.0) {
-            v[0] = v[1] = 0.0;
-            return;
-        }
-        const double h21s = h21 / sc;
-        v[0] = h21s * h12 + (h11 - s.r1) * ((h11 - s.r2) / sc) - s.i1 * (s.i2 / sc);
-        v[1] = h21s * (h11 + h22 - s.r1 - s.r2);
-        return;
-    }
-    const double h32 = H(t + 2, t + 1);
-    const double sc = std::abs(h11 - s.r2) + std::abs(s.i2) + std::abs(h21);
-    if (sc == 0.0) {
-        v[0] = v[1] = v[2] = 0.0;
-        return;
-    }
-    const double h21s = h21 / sc;
-    v[0] = h21s * h12 + (h11 - s.r1) * ((h11 - s.r2) / sc) - s.i1 * (s.i2 / sc);
-    v[1] = h21s * (h11 + h22 - s.r1 - s.r2);
-    v[2] = h21s * h32;
-}
-
 inline Index floor_div(Index a, Index b) {
     Index q = a / b;
     if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
@@ -210,194 +181,202 @@ inline Index floor_div(Index a, Index b) {
 }
 
 struct Work {
-    std::vector<Refl> refls;
+    std::vector<Refl> refls;  // the current window's reflectors, in order
+    std::vector<Refl> step;   // this step's reflectors, one per bulge, top first
     std::vector<double> buf, tmp;
 };
 
-// One small-bulge multishift QR sweep on the active block [ktop, kbot] of H with
-// the given shift pairs (one bulge each), chained 3 rows apart (see the file
-// comment for how the transformations reach the rest of H and Z).
-void sweep(MapM& H, MapM& Z, Index ktop, Index kbot,
-           const std::vector<ShiftPair>& shifts, Work& w) {
-    const Index n = H.cols();
-    const Index nb = static_cast<Index>(shifts.size());
-    if (nb == 0 || ktop >= kbot) return;
-    const double smlnum = kSafeMin * (static_cast<double>(n) / kUlp);
-    if (ktop + 2 <= kbot) H(ktop + 2, ktop) = 0.0;
-    RNNSCHUR_STAT(sweeps++);
-    RNNSCHUR_STAT(bulges += nb);
-    const Index chase = std::max<Index>(3 * nb - 2, tuning().min_chase);
-    std::vector<std::array<double, 3>> v(static_cast<std::size_t>(nb));  // tau, v2, v3
-    auto V = [&](Index m) -> std::array<double, 3>& {
-        return v[static_cast<std::size_t>(m)];
-    };
+// The reflector that puts a new bulge into rows top..top+len-1 (len 3, or 2 for a
+// bulge that enters with only two rows left): along the first column of the
+// double-shift polynomial there.
+Refl introduce_bulge(const MapM& H, Index top, int len, const ShiftPair& shift) {
+    double x[3] = {0.0, 0.0, 0.0};
+    bulge_start_column(H, top, len, shift, x);
+    const double tau = make_reflector(x, len);
+    return {top, len, tau, x[1], len == 3 ? x[2] : 0.0};
+}
 
-    for (Index kr0 = ktop - 1 - 3 * (nb - 1); kr0 <= kbot - 2; kr0 += chase) {
-        const Index kr1 = std::min(kr0 + chase - 1, kbot - 2);
-        const Index w0 = std::max(ktop, kr0 + 1);
-        const Index w1 = std::min(kbot, kr1 + 3 * nb);
-        w.refls.clear();
-        for (Index kr = kr0; kr <= kr1; ++kr) {
-            const Index mtop = std::max<Index>(0, -floor_div(kr - (ktop - 1), 3));
-            const Index mbot = std::min<Index>(nb - 1, floor_div(kbot - 3 - kr, 3));
-            const Index m22 = mbot + 1;
-            const bool bmp22 = m22 < nb && kr + 3 * m22 == kbot - 2;
+// The reflector that moves the bulge whose leftmost column is `col` one column
+// down: it zeroes H(col+2:col+3, col) below the subdiagonal. A bulge that has
+// collapsed (the bulge entries of its bottom row are zero, its subdiagonal entry
+// is not: vigilant deflation or underflow erased it) carries no shift information
+// any more; it is then replaced by a fresh one made from the same shifts,
+// provided the fill that leaves in column col is negligible.
+Refl advance_bulge(MapM& H, Index col, const ShiftPair& shift) {
+    const Index top = col + 1;
+    double x[3] = {H(top, col), H(top + 1, col), H(top + 2, col)};
+    const double tau = make_reflector(x, 3);
+    const bool collapsed = H(top + 2, col) == 0.0 && H(top + 2, col + 1) == 0.0 &&
+                           H(top + 2, col + 2) != 0.0;
+    if (collapsed) {
+        double y[3];
+        bulge_start_column(H, top, 3, shift, y);
+        const double fresh_tau = make_reflector(y, 3);
+        // The fresh reflector applied to column col: what it subtracts from the
+        // subdiagonal entry, and the fill it leaves below it.
+        const double reflector_sum = fresh_tau * (H(top, col) + y[1] * H(top + 1, col));
+        const double fill = std::abs(H(top + 1, col) - reflector_sum * y[1]) +
+                            std::abs(reflector_sum * y[2]);
+        const double nearby = std::abs(H(col, col)) + std::abs(H(top, top)) +
+                              std::abs(H(top + 1, top + 1));
+        if (!(fill > kUlp * nearby)) {
+            H(top, col) -= reflector_sum;
+            H(top + 1, col) = 0.0;
+            H(top + 2, col) = 0.0;
+            return {top, 3, fresh_tau, y[1], y[2]};
+        }
+    }
+    H(top, col) = x[0];
+    H(top + 1, col) = 0.0;
+    H(top + 2, col) = 0.0;
+    return {top, 3, tau, x[1], x[2]};
+}
 
-            // Reflectors moving every active bulge one column down.
-            for (Index m = mtop; m <= mbot; ++m) {
-                const Index k = kr + 3 * m;
-                double x[3];
-                if (k == ktop - 1) {
-                    shift_vector(H, ktop, 3, shifts[static_cast<std::size_t>(m)], x);
-                    const double tau = make_reflector(x, 3);
-                    V(m) = {tau, x[1], x[2]};
-                    continue;
-                }
-                x[0] = H(k + 1, k);
-                x[1] = H(k + 2, k);
-                x[2] = H(k + 3, k);
-                const double tau = make_reflector(x, 3);
-                if (H(k + 3, k) != 0.0 || H(k + 3, k + 1) != 0.0 ||
-                    H(k + 3, k + 2) == 0.0) {
-                    H(k + 1, k) = x[0];
-                    H(k + 2, k) = 0.0;
-                    H(k + 3, k) = 0.0;
-                    V(m) = {tau, x[1], x[2]};
-                    continue;
-                }
-                // The bulge collapsed (vigilant deflation or underflow): try a fresh
-                // one from the shifts; use it if its fill is negligible.
-                double y[3];
-                shift_vector(H, k + 1, 3, shifts[static_cast<std::size_t>(m)], y);
-                const double tt = make_reflector(y, 3);
-                const double refsum = tt * (H(k + 1, k) + y[1] * H(k + 2, k));
-                if (std::abs(H(k + 2, k) - refsum * y[1]) + std::abs(refsum * y[2]) >
-                    kUlp * (std::abs(H(k, k)) + std::abs(H(k + 1, k + 1)) +
-                            std::abs(H(k + 2, k + 2)))) {
-                    H(k + 1, k) = x[0];
-                    H(k + 2, k) = 0.0;
-                    H(k + 3, k) = 0.0;
-                    V(m) = {tau, x[1], x[2]};
-                } else {
-                    H(k + 1, k) -= refsum;
-                    H(k + 2, k) = 0.0;
-                    H(k + 3, k) = 0.0;
-                    V(m) = {tt, y[1], y[2]};
-                }
-            }
-            if (bmp22) {
-                const Index k = kr + 3 * m22;
-                double x[3] = {0.0, 0.0, 0.0};
-                if (k == ktop - 1) {
-                    shift_vector(H, k + 1, 2, shifts[static_cast<std::size_t>(m22)], x);
-                    V(m22) = {make_reflector(x, 2), x[1], 0.0};
-                } else {
-                    x[0] = H(k + 1, k);
-                    x[1] = H(k + 2, k);
-                    V(m22) = {make_reflector(x, 2), x[1], 0.0};
-                    H(k + 1, k) = x[0];
-                    H(k + 2, k) = 0.0;
-                }
-            }
+// The reflector that moves a bulge with only two rows left (col + 2 = bottom) down.
+Refl advance_partial_bulge(MapM& H, Index col) {
+    double x[2] = {H(col + 1, col), H(col + 2, col)};
+    const double tau = make_reflector(x, 2);
+    H(col + 1, col) = x[0];
+    H(col + 2, col) = 0.0;
+    return {col + 1, 2, tau, x[1], 0.0};
+}
 
-            // Left: rows k+1..k+3 of the window's columns right of k.
-            for (Index j = std::max(ktop, kr); j <= w1; ++j) {
-                double* col = H.data() + j * H.outerStride();
-                const Index mend = std::min(mbot, floor_div(j - 1 - kr, 3));
-                for (Index m = mtop; m <= mend; ++m) {
-                    const auto& r = V(m);
-                    double* h = col + kr + 3 * m + 1;
-                    const double s = r[0] * (h[0] + r[1] * h[1] + r[2] * h[2]);
-                    h[0] -= s;
-                    h[1] -= s * r[1];
-                    h[2] -= s * r[2];
-                }
-            }
-            if (bmp22) {
-                const Index k = kr + 3 * m22;
-                const auto& r = V(m22);
-                for (Index j = std::max(k + 1, ktop); j <= w1; ++j) {
-                    double* h = H.data() + j * H.outerStride() + k + 1;
-                    const double s = r[0] * (h[0] + r[1] * h[1]);
-                    h[0] -= s;
-                    h[1] -= s * r[1];
-                }
-            }
-
-            // Right: columns k+1..k+3, window rows down to k+3 (row k+4 below).
-            for (Index m = mtop; m <= mbot; ++m) {
-                const auto& r = V(m);
-                if (r[0] == 0.0) continue;
-                const Index k = kr + 3 * m;
-                const Index rows = std::min(kbot, k + 3) - w0 + 1;
-                Refl f{k + 1, 3, r[0], r[1], r[2]};
-                apply_seq(H.data() + (k + 1) * H.outerStride() + w0, H.outerStride(),
-                          rows, &f, 1, k + 1);
-                w.refls.push_back(f);
-            }
-            if (bmp22 && V(m22)[0] != 0.0) {
-                const auto& r = V(m22);
-                const Index k = kr + 3 * m22;
-                const Index rows = kbot - w0 + 1;
-                Refl f{k + 1, 2, r[0], r[1], 0.0};
-                apply_seq(H.data() + (k + 1) * H.outerStride() + w0, H.outerStride(),
-                          rows, &f, 1, k + 1);
-                w.refls.push_back(f);
-            }
-
-            // Vigilant deflation check on the subdiagonal entries the bulges left.
-            Index mstart = mtop;
-            if (kr + 3 * mstart < ktop) ++mstart;
-            Index mend = mbot;
-            if (bmp22) ++mend;
-            if (kr == kbot - 2) ++mend;
-            for (Index m = mstart; m <= mend; ++m) {
-                const Index k = std::min(kbot - 1, kr + 3 * m);
-                if (H(k + 1, k) == 0.0) continue;
-                double tst1 = std::abs(H(k, k)) + std::abs(H(k + 1, k + 1));
-                if (tst1 == 0.0) {
-                    if (k >= ktop + 1) tst1 += std::abs(H(k, k - 1));
-                    if (k >= ktop + 2) tst1 += std::abs(H(k, k - 2));
-                    if (k >= ktop + 3) tst1 += std::abs(H(k, k - 3));
-                    if (k <= kbot - 2) tst1 += std::abs(H(k + 2, k + 1));
-                    if (k <= kbot - 3) tst1 += std::abs(H(k + 3, k + 1));
-                    if (k <= kbot - 4) tst1 += std::abs(H(k + 4, k + 1));
-                }
-                if (std::abs(H(k + 1, k)) <= std::max(smlnum, kUlp * tst1)) {
-                    const double h12 =
-                        std::max(std::abs(H(k + 1, k)), std::abs(H(k, k + 1)));
-                    const double h21 =
-                        std::min(std::abs(H(k + 1, k)), std::abs(H(k, k + 1)));
-                    const double h11 = std::max(std::abs(H(k + 1, k + 1)),
-                                                std::abs(H(k, k) - H(k + 1, k + 1)));
-                    const double h22 = std::min(std::abs(H(k + 1, k + 1)),
-                                                std::abs(H(k, k) - H(k + 1, k + 1)));
-                    const double scl = h11 + h12;
-                    const double tst2 = h22 * (h11 / scl);
-                    if (tst2 == 0.0 ||
-                        h21 * (h12 / scl) <= std::max(smlnum, kUlp * tst2))
-                        H(k + 1, k) = 0.0;
-                }
-            }
-
-            // Fill in row k+4 of each bulge (delayed until after the check).
-            const Index mfill = std::min<Index>(nb - 1, floor_div(kbot - 4 - kr, 3));
-            for (Index m = mtop; m <= mfill; ++m) {
-                const auto& r = V(m);
-                const Index k = kr + 3 * m;
-                const double refsum = r[0] * r[2] * H(k + 4, k + 3);
-                H(k + 4, k + 1) = -refsum;
-                H(k + 4, k + 2) = -refsum * r[1];
-                H(k + 4, k + 3) -= refsum * r[2];
+// Left application of one step's reflectors (disjoint rows, sorted by row) to
+// columns first..last of H; a reflector at rows at.. acts on columns from at on.
+void step_left(MapM& H, const std::vector<Refl>& step, Index first, Index last) {
+    for (Index j = first; j <= last; ++j) {
+        double* col = H.data() + j * H.outerStride();
+        for (const Refl& r : step) {
+            if (r.at > j) break;
+            double* h = col + r.at;
+            if (r.len == 3) {
+                const double sum = r.tau * (h[0] + r.v2 * h[1] + r.v3 * h[2]);
+                h[0] -= sum;
+                h[1] -= sum * r.v2;
+                h[2] -= sum * r.v3;
+            } else {
+                const double sum = r.tau * (h[0] + r.v2 * h[1]);
+                h[0] -= sum;
+                h[1] -= sum * r.v2;
             }
         }
+    }
+}
+
+// Vigilant deflation (Braman, Byers & Mathias): set the subdiagonal entry
+// H(k+1, k) a bulge has just left behind to zero if it is negligible, so that the
+// deflation is not lost to the next steps' fill. Small next to the two diagonal
+// neighbours (or, if both are zero, the nearby entries of row k and column k+1
+// inside the active block lo..hi) and by Ahues & Tisseur's test.
+void vigilant_deflation(MapM& H, Index k, Index lo, Index hi, double tiny) {
+    if (H(k + 1, k) == 0.0) return;
+    double near_deflation_scale = std::abs(H(k, k)) + std::abs(H(k + 1, k + 1));
+    if (near_deflation_scale == 0.0) {
+        for (Index d = 1; d <= 3; ++d)
+            if (k - d >= lo) near_deflation_scale += std::abs(H(k, k - d));
+        for (Index d = 1; d <= 3; ++d)
+            if (k + 1 + d <= hi) near_deflation_scale += std::abs(H(k + 1 + d, k + 1));
+    }
+    if (std::abs(H(k + 1, k)) <= std::max(tiny, kUlp * near_deflation_scale) &&
+        ahues_tisseur_negligible(H(k + 1, k), H(k, k + 1), H(k, k), H(k + 1, k + 1),
+                                 tiny, true))
+        H(k + 1, k) = 0.0;
+}
+
+// One step of the chain: every bulge moves one column down, bulge m clearing
+// column col0 + 3m (bulges sit 3 columns apart; bulge m enters when col0 + 3m =
+// lo - 1 and is still waiting before). The transformations are applied inside the
+// window rows / columns win_lo..win_hi only, and recorded in w.refls for the rest.
+void chase_step(MapM& H, Index lo, Index hi, Index col0, Index win_lo, Index win_hi,
+                const std::vector<ShiftPair>& shifts, double tiny, Work& w) {
+    const Index num_bulges = static_cast<Index>(shifts.size());
+    // Bulges first..last have entered and have three rows left; the next one may
+    // fit with only two rows left (it is about to leave at the bottom).
+    const Index first = std::max<Index>(0, -floor_div(col0 - (lo - 1), 3));
+    const Index last = std::min<Index>(num_bulges - 1, floor_div(hi - 3 - col0, 3));
+    const Index partial = last + 1;
+    const bool has_partial_bulge = partial < num_bulges && col0 + 3 * partial == hi - 2;
+
+    w.step.clear();
+    for (Index m = first; m <= last; ++m) {
+        const Index col = col0 + 3 * m;
+        const ShiftPair& shift = shifts[static_cast<std::size_t>(m)];
+        w.step.push_back(col == lo - 1 ? introduce_bulge(H, lo, 3, shift)
+                                       : advance_bulge(H, col, shift));
+    }
+    if (has_partial_bulge) {
+        const Index col = col0 + 3 * partial;
+        w.step.push_back(
+            col == lo - 1 ? introduce_bulge(H, col + 1, 2,
+                                            shifts[static_cast<std::size_t>(partial)])
+                          : advance_partial_bulge(H, col));
+    }
+
+    step_left(H, w.step, std::max(lo, col0), win_hi);
+    // Right: columns at..at+len-1, window rows down to at+2 (row at+3 is filled
+    // below, after the deflation check, so that check sees the entries the bulge
+    // left).
+    for (const Refl& r : w.step) {
+        if (r.tau == 0.0) continue;
+        const Index rows = std::min(hi, r.at + 2) - win_lo + 1;
+        apply_seq(H.data() + r.at * H.outerStride() + win_lo, H.outerStride(), rows, &r,
+                  1, r.at);
+        w.refls.push_back(r);
+    }
+
+    // The subdiagonal entries left behind: one per moved bulge that had entered,
+    // the partial one's, and the last one when the chain leaves the bottom.
+    Index check_first = first;
+    if (col0 + 3 * check_first < lo) ++check_first;
+    Index check_last = last;
+    if (has_partial_bulge) ++check_last;
+    if (col0 == hi - 2) ++check_last;
+    for (Index m = check_first; m <= check_last; ++m)
+        vigilant_deflation(H, std::min(hi - 1, col0 + 3 * m), lo, hi, tiny);
+
+    // The delayed right application to row at+3, where only H(at+3, at+2) is
+    // nonzero.
+    for (const Refl& r : w.step) {
+        if (r.len != 3 || r.at + 3 > hi) continue;
+        const Index row = r.at + 3;
+        const double reflector_sum = r.tau * r.v3 * H(row, r.at + 2);
+        H(row, r.at) = -reflector_sum;
+        H(row, r.at + 1) = -reflector_sum * r.v2;
+        H(row, r.at + 2) -= reflector_sum * r.v3;
+    }
+}
+
+// One small-bulge multishift QR sweep on the active block [lo, hi] of H with the
+// given shift pairs (one bulge each), chained 3 rows apart (see the file comment
+// for how the transformations reach the rest of H and Z).
+void sweep(MapM& H, MapM& Z, Index lo, Index hi, const std::vector<ShiftPair>& shifts,
+           Work& w) {
+    const Index n = H.cols();
+    const Index num_bulges = static_cast<Index>(shifts.size());
+    if (num_bulges == 0 || lo >= hi) return;
+    const double tiny = kSafeMin * (static_cast<double>(n) / kUlp);
+    if (lo + 2 <= hi) H(lo + 2, lo) = 0.0;  // stale fill from an earlier split
+    RNNSCHUR_STAT(sweeps++);
+    RNNSCHUR_STAT(bulges += num_bulges);
+    // Steps per window: the chain (3 num_bulges - 2 columns long) moves past its
+    // own length, so a window's reflectors overlap only its neighbours'.
+    const Index steps = std::max<Index>(3 * num_bulges - 2, tuning().min_chase_steps);
+
+    for (Index first_step = lo - 1 - 3 * (num_bulges - 1); first_step <= hi - 2;
+         first_step += steps) {
+        const Index last_step = std::min(first_step + steps - 1, hi - 2);
+        const Index win_lo = std::max(lo, first_step + 1);
+        const Index win_hi = std::min(hi, last_step + 3 * num_bulges);
+        w.refls.clear();
+        for (Index col0 = first_step; col0 <= last_step; ++col0)
+            chase_step(H, lo, hi, col0, win_lo, win_hi, shifts, tiny, w);
         // The window's reflectors, in order, on the rest of H and on Z.
         RNNSCHUR_STAT(windows++);
-        RNNSCHUR_STAT(refl_applied +=
-                      static_cast<long>(w.refls.size()) * (w0 + n - w1 - 1 + Z.rows()));
-        refls_right(H, 0, w0, w0, w1, w.refls, w.buf);
-        refls_left(H, w0, w1, w1 + 1, n, w.refls, w.buf);
-        refls_right(Z, 0, Z.rows(), w0, w1, w.refls, w.buf);
+        RNNSCHUR_STAT(refl_applied += static_cast<long>(w.refls.size()) *
+                                      (win_lo + n - win_hi - 1 + Z.rows()));
+        refls_right(H, 0, win_lo, win_lo, win_hi, w.refls, w.buf);
+        refls_left(H, win_lo, win_hi, win_hi + 1, n, w.refls, w.buf);
+        refls_right(Z, 0, Z.rows(), win_lo, win_hi, w.refls, w.buf);
     }
 }
 
@@ -419,9 +398,9 @@ int block_eigs(const MapM& T, Index j, Index n, double* re, double* im) {
 }
 
 // Unblocked Householder reduction of T[0:m, 0:m] to Hessenberg form, the left
-// transformations also applied to T[0:m, m:jw] and the right ones to V[:, 0:m].
+// transformations also applied to T[0:m, m:width] and the right ones to V[:, 0:m].
 void hessenberg_leading(MapM& T, Index m, MapM& V) {
-    const Index jw = T.cols();
+    const Index width = T.cols();
     std::vector<double> u(static_cast<std::size_t>(m));
     for (Index k = 0; k + 2 < m; ++k) {
         const Index len = m - k - 1;
@@ -433,13 +412,15 @@ void hessenberg_leading(MapM& T, Index m, MapM& V) {
             x[i] = 0.0;
         }
         if (tau == 0.0) continue;
-        // Left: rows k+1..m-1, columns k+1..jw-1.
-        for (Index j = k + 1; j < jw; ++j) {
+        // Left: rows k+1..m-1, columns k+1..width-1.
+        for (Index j = k + 1; j < width; ++j) {
             double* a = T.data() + j * T.outerStride() + k + 1;
-            double s = 0.0;
-            for (Index i = 0; i < len; ++i) s += u[static_cast<std::size_t>(i)] * a[i];
-            s *= tau;
-            for (Index i = 0; i < len; ++i) a[i] -= s * u[static_cast<std::size_t>(i)];
+            double dot = 0.0;
+            for (Index i = 0; i < len; ++i)
+                dot += u[static_cast<std::size_t>(i)] * a[i];
+            dot *= tau;
+            for (Index i = 0; i < len; ++i)
+                a[i] -= dot * u[static_cast<std::size_t>(i)];
         }
         // Right: rows 0..m-1 of T and all rows of V, columns k+1..m-1.
         for (MapM* A : {&T, &V}) {
@@ -464,164 +445,184 @@ void hessenberg_leading(MapM& T, Index m, MapM& V) {
 bool schur_of(MapM T, MapM V);  // window Schur form (francis or multishift)
 
 struct AedResult {
-    Index nd = 0;                // eigenvalues deflated at the bottom
-    std::vector<double> sr, si;  // undeflated eigenvalues (shift candidates)
+    Index deflated = 0;  // eigenvalues deflated at the bottom
+    // The undeflated eigenvalues (shift candidates), top first.
+    std::vector<double> shift_re, shift_im;
 };
 
-// Aggressive early deflation on the trailing window of [ktop, kbot] of width nw.
-AedResult aed(MapM& H, MapM& Z, Index ktop, Index kbot, Index nw, Work& wk) {
+// Append the eigenvalues of T's standardised blocks in rows 0..end-1, top first.
+void append_eigenvalues(const MapM& T, Index end, std::vector<double>& re,
+                        std::vector<double>& im) {
+    for (Index j = 0; j < end;) {
+        double block_re[2], block_im[2];
+        const int size = block_eigs(T, j, end, block_re, block_im);
+        for (int i = 0; i < size; ++i) {
+            re.push_back(block_re[i]);
+            im.push_back(block_im[i]);
+        }
+        j += size;
+    }
+}
+
+// Move the block of `size` rows at T(from, from) up to row `to` by adjacent swaps
+// (V updated). False if a swap is rejected or a moving 2x2 block splits: the
+// ordering is then unreliable and the caller stops deflating.
+bool move_block_up(MapM& T, MapM& V, Index from, Index to, int size) {
+    Index at = from;
+    while (at > to) {
+        const bool pair_above = at - 2 >= to && T(at - 1, at - 2) != 0.0;
+        const Index above = pair_above ? at - 2 : at - 1;
+        try {
+            swap_adjacent(T, V, above, pair_above ? 2 : 1, size);
+            RNNSCHUR_STAT(aed_swaps++);
+        } catch (const SwapRejected&) {
+            return false;
+        }
+        at = above;
+        if (size == 2 && T(at + 1, at) == 0.0) return false;
+    }
+    return true;
+}
+
+// The window's undeflated part, rows 0..kept-1 of its Schur form T, has a full
+// spike spike * V(0, 0..kept) to its left. Reflect the spike onto its first entry
+// (the reflector applied to both sides of T and to V), then make
+// T(0:kept, 0:kept) Hessenberg again.
+void fold_spike(MapM& T, MapM& V, Index kept) {
+    const Index width = T.cols();
+    std::vector<double> u(static_cast<std::size_t>(kept));
+    for (Index i = 0; i < kept; ++i) u[static_cast<std::size_t>(i)] = V(0, i);
+    const double tau = make_reflector(u.data(), kept);
+    u[0] = 1.0;
+    if (tau != 0.0) {
+        // Left on rows 0..kept-1 (all columns), right on columns 0..kept-1 of T
+        // (rows 0..kept-1) and of V (all rows).
+        for (Index c = 0; c < width; ++c) {
+            double dot = 0.0;
+            for (Index i = 0; i < kept; ++i)
+                dot += u[static_cast<std::size_t>(i)] * T(i, c);
+            dot *= tau;
+            for (Index i = 0; i < kept; ++i)
+                T(i, c) -= dot * u[static_cast<std::size_t>(i)];
+        }
+        for (MapM* A : {&T, &V}) {
+            const Index rows = A == &T ? kept : width;
+            for (Index r = 0; r < rows; ++r) {
+                double dot = 0.0;
+                for (Index i = 0; i < kept; ++i)
+                    dot += (*A)(r, i) * u[static_cast<std::size_t>(i)];
+                dot *= tau;
+                for (Index i = 0; i < kept; ++i)
+                    (*A)(r, i) -= dot * u[static_cast<std::size_t>(i)];
+            }
+        }
+    }
+    hessenberg_leading(T, kept, V);
+}
+
+// Aggressive early deflation (Braman, Byers & Mathias, Part II) on the trailing
+// window of width `window` of the active block [lo, hi]: in the window's Schur
+// basis V the subdiagonal entry `spike` that couples the window to the rows above
+// becomes a column spike * V(0, :) left of T = V^T H_w V; an eigenvalue whose
+// entries of that column are negligible deflates. Checked bottom up; an
+// undeflatable block is swapped to the top so that the next one reaches the bottom.
+AedResult aed(MapM& H, MapM& Z, Index lo, Index hi, Index window, Work& wk) {
     AedResult res;
     const Index n = H.cols();
-    const double smlnum = kSafeMin * (static_cast<double>(n) / kUlp);
-    const Index jw = std::min(nw, kbot - ktop + 1);
-    const Index kwtop = kbot - jw + 1;
-    double s = kwtop == ktop ? 0.0 : H(kwtop, kwtop - 1);
+    const double tiny = kSafeMin * (static_cast<double>(n) / kUlp);
+    const Index width = std::min(window, hi - lo + 1);
+    const Index top = hi - width + 1;
+    double spike = top == lo ? 0.0 : H(top, top - 1);
 
-    if (jw == 1) {
-        if (std::abs(s) <= std::max(smlnum, kUlp * std::abs(H(kwtop, kwtop)))) {
-            res.nd = 1;
-            if (kwtop > ktop) H(kwtop, kwtop - 1) = 0.0;
+    if (width == 1) {
+        if (std::abs(spike) <= std::max(tiny, kUlp * std::abs(H(top, top)))) {
+            res.deflated = 1;
+            if (top > lo) H(top, top - 1) = 0.0;
         } else {
-            res.sr.push_back(H(kwtop, kwtop));
-            res.si.push_back(0.0);
+            res.shift_re.push_back(H(top, top));
+            res.shift_im.push_back(0.0);
         }
         return res;
     }
 
-    Eigen::MatrixXd Tw = H.block(kwtop, kwtop, jw, jw);
-    for (Index j = 0; j + 2 < jw; ++j) Tw.col(j).tail(jw - j - 2).setZero();
-    Eigen::MatrixXd Vw = Eigen::MatrixXd::Identity(jw, jw);
-    MapM T = view(Tw.data(), jw, jw, jw);
-    MapM V = view(Vw.data(), jw, jw, jw);
+    Eigen::MatrixXd Tw = H.block(top, top, width, width);
+    for (Index j = 0; j + 2 < width; ++j) Tw.col(j).tail(width - j - 2).setZero();
+    Eigen::MatrixXd Vw = Eigen::MatrixXd::Identity(width, width);
+    MapM T = view(Tw.data(), width, width, width);
+    MapM V = view(Vw.data(), width, width, width);
     RNNSCHUR_STAT(aeds++);
-    RNNSCHUR_STAT(aed_width += jw);
+    RNNSCHUR_STAT(aed_width += width);
     if (!schur_of(T, V)) return res;  // no deflation, no shifts: the caller copes
 
-    // Deflation detection, bottom up: a deflatable block drops out of the unchecked
-    // range [ilst, ns); an undeflatable one is swapped up to ilst.
-    Index ns = jw, ilst = 0;
-    while (ilst < ns) {
-        const bool two = ns >= 2 && T(ns - 1, ns - 2) != 0.0;
-        const Index j = two ? ns - 2 : ns - 1;
-        double foo = std::abs(T(ns - 1, ns - 1));
-        if (two)
-            foo += std::sqrt(std::abs(T(ns - 1, ns - 2))) *
-                   std::sqrt(std::abs(T(ns - 2, ns - 1)));
-        if (foo == 0.0) foo = std::abs(s);
-        double spike = std::abs(s * V(0, ns - 1));
-        if (two) spike = std::max(spike, std::abs(s * V(0, ns - 2)));
-        if (spike <= std::max(smlnum, kUlp * foo)) {
-            ns = j;
+    // Rows kept_top..unchecked-1 are still to be checked; rows above kept_top hold
+    // the undeflatable blocks, rows from `unchecked` on the deflated ones.
+    Index unchecked = width, kept_top = 0;
+    while (kept_top < unchecked) {
+        const Index last = unchecked - 1;
+        const bool pair = unchecked >= 2 && T(last, last - 1) != 0.0;
+        const Index block = pair ? last - 1 : last;
+        // The block's eigenvalue magnitude sets what is negligible next to it.
+        double eig_scale = std::abs(T(last, last));
+        if (pair)
+            eig_scale += std::sqrt(std::abs(T(last, last - 1))) *
+                         std::sqrt(std::abs(T(last - 1, last)));
+        if (eig_scale == 0.0) eig_scale = std::abs(spike);
+        double spike_tip = std::abs(spike * V(0, last));
+        if (pair) spike_tip = std::max(spike_tip, std::abs(spike * V(0, last - 1)));
+        if (spike_tip <= std::max(tiny, kUlp * eig_scale)) {
+            unchecked = block;
             continue;
         }
-        // Move the block at j up to ilst.
-        const int size = two ? 2 : 1;
-        Index p = j;
-        bool moved = true;
-        while (p > ilst) {
-            const bool above2 = p - 2 >= ilst && T(p - 1, p - 2) != 0.0;
-            const Index q = above2 ? p - 2 : p - 1;
-            try {
-                swap_adjacent(T, V, q, above2 ? 2 : 1, size);
-                RNNSCHUR_STAT(aed_swaps++);
-            } catch (const SwapRejected&) {
-                moved = false;
-                break;
-            }
-            p = q;
-            if (size == 2 && T(p + 1, p) == 0.0) {  // the moving block split
-                moved = false;
-                break;
-            }
-        }
-        if (!moved) {
-            ilst = ns;  // give up detection: everything left counts as undeflatable
+        const int size = pair ? 2 : 1;
+        if (!move_block_up(T, V, block, kept_top, size)) {
+            kept_top = unchecked;  // stop: everything left counts as undeflatable
             break;
         }
-        ilst += size;
+        kept_top += size;
     }
-    if (ns == 0) s = 0.0;
+    const Index kept = unchecked;
+    if (kept == 0) spike = 0.0;
 
-    // Shifts: the undeflated eigenvalues.
-    for (Index j = 0; j < ns;) {
-        double re[2], im[2];
-        const int k = block_eigs(T, j, ns, re, im);
-        for (int i = 0; i < k; ++i) {
-            res.sr.push_back(re[i]);
-            res.si.push_back(im[i]);
-        }
-        j += k;
-    }
+    append_eigenvalues(T, kept, res.shift_re, res.shift_im);
 
-    if (ns < jw || s == 0.0) {
-        if (ns > 1 && s != 0.0) {
-            // Reflect the spike back to a multiple of e1, then make T[0:ns,0:ns]
-            // Hessenberg again.
-            std::vector<double> x(static_cast<std::size_t>(ns));
-            for (Index i = 0; i < ns; ++i) x[static_cast<std::size_t>(i)] = V(0, i);
-            const double tau = make_reflector(x.data(), ns);
-            x[0] = 1.0;
-            if (tau != 0.0) {
-                // Left on rows 0..ns-1 (all columns), right on columns 0..ns-1 of T
-                // (rows 0..ns-1) and of V (all rows).
-                for (Index c = 0; c < jw; ++c) {
-                    double d = 0.0;
-                    for (Index i = 0; i < ns; ++i)
-                        d += x[static_cast<std::size_t>(i)] * T(i, c);
-                    d *= tau;
-                    for (Index i = 0; i < ns; ++i)
-                        T(i, c) -= d * x[static_cast<std::size_t>(i)];
-                }
-                for (MapM* A : {&T, &V}) {
-                    const Index rows = A == &T ? ns : jw;
-                    for (Index r = 0; r < rows; ++r) {
-                        double d = 0.0;
-                        for (Index i = 0; i < ns; ++i)
-                            d += (*A)(r, i) * x[static_cast<std::size_t>(i)];
-                        d *= tau;
-                        for (Index i = 0; i < ns; ++i)
-                            (*A)(r, i) -= d * x[static_cast<std::size_t>(i)];
-                    }
-                }
-            }
-            hessenberg_leading(T, ns, V);
-        }
-        if (kwtop > ktop) H(kwtop, kwtop - 1) = s * V(0, 0);
-        for (Index c = 0; c < jw; ++c) {
-            const Index last = std::min(jw - 1, c + 1);
-            for (Index r = 0; r <= last; ++r) H(kwtop + r, kwtop + c) = T(r, c);
+    if (kept < width || spike == 0.0) {
+        if (kept > 1 && spike != 0.0) fold_spike(T, V, kept);
+        if (top > lo) H(top, top - 1) = spike * V(0, 0);
+        for (Index c = 0; c < width; ++c) {
+            const Index last = std::min(width - 1, c + 1);
+            for (Index r = 0; r <= last; ++r) H(top + r, top + c) = T(r, c);
         }
         // The window's orthogonal V on the rest of H and on Z.
-        mul_right(H, 0, kwtop, kwtop, Vw, wk.tmp);
+        mul_right(H, 0, top, top, Vw, wk.tmp);
         const Eigen::MatrixXd Vt = Vw.transpose();
-        mul_left(H, kwtop, kbot + 1, n, Vt, wk.tmp);
-        mul_right(Z, 0, Z.rows(), kwtop, Vw, wk.tmp);
+        mul_left(H, top, hi + 1, n, Vt, wk.tmp);
+        mul_right(Z, 0, Z.rows(), top, Vw, wk.tmp);
     }
-    res.nd = jw - ns;
-    RNNSCHUR_STAT(aed_deflated += res.nd);
+    res.deflated = width - kept;
+    RNNSCHUR_STAT(aed_deflated += res.deflated);
     return res;
 }
 
 // Shift pairs for a sweep from candidate eigenvalues (re, im): complex conjugate
-// pairs stay together, real ones are paired; at most ns shifts, taken from the end
-// (nearest the bottom of the window). LAPACK's heuristics: a single pair of real
-// shifts becomes a double copy of the one nearer h_kk.
-std::vector<ShiftPair> pair_shifts(const std::vector<double>& sr,
-                                   const std::vector<double>& si, Index ns,
-                                   double hkk) {
+// pairs stay together, real ones are paired; at most `count` shifts, taken from
+// the end (nearest the bottom of the window); the first pair goes to bulge 0,
+// which is introduced first and travels furthest. A single pair of real shifts
+// becomes a double copy of the one nearer `bottom_diag` (Wilkinson's choice).
+std::vector<ShiftPair> pair_shifts(const std::vector<double>& re,
+                                   const std::vector<double>& im, Index count,
+                                   double bottom_diag) {
     std::vector<ShiftPair> out;
     std::vector<double> reals;
-    const Index m = static_cast<Index>(sr.size());
     Index used = 0;
-    for (Index i = m - 1; i >= 0 && used < ns; --i) {
+    for (Index i = static_cast<Index>(re.size()) - 1; i >= 0 && used < count; --i) {
         const auto ui = static_cast<std::size_t>(i);
-        if (si[ui] != 0.0) {
+        if (im[ui] != 0.0) {
             if (i == 0) break;
-            out.push_back({sr[ui - 1], si[ui - 1], sr[ui], si[ui]});
+            out.push_back({re[ui - 1], im[ui - 1], re[ui], im[ui]});
             --i;
             used += 2;
         } else {
-            reals.push_back(sr[ui]);
+            reals.push_back(re[ui]);
             if (reals.size() == 2) {
                 out.push_back({reals[0], 0.0, reals[1], 0.0});
                 reals.clear();
@@ -630,160 +631,201 @@ std::vector<ShiftPair> pair_shifts(const std::vector<double>& sr,
         }
     }
     if (out.empty() && reals.size() == 1) out.push_back({reals[0], 0.0, reals[0], 0.0});
-    if (out.size() == 1 && out[0].i1 == 0.0) {
-        const double a = out[0].r1, b = out[0].r2;
-        const double pick = std::abs(a - hkk) < std::abs(b - hkk) ? a : b;
-        out[0] = {pick, 0.0, pick, 0.0};
+    if (out.size() == 1 && out[0].im1 == 0.0) {
+        const double a = out[0].re1, b = out[0].re2;
+        const double nearer =
+            std::abs(a - bottom_diag) < std::abs(b - bottom_diag) ? a : b;
+        out[0] = {nearer, 0.0, nearer, 0.0};
     }
-    // The chain is introduced from its last element: put the pairs in position
-    // order (bulge 0 deepest = introduced first).
     return out;
 }
 
+// Sweeps without deflation after which the AED window starts to vary, and the
+// period of exceptional shifts (the values LAPACK's dlaqr0 uses).
+constexpr Index kStallVaryWindow = 5;
+constexpr Index kStallExceptionalPeriod = 6;
+
+// Shift and AED window counts for order n: the table LAPACK's iparmq documents
+// (more shifts for larger n), limited so that the chain of bulges stays short
+// against the matrix; tuning() may override both.
+struct Plan {
+    Index shifts;      // nominal shifts per sweep (even)
+    Index shifts_max;  // most shifts a sweep may use
+    Index window;      // nominal AED window width
+    Index window_max;  // widest AED window
+};
+
+Plan plan_for_order(Index n) {
+    Plan p;
+    Index shifts =
+        n < 30    ? 2
+        : n < 60  ? 4
+        : n < 150 ? 10
+                  : std::max<Index>(10, n / static_cast<Index>(std::lround(
+                                                std::log2(static_cast<double>(n)))));
+    if (n >= 590) shifts = 64;
+    if (n >= 3000) shifts = 128;
+    shifts = std::min<Index>(shifts, (n + 6) / 9);
+    if (tuning().shifts > 0) shifts = tuning().shifts;
+    p.shifts = std::max<Index>(2, shifts - shifts % 2);
+    Index window = n <= 500 ? p.shifts : 3 * p.shifts / 2;
+    if (tuning().aed_window > 0) window = tuning().aed_window;
+    p.window_max = (n - 1) / 3;
+    p.window = std::min<Index>(window < 2 ? 2 : window, p.window_max);
+    p.shifts_max = std::max<Index>(p.shifts, (n + 6) / 9);
+    p.shifts_max -= p.shifts_max % 2;
+    return p;
+}
+
+// Width of the next AED window on the active block [lo, hi]. Normally the nominal
+// width, the whole block if that is at most one row less, else one wider when
+// that moves the window's top to the smaller of two subdiagonal entries. After
+// kStallVaryWindow sweeps without deflation the width doubles (from `previous`) up
+// to the cap, then shrinks by a decrement `shrink` that grows by one each time.
+Index aed_window(const MapM& H, Index lo, Index hi, const Plan& plan, Index stalled,
+                 Index previous, Index& shrink) {
+    const Index active = hi - lo + 1;
+    const Index cap = std::min(active, plan.window_max);
+    const bool varying = stalled >= kStallVaryWindow;
+    Index width = varying ? std::min(cap, 2 * previous) : std::min(cap, plan.window);
+    if (width < plan.window_max) {
+        if (width >= active - 1) {
+            width = active;
+        } else {
+            const Index top = hi - width + 1;
+            if (std::abs(H(top, top - 1)) > std::abs(H(top - 1, top - 2))) ++width;
+        }
+    }
+    if (!varying) {
+        shrink = -1;
+    } else if (shrink >= 0 || width >= cap) {
+        ++shrink;
+        if (width - shrink < 2) shrink = 0;
+        width -= shrink;
+    }
+    return width;
+}
+
+// Exceptional shifts for a stalled iteration: pairs built from the subdiagonal
+// entries near the bottom of [lo, hi] (the hqr construction, see schur_hqr.cpp),
+// up to `count` of them; a double copy of the bottom diagonal entry if none fit.
+void exceptional_shifts(const MapM& H, Index lo, Index hi, Index count,
+                        std::vector<double>& re, std::vector<double>& im) {
+    for (Index i = hi; i >= std::max(hi - count + 2, lo + 2); i -= 2) {
+        const double size = std::abs(H(i, i - 1)) + std::abs(H(i - 1, i - 2));
+        const double centre = kExceptionalOffset * size + H(i, i);
+        const double imag = std::sqrt(-kExceptionalCoupling) * size;
+        re.push_back(centre);
+        im.push_back(imag);
+        re.push_back(centre);
+        im.push_back(-imag);
+    }
+    if (re.empty()) {
+        re = {H(hi, hi), H(hi, hi)};
+        im = {0.0, 0.0};
+    }
+}
+
+// The eigenvalues of the trailing count x count block of H (ending at row hi), as
+// shift candidates when AED returned too few; a double copy of the bottom diagonal
+// entry if that small QR fails.
+void trailing_eigenvalues(const MapM& H, Index hi, Index count, std::vector<double>& re,
+                          std::vector<double>& im) {
+    const Index first = hi - count + 1;
+    Eigen::MatrixXd Tt = H.block(first, first, count, count);
+    for (Index j = 0; j + 2 < count; ++j) Tt.col(j).tail(count - j - 2).setZero();
+    Eigen::MatrixXd Vt = Eigen::MatrixXd::Identity(count, count);
+    re.clear();
+    im.clear();
+    if (francis(view(Tt.data(), count, count, count),
+                view(Vt.data(), count, count, count))) {
+        append_eigenvalues(view(Tt.data(), count, count, count), count, re, im);
+    } else {
+        re = {H(hi, hi), H(hi, hi)};
+        im = {0.0, 0.0};
+    }
+}
+
+// Order the candidates by decreasing |re| + |im| (stable; conjugate pairs kept
+// together), so that pair_shifts, which takes from the end, uses the smallest.
+void sort_shift_candidates(std::vector<double>& re, std::vector<double>& im) {
+    struct Block {
+        double key;
+        std::size_t first;
+        int size;
+    };
+    std::vector<Block> blocks;
+    for (std::size_t i = 0; i < re.size();) {
+        const int size = im[i] != 0.0 && i + 1 < re.size() ? 2 : 1;
+        blocks.push_back({std::abs(re[i]) + std::abs(im[i]), i, size});
+        i += static_cast<std::size_t>(size);
+    }
+    std::stable_sort(blocks.begin(), blocks.end(),
+                     [](const Block& x, const Block& y) { return x.key > y.key; });
+    std::vector<double> sorted_re, sorted_im;
+    for (const Block& b : blocks)
+        for (int q = 0; q < b.size; ++q) {
+            sorted_re.push_back(re[b.first + static_cast<std::size_t>(q)]);
+            sorted_im.push_back(im[b.first + static_cast<std::size_t>(q)]);
+        }
+    re.swap(sorted_re);
+    im.swap(sorted_im);
+}
+
+// The multishift QR driver: repeatedly find the active block at the bottom, run
+// AED on its trailing window, and sweep with the window's undeflated eigenvalues
+// as shifts unless AED deflated enough that another AED is likely cheaper.
 bool multishift_impl(MapM H, MapM Z) {
     const Index n = H.rows();
-    if (n < std::max<Index>(12, tuning().nmin)) return francis(H, Z);
+    const Index min_order = std::max<Index>(12, tuning().multishift_min_order);
+    if (n < min_order) return francis(H, Z);
     Work wk;
-    // Window and shift counts (LAPACK iparmq's table, capped by the workspace
-    // limits dlaqr0 uses).
-    Index nsr = n < 30   ? 2
-                : n < 60 ? 4
-                : n < 150
-                    ? 10
-                    : std::max<Index>(10, n / static_cast<Index>(std::lround(
-                                                  std::log2(static_cast<double>(n)))));
-    if (n >= 590) nsr = 64;
-    if (n >= 3000) nsr = 128;
-    nsr = std::min<Index>(nsr, (n + 6) / 9);
-    if (tuning().ns > 0) nsr = tuning().ns;
-    nsr = std::max<Index>(2, nsr - nsr % 2);
-    Index nwr0 = n <= 500 ? nsr : 3 * nsr / 2;
-    if (tuning().nw > 0) nwr0 = tuning().nw;
-    const Index nwmax = (n - 1) / 3;
-    const Index nwr = std::min<Index>(nwr0 < 2 ? 2 : nwr0, nwmax);
-    Index nsmax = std::max<Index>(nsr, (n + 6) / 9);
-    nsmax -= nsmax % 2;
-    const Index nmin = std::max<Index>(12, tuning().nmin);
-    const int nibble = tuning().nibble;
+    const Plan plan = plan_for_order(n);
+    const int skip_sweep_percent = tuning().skip_sweep_percent;
 
-    Index kbot = n - 1;
-    Index ndfl = 1, nw = nwmax, ndec = -1;
-    const Index itmax = 30 * std::max<Index>(10, n);
-    for (Index it = 0; it < itmax; ++it) {
-        if (kbot < 0) return true;
-        Index ktop = kbot;
-        while (ktop > 0 && H(ktop, ktop - 1) != 0.0) --ktop;
+    Index hi = n - 1;
+    Index stalled = 1;  // AED rounds since the last deflation, plus one
+    Index window = plan.window_max, shrink = -1;
+    const Index max_rounds = 30 * std::max<Index>(10, n);
+    for (Index round = 0; round < max_rounds; ++round) {
+        if (hi < 0) return true;
+        Index lo = hi;
+        while (lo > 0 && H(lo, lo - 1) != 0.0) --lo;
 
-        const Index nh = kbot - ktop + 1;
-        const Index nwupbd = std::min(nh, nwmax);
-        nw = ndfl < 5 ? std::min(nwupbd, nwr) : std::min(nwupbd, 2 * nw);
-        if (nw < nwmax) {
-            if (nw >= nh - 1) {
-                nw = nh;
+        window = aed_window(H, lo, hi, plan, stalled, window, shrink);
+        AedResult found = aed(H, Z, lo, hi, window, wk);
+        hi -= found.deflated;
+
+        const bool sweep_worthwhile =
+            found.deflated == 0 ||
+            (100 * found.deflated <= window * skip_sweep_percent &&
+             hi - lo + 1 > std::min(min_order, plan.window_max));
+        if (sweep_worthwhile) {
+            Index count = std::min(std::min(plan.shifts_max, plan.shifts),
+                                   std::max<Index>(2, hi - lo));
+            count -= count % 2;
+            std::vector<double> re, im;
+            if (stalled % kStallExceptionalPeriod == 0) {
+                exceptional_shifts(H, lo, hi, count, re, im);
             } else {
-                const Index kwtop = kbot - nw + 1;
-                if (std::abs(H(kwtop, kwtop - 1)) > std::abs(H(kwtop - 1, kwtop - 2)))
-                    ++nw;
+                re = found.shift_re;
+                im = found.shift_im;
+                if (static_cast<Index>(re.size()) <= count / 2)
+                    trailing_eigenvalues(H, hi, count, re, im);
+                if (static_cast<Index>(re.size()) > count)
+                    sort_shift_candidates(re, im);
             }
+            const std::vector<ShiftPair> pairs = pair_shifts(re, im, count, H(hi, hi));
+            sweep(H, Z, lo, hi, pairs, wk);
         }
-        if (ndfl < 5) {
-            ndec = -1;
-        } else if (ndec >= 0 || nw >= nwupbd) {
-            ++ndec;
-            if (nw - ndec < 2) ndec = 0;
-            nw -= ndec;
-        }
-
-        AedResult a = aed(H, Z, ktop, kbot, nw, wk);
-        kbot -= a.nd;
-
-        if (a.nd == 0 ||
-            (100 * a.nd <= nw * nibble && kbot - ktop + 1 > std::min(nmin, nwmax))) {
-            Index ns = std::min(std::min(nsmax, nsr), std::max<Index>(2, kbot - ktop));
-            ns -= ns % 2;
-            std::vector<double> sr, si;
-            if (ndfl % 6 == 0) {
-                // Exceptional shifts.
-                for (Index i = kbot; i >= std::max(kbot - ns + 2, ktop + 2); i -= 2) {
-                    const double ss = std::abs(H(i, i - 1)) + std::abs(H(i - 1, i - 2));
-                    const double aa = 0.75 * ss + H(i, i);
-                    const double im = std::sqrt(0.4375) * ss;
-                    sr.push_back(aa);
-                    si.push_back(im);
-                    sr.push_back(aa);
-                    si.push_back(-im);
-                }
-                if (sr.empty()) {
-                    sr = {H(kbot, kbot), H(kbot, kbot)};
-                    si = {0.0, 0.0};
-                }
-            } else {
-                sr = a.sr;
-                si = a.si;
-                if (static_cast<Index>(sr.size()) <= ns / 2) {
-                    // Too few: eigenvalues of the trailing ns x ns submatrix.
-                    const Index ks = kbot - ns + 1;
-                    Eigen::MatrixXd Tt = H.block(ks, ks, ns, ns);
-                    for (Index j = 0; j + 2 < ns; ++j)
-                        Tt.col(j).tail(ns - j - 2).setZero();
-                    Eigen::MatrixXd Vt = Eigen::MatrixXd::Identity(ns, ns);
-                    sr.clear();
-                    si.clear();
-                    if (francis(view(Tt.data(), ns, ns, ns),
-                                view(Vt.data(), ns, ns, ns))) {
-                        MapM Tm = view(Tt.data(), ns, ns, ns);
-                        for (Index j = 0; j < ns;) {
-                            double re[2], im[2];
-                            const int k = block_eigs(Tm, j, ns, re, im);
-                            for (int i = 0; i < k; ++i) {
-                                sr.push_back(re[i]);
-                                si.push_back(im[i]);
-                            }
-                            j += k;
-                        }
-                    } else {
-                        sr = {H(kbot, kbot), H(kbot, kbot)};
-                        si = {0.0, 0.0};
-                    }
-                }
-                if (static_cast<Index>(sr.size()) > ns) {
-                    // Keep the ns smallest in magnitude, conjugate pairs together
-                    // (stable sort of blocks by decreasing |re| + |im|).
-                    struct B {
-                        double key;
-                        Index i;
-                        int len;
-                    };
-                    std::vector<B> bl;
-                    for (std::size_t i = 0; i < sr.size();) {
-                        const int len = si[i] != 0.0 && i + 1 < sr.size() ? 2 : 1;
-                        bl.push_back({std::abs(sr[i]) + std::abs(si[i]),
-                                      static_cast<Index>(i), len});
-                        i += static_cast<std::size_t>(len);
-                    }
-                    std::stable_sort(bl.begin(), bl.end(), [](const B& x, const B& y) {
-                        return x.key > y.key;
-                    });
-                    std::vector<double> r2, i2;
-                    for (const B& b : bl)
-                        for (int q = 0; q < b.len; ++q) {
-                            r2.push_back(sr[static_cast<std::size_t>(b.i + q)]);
-                            i2.push_back(si[static_cast<std::size_t>(b.i + q)]);
-                        }
-                    sr.swap(r2);
-                    si.swap(i2);
-                }
-            }
-            const std::vector<ShiftPair> pairs = pair_shifts(sr, si, ns, H(kbot, kbot));
-            sweep(H, Z, ktop, kbot, pairs, wk);
-        }
-        ndfl = a.nd > 0 ? 1 : ndfl + 1;
+        stalled = found.deflated > 0 ? 1 : stalled + 1;
     }
     return false;
 }
 
 bool schur_of(MapM T, MapM V) {
-    if (T.rows() >= std::max<Index>(12, tuning().nmin)) return multishift_impl(T, V);
+    if (T.rows() >= std::max<Index>(12, tuning().multishift_min_order))
+        return multishift_impl(T, V);
     return francis(T, V);
 }
 

@@ -1,6 +1,21 @@
 // Internal interface between the pieces of the own unordered real Schur solver:
 // the double-shift QR (schur_hqr.cpp) and the small-bulge multishift QR with
 // aggressive early deflation (schur_mqr.cpp). Not part of the public C++ API.
+//
+// The algorithms are published ones; the code is the project's own
+// implementation of them (read the references, not other libraries' source):
+// * Francis double-shift QR: J. G. F. Francis, The QR transformation I/II, Comput.
+//   J. 4 (1961/62); shifts, exceptional shifts and the two-small-subdiagonals
+//   start: Martin, Peters & Wilkinson, procedure hqr, Handbook for Automatic
+//   Computation II (1971); Golub & Van Loan, Matrix Computations, Alg. 7.5.2.
+// * Conservative deflation criterion: M. Ahues & F. Tisseur, A new deflation
+//   criterion for the QR algorithm, LAPACK Working Note 122 (1997).
+// * Small-bulge multishift QR sweep and aggressive early deflation: K. Braman,
+//   R. Byers & R. Mathias, The multishift QR algorithm, Parts I and II, SIAM J.
+//   Matrix Anal. Appl. 23(4) (2002), 929-947 and 948-973.
+// The tuning defaults (shift and window counts by order, the 14 % skip threshold,
+// when windows vary and exceptional shifts come) are LAPACK's published defaults
+// (iparmq, dlaqr0): constants, not code.
 #pragma once
 
 #include <Eigen/Core>
@@ -76,6 +91,60 @@ inline double make_reflector(double* x, Index m) {
     return tau;
 }
 
+// Exceptional shifts (Martin, Peters & Wilkinson's hqr): the eigenvalues of the
+// made-up block [c, kExceptionalCoupling s; s, c], c = kExceptionalOffset s + h,
+// with s the size of two neighbouring subdiagonal entries: a complex pair on the
+// matrix's scale that breaks the rare cycles of the standard shifts.
+constexpr double kExceptionalOffset = 0.75;
+constexpr double kExceptionalCoupling = -0.4375;
+
+// The shifts of one double-shift bulge: re1 + i im1 and re2 + i im2, either a
+// complex conjugate pair or two real numbers.
+struct ShiftPair {
+    double re1, im1, re2, im2;
+};
+
+// Direction of the first column of (H - s1 I)(H - s2 I) at rows top..top+len-1
+// (len 2 or 3) of the Hessenberg H, written to x: it starts a bulge. Divided by
+// |h_tt - re2| + |im2| + |h_t+1,t| to keep the product clear of overflow (only the
+// direction matters); all zeros if that scale is zero.
+template <class Matrix>
+inline void bulge_start_column(const Matrix& H, Index top, int len, const ShiftPair& s,
+                               double* x) {
+    const double diag = H(top, top), below = H(top + 1, top), right = H(top, top + 1),
+                 next_diag = H(top + 1, top + 1);
+    const double scale = std::abs(diag - s.re2) + std::abs(s.im2) + std::abs(below);
+    if (scale == 0.0) {
+        for (int r = 0; r < len; ++r) x[r] = 0.0;
+        return;
+    }
+    const double below_scaled = below / scale;
+    x[0] = below_scaled * right + (diag - s.re1) * ((diag - s.re2) / scale) -
+           s.im1 * (s.im2 / scale);
+    x[1] = below_scaled * (diag + next_diag - s.re1 - s.re2);
+    if (len == 3) x[2] = below_scaled * H(top + 2, top + 1);
+}
+
+// Ahues & Tisseur's test that the subdiagonal entry `sub` of the 2x2 diagonal
+// block [upper, super; sub, lower] may be set to zero: it perturbs the block's
+// eigenvalues by no more than rounding does, judged from the product of the
+// off-diagonal entries against the product of (diagonal gap, |lower|), both
+// divided by the same scale to keep them clear of overflow. With
+// `zero_gap_deflates`, a zero diagonal product counts as negligible too.
+inline bool ahues_tisseur_negligible(double sub, double super, double upper,
+                                     double lower, double tiny,
+                                     bool zero_gap_deflates) {
+    const double off_large = std::max(std::abs(sub), std::abs(super));
+    const double off_small = std::min(std::abs(sub), std::abs(super));
+    const double gap = std::abs(upper - lower);
+    const double diag_large = std::max(std::abs(lower), gap);
+    const double diag_small = std::min(std::abs(lower), gap);
+    const double scale = diag_large + off_large;
+    const double diag_product = diag_small * (diag_large / scale);
+    if (zero_gap_deflates && diag_product == 0.0) return true;
+    return off_small * (off_large / scale) <= std::max(tiny, kUlp * diag_product);
+}
+
 // Householder Hessenberg reduction A <- Q^T A Q (entries below the subdiagonal
 // zeroed), Q formed explicitly.
 void hessenberg(Eigen::MatrixXd& A, Eigen::MatrixXd& Q);
@@ -104,11 +173,11 @@ bool multishift(MapM H, MapM Z);
 
 // Tuning of the multishift QR (exposed for the benchmarks and tests).
 struct Tuning {
-    Index nmin = 75;      // below this order, francis
-    int nibble = 14;      // skip the sweep if AED deflated > nibble % of the window
-    Index min_chase = 0;  // minimum steps a bulge chain moves per window
-    Index nw = 0;         // AED window (0: LAPACK's table)
-    Index ns = 0;         // shifts per sweep (0: LAPACK's table)
+    Index multishift_min_order = 75;  // below this order, francis
+    int skip_sweep_percent = 14;      // no sweep if AED deflated more of its window
+    Index min_chase_steps = 0;        // minimum steps a bulge chain moves per window
+    Index aed_window = 0;             // AED window width (0: by the order, see mqr)
+    Index shifts = 0;                 // shifts per sweep (0: by the order)
 };
 Tuning& tuning();
 

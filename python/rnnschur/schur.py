@@ -10,9 +10,10 @@ How the form is computed
 1. An unordered real Schur form, in float64. ``method="auto"`` takes the faster
    source measured for the size (``benchmarks/bench_schur.py``): for ``n <= 1024``
    the compiled core's own blocked Householder Hessenberg reduction, then the
-   Francis double-shift QR (``csrc/schur_hqr.cpp``: LAPACK ``dlahqr``'s algorithm)
-   below ``n = 75`` and a small-bulge multishift QR with aggressive early deflation
-   (``csrc/schur_mqr.cpp``: the algorithm of LAPACK ``dlaqr0``) from there, with
+   Francis double-shift QR (``csrc/schur_hqr.cpp``, with the Ahues & Tisseur
+   deflation test) below ``n = 75`` and a small-bulge multishift QR with aggressive
+   early deflation (``csrc/schur_mqr.cpp``, after Braman, Byers & Mathias 2002; the
+   algorithm of LAPACK ``dlaqr0``, in the project's own code) from there, with
    x86-64-v3 (AVX2/FMA) clones selected at run time; above, LAPACK ``dgees``
    through SciPy (not measured beyond ``n = 1024``). Eigen's
    ``RealSchur`` is available as ``method="eigen"`` (slower at every size).
