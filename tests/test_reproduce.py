@@ -86,7 +86,7 @@ def test_rerun_reuses_checkpoints(tiny_run):
     before = {p: p.stat().st_mtime_ns for p in (out / "models").glob("*.npz")}
     lines: list[str] = []
     reproduce(out, settings=tiny_settings(), progress=False, log=lines.append)
-    assert "0 to train" in lines[0]
+    assert "0 without a checkpoint" in lines[0]
     after = {p: p.stat().st_mtime_ns for p in (out / "models").glob("*.npz")}
     assert before == after
 
@@ -101,7 +101,7 @@ def test_interrupted_run_resumes(tmp_path):
     lines: list[str] = []
     reproduce(tmp_path, settings=settings, progress=False, log=lines.append)
     total = len(model_specs(settings))
-    assert f"{total - n_done} to train" in lines[0]
+    assert f"{total - n_done} without a checkpoint" in lines[0]
 
 
 def test_ablate_command_table(tiny_run):

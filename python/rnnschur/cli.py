@@ -176,7 +176,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     path = save(args.out, model)
     c = model.config
     training = (
-        f"{c.total_steps} Adam steps ({c.epochs} epochs x {c.batches_per_epoch} "
+        f"{c.total_steps} Adam steps ({c.epochs} epoch{'s' * (c.epochs != 1)} x "
+        f"{c.batches_per_epoch} "
         f"batches of {c.batch_size}), lr {c.lr:g} ({c.lr_schedule}), clip {c.clip}"
     )
     if c.copy_curriculum:

@@ -96,7 +96,8 @@ def reproduce(
     est = estimate_seconds(specs, models_dir)
     n_new = sum(not (models_dir / f"{s.key}.npz").exists() for s in specs)
     log(
-        f"rnnschur reproduce ({settings.mode}): {len(specs)} models, {n_new} to train; "
+        f"rnnschur reproduce ({settings.mode}): {len(specs)} models, {n_new} without a "
+        "checkpoint; "
         f"estimated training time ≈ {_human(est / max(1, min(jobs, max(n_new, 1))) * 1.1)}"
         f" (+ evaluation)"
     )
