@@ -51,41 +51,23 @@ void small_solve(const double* a, int p, const double* b, int q, double* c,
     for (int i = 0; i < s; ++i) c[i] = r[i];
 }
 
-struct BlockList {
-    std::vector<Index> start;
-    std::vector<int> size;
-};
-
-BlockList blocks_of(const Mat& T) {
-    BlockList bl;
-    const Index n = T.rows();
-    Index i = 0;
-    while (i < n) {
-        const int s = (i + 1 < n && T(i + 1, i) != 0.0) ? 2 : 1;
-        bl.start.push_back(i);
-        bl.size.push_back(s);
-        i += s;
-    }
-    return bl;
-}
-
 // Bartels-Stewart for quasi-upper-triangular A (r x r) and B (c x c):
 //   transpose == false: A X - X B = C
 //   transpose == true:  A^T X - X B^T = C  (the adjoint operator)
 // C is overwritten by X.
-void sylvester_tri(const Mat& A, const BlockList& ba, const Mat& B, const BlockList& bb,
+void sylvester_tri(const Mat& A, const Blocks& ba, const Mat& B, const Blocks& bb,
                    Mat& C, bool transpose, double smin) {
-    const auto na = static_cast<Index>(ba.start.size());
-    const auto nbb = static_cast<Index>(bb.start.size());
+    const auto na = static_cast<Index>(ba.starts.size());
+    const auto nbb = static_cast<Index>(bb.starts.size());
     double a[4], b[4], c[4];
     for (Index jj = 0; jj < nbb; ++jj) {
         const Index J = transpose ? nbb - 1 - jj : jj;
-        const Index j0 = bb.start[J];
-        const int q = bb.size[J];
+        const Index j0 = bb.starts[J];
+        const int q = bb.sizes[J];
         for (Index ii = 0; ii < na; ++ii) {
             const Index I = transpose ? ii : na - 1 - ii;
-            const Index i0 = ba.start[I];
-            const int p = ba.size[I];
+            const Index i0 = ba.starts[I];
+            const int p = ba.sizes[I];
             Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, 0, 2, 2> rhs =
                 C.block(i0, j0, p, q);
             if (!transpose) {
@@ -131,8 +113,8 @@ double sep_estimate(const ConstMatRef& T, Index r, int iters, double tol) {
     // Work on T / ||T||_F so that neither tiny nor huge scales over/underflow.
     const Mat A = T.topLeftCorner(r, r) / tnorm;
     const Mat B = T.bottomRightCorner(n - r, n - r) / tnorm;
-    const BlockList ba = blocks_of(A);
-    const BlockList bb = blocks_of(B);
+    const Blocks ba = read_blocks(A);
+    const Blocks bb = read_blocks(B);
     const double smin = std::numeric_limits<double>::epsilon() *
                         std::max(A.cwiseAbs().maxCoeff(), B.cwiseAbs().maxCoeff());
     // Power iteration on (S^-* S^-1): sigma_max(S^-1) = 1 / sep_F.
