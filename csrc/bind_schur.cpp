@@ -60,6 +60,25 @@ py::dict stats_dict(const sc::ReorderStats& st) {
     return d;
 }
 
+// Unordered factorisation by `factor`, then standardise and reorder by modulus,
+// without the GIL: (T, Q, stats).
+template <class Factor>
+py::tuple ordered_schur_with(const Eigen::Ref<const RowMat>& W, double rtol,
+                             double atol, Factor factor) {
+    check_square(W.rows(), W.cols(), "W");
+    check_finite_rtol(rtol, atol);
+    if (!W.allFinite()) throw std::invalid_argument("W must be finite");
+    Eigen::MatrixXd T, Q;
+    sc::ReorderStats st;
+    {
+        const py::gil_scoped_release release;
+        const Eigen::MatrixXd Wc = W;
+        factor(Wc, T, Q);
+        st = sc::reorder_by_modulus(T, Q, rtol, atol);
+    }
+    return py::make_tuple(T, Q, stats_dict(st));
+}
+
 }  // namespace
 
 void register_schur(py::module_& m) {
@@ -83,18 +102,7 @@ void register_schur(py::module_& m) {
     m.def(
         "schur_ordered_eigen",
         [](const Eigen::Ref<const RowMat>& W, double rtol, double atol) {
-            check_square(W.rows(), W.cols(), "W");
-            check_finite_rtol(rtol, atol);
-            if (!W.allFinite()) throw std::invalid_argument("W must be finite");
-            Eigen::MatrixXd T, Q;
-            sc::ReorderStats st;
-            {
-                const py::gil_scoped_release release;
-                const Eigen::MatrixXd Wc = W;
-                sc::real_schur_eigen(Wc, T, Q);
-                st = sc::reorder_by_modulus(T, Q, rtol, atol);
-            }
-            return py::make_tuple(T, Q, stats_dict(st));
+            return ordered_schur_with(W, rtol, atol, sc::real_schur_eigen);
         },
         "W"_a, "rtol"_a, "atol"_a,
         "Eigen RealSchur, then standardise and reorder by modulus: (T, Q, stats).");
@@ -102,18 +110,7 @@ void register_schur(py::module_& m) {
     m.def(
         "schur_ordered_own",
         [](const Eigen::Ref<const RowMat>& W, double rtol, double atol) {
-            check_square(W.rows(), W.cols(), "W");
-            check_finite_rtol(rtol, atol);
-            if (!W.allFinite()) throw std::invalid_argument("W must be finite");
-            Eigen::MatrixXd T, Q;
-            sc::ReorderStats st;
-            {
-                const py::gil_scoped_release release;
-                const Eigen::MatrixXd Wc = W;
-                sc::real_schur_own(Wc, T, Q);
-                st = sc::reorder_by_modulus(T, Q, rtol, atol);
-            }
-            return py::make_tuple(T, Q, stats_dict(st));
+            return ordered_schur_with(W, rtol, atol, sc::real_schur_own);
         },
         "W"_a, "rtol"_a, "atol"_a,
         "Own Hessenberg + Francis QR, then standardise and reorder: (T, Q, stats).");
