@@ -8,8 +8,8 @@ Usage::
 
 ``quality`` trains with the default settings of each task (for flip-flop, sine and
 CDI: dense orthogonal, Nh = 64, 30 × 128 Adam steps, lr 1e-3 annealed to 1e-4, i.e.
-rnnschur.train.NEURO_CONFIG, or the literal constant-lr paper setting with
-``--constant-lr``; rnnschur.train.COPY_CONFIG
+rnnschur.training.NEURO_CONFIG, or the literal constant-lr paper setting with
+``--constant-lr``; rnnschur.training.COPY_CONFIG
 for the copy task at Nh = 72 under all four constructions) and reports the held-out FVU
 (paper eq. 7) on a fresh evaluation set of 4096 sequences (seed 777, split "test") and,
 for the copy task, the mean replay accuracy over the 128 lags.
@@ -46,7 +46,7 @@ EVAL_SEED = 777
 
 def quality(args) -> list[dict]:
     from rnnschur import make_task
-    from rnnschur.train import default_config, evaluate, save, train
+    from rnnschur.training import default_config, evaluate, save, train
 
     jobs = []
     for name in args.tasks:
@@ -61,7 +61,7 @@ def quality(args) -> list[dict]:
         task = make_task(name)
         cfg = default_config(task)
         if args.constant_lr and name != "copy":
-            from rnnschur.train import PAPER_CONFIG
+            from rnnschur.training import PAPER_CONFIG
 
             cfg = PAPER_CONFIG
         if args.threads is not None:
@@ -114,7 +114,7 @@ def _worker_ours(task_name, construction, hidden, seed, threads):
     import dataclasses
 
     from rnnschur import make_task
-    from rnnschur.train import default_config, train
+    from rnnschur.training import default_config, train
 
     task = make_task(task_name)
     cfg = dataclasses.replace(default_config(task), n_threads=threads)
@@ -129,12 +129,8 @@ def _worker_torch(task_name, construction, hidden, seed, threads):
 
     from rnnschur import make_task, metrics
     from rnnschur.constructions import init_params
-    from rnnschur.train import (
-        _BatchStream,
-        _curriculum_phases,
-        default_config,
-        heldout_batch,
-    )
+    from rnnschur.training import curriculum_phases, default_config, heldout_batch
+    from rnnschur.training.step import BatchStream
 
     torch.set_num_threads(threads)
     task = make_task(task_name)
@@ -155,8 +151,8 @@ def _worker_torch(task_name, construction, hidden, seed, threads):
         lin.weight.copy_(torch.from_numpy(init["W_hy"]))
     params = [*rnn.parameters(), *lin.parameters()]
     opt = torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
-    # the same batches as rnnschur.train: one stream per curriculum phase (copy task)
-    phases = _curriculum_phases(task, cfg)
+    # the same batches as rnnschur.train(): one stream per curriculum phase (copy task)
+    phases = curriculum_phases(task, cfg)
     data_rng = np.random.default_rng(data_ss)
     stream = None
     x_ev, y_ev, m_ev = heldout_batch(task, cfg.eval_size, cfg.eval_seed)
@@ -166,7 +162,7 @@ def _worker_torch(task_name, construction, hidden, seed, threads):
     step = 0
     for epoch in range(cfg.epochs):
         if stream is None or phases[epoch] is not stream.task:
-            stream = _BatchStream(phases[epoch], cfg.batch_size, data_rng, np.float32)
+            stream = BatchStream(phases[epoch], cfg.batch_size, data_rng, np.float32)
         for _batch in range(cfg.batches_per_epoch):
             for group in opt.param_groups:  # the same schedule as rnnschur's loop
                 group["lr"] = cfg.lr_at(step)

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "common.hpp"
+#include "errors.hpp"
 #include "rnn_kernels.hpp"
 
 namespace rnnschur {
@@ -136,10 +137,10 @@ py::object rollout_t(const py::array& W_xh, const py::array& W_hh,
         if (!bad) ok = rnn_forward(a, n_threads);
     }
     if (bad)
-        value_error(std::string(bad) +
-                    " must contain only finite values (found NaN or inf)");
+        throw NonFiniteError(std::string(bad) +
+                             " must contain only finite values (found NaN or inf)");
     if (!ok)
-        throw py::value_error(
+        throw NonFiniteError(
             "rollout overflowed: the outputs contain non-finite values (weights or "
             "inputs too large)");
     if (return_hidden) return py::make_tuple(y, hid);
@@ -230,14 +231,14 @@ py::tuple loss_and_grad_t(const py::array& W_xh, const py::array& W_hh,
         }
     }
     if (bad)
-        value_error(std::string(bad) +
-                    " must contain only finite values (found NaN or inf)");
+        throw NonFiniteError(std::string(bad) +
+                             " must contain only finite values (found NaN or inf)");
     if (a.count == 0)
         value_error(
             "the loss averages over no entries: mask selects nothing, or T, B or Ny is "
             "0");
     if (!ok)
-        value_error(
+        throw NonFiniteError(
             "loss_and_grad overflowed: the loss or a gradient is not finite (weights "
             "or "
             "inputs too large)");

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common.hpp"
+#include "errors.hpp"
 #include "schur.hpp"
 
 namespace rnnschur {
@@ -67,7 +68,7 @@ py::tuple ordered_schur_with(const Eigen::Ref<const RowMat>& W, double rtol,
                              double atol, Factor factor) {
     check_square(W.rows(), W.cols(), "W");
     check_finite_rtol(rtol, atol);
-    if (!W.allFinite()) throw std::invalid_argument("W must be finite");
+    if (!W.allFinite()) throw NonFiniteError("W must be finite");
     Eigen::MatrixXd T, Q;
     sc::ReorderStats st;
     {
@@ -88,7 +89,7 @@ void register_schur(py::module_& m) {
         "schur_real_eigen",
         [](const Eigen::Ref<const RowMat>& W) {
             check_square(W.rows(), W.cols(), "W");
-            if (!W.allFinite()) throw std::invalid_argument("W must be finite");
+            if (!W.allFinite()) throw NonFiniteError("W must be finite");
             Eigen::MatrixXd T, Q;
             {
                 const py::gil_scoped_release release;
@@ -119,7 +120,7 @@ void register_schur(py::module_& m) {
         "schur_real_own",
         [](const Eigen::Ref<const RowMat>& W) {
             check_square(W.rows(), W.cols(), "W");
-            if (!W.allFinite()) throw std::invalid_argument("W must be finite");
+            if (!W.allFinite()) throw NonFiniteError("W must be finite");
             Eigen::MatrixXd T, Q;
             {
                 const py::gil_scoped_release release;

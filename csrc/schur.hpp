@@ -16,11 +16,10 @@
 
 // Hot loops are compiled twice, for x86-64-v3 (AVX2, FMA, ...) and for baseline
 // x86-64, and the variant is chosen at load time (function multiversioning), so
-// that wheels stay portable. Not "arch=haswell": GCC dispatches that clone on the
-// CPU *model* (Intel Haswell only), so every AMD and later Intel CPU ran the
-// baseline clone; "arch=x86-64-v3" dispatches on the feature level (GCC >= 12).
-// Older compilers get an "avx2" clone (no FMA). Define RNNSCHUR_NO_CLONES to
-// disable.
+// that wheels stay portable. The clone is named by feature level ("arch=x86-64-v3",
+// GCC >= 12), not by CPU model: GCC dispatches an "arch=<model>" clone only on that
+// exact model. Older compilers get an "avx2" clone (no FMA). Define
+// RNNSCHUR_NO_CLONES to disable.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
     __GNUC__ >= 12 && !defined(RNNSCHUR_NO_CLONES)
 #define RNNSCHUR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))

@@ -493,8 +493,8 @@ void real_schur_own(const ConstMatRef& W, Eigen::MatrixXd& T, Eigen::MatrixXd& Q
     const Index n = T.rows();
     qr::MapM Tm = qr::view(T.data(), n, n, T.outerStride());
     qr::MapM Qm = qr::view(Q.data(), n, n, Q.outerStride());
-    const bool ok = n >= qr::tuning().multishift_min_order ? qr::multishift(Tm, Qm)
-                                                           : qr::francis(Tm, Qm);
+    const bool ok =
+        n >= qr::kMultishiftMinOrder ? qr::multishift(Tm, Qm) : qr::francis(Tm, Qm);
     if (!ok)
         throw std::runtime_error(
             "the QR algorithm did not converge");  // -> RuntimeError

@@ -32,11 +32,6 @@
 
 namespace rnnschur::schur::qr {
 
-Tuning& tuning() {
-    static Tuning t;
-    return t;
-}
-
 #ifdef RNNSCHUR_QR_STATS
 Stats& stats() {
     static Stats st;
@@ -360,7 +355,7 @@ void sweep(MapM& H, MapM& Z, Index lo, Index hi, const std::vector<ShiftPair>& s
     RNNSCHUR_STAT(bulges += num_bulges);
     // Steps per window: the chain (3 num_bulges - 2 columns long) moves past its
     // own length, so a window's reflectors overlap only its neighbours'.
-    const Index steps = std::max<Index>(3 * num_bulges - 2, tuning().min_chase_steps);
+    const Index steps = 3 * num_bulges - 2;
 
     for (Index first_step = lo - 1 - 3 * (num_bulges - 1); first_step <= hi - 2;
          first_step += steps) {
@@ -643,11 +638,13 @@ std::vector<ShiftPair> pair_shifts(const std::vector<double>& re,
 // Sweeps without deflation after which the AED window starts to vary, and the
 // period of exceptional shifts (the values LAPACK's dlaqr0 uses).
 constexpr Index kStallVaryWindow = 5;
+// No sweep after an AED that deflated more than this share of its window (dlaqr0).
+constexpr int kSkipSweepPercent = 14;
 constexpr Index kStallExceptionalPeriod = 6;
 
 // Shift and AED window counts for order n: the table LAPACK's iparmq documents
 // (more shifts for larger n), limited so that the chain of bulges stays short
-// against the matrix; tuning() may override both.
+// against the matrix.
 struct Plan {
     Index shifts;      // nominal shifts per sweep (even)
     Index shifts_max;  // most shifts a sweep may use
@@ -666,10 +663,8 @@ Plan plan_for_order(Index n) {
     if (n >= 590) shifts = 64;
     if (n >= 3000) shifts = 128;
     shifts = std::min<Index>(shifts, (n + 6) / 9);
-    if (tuning().shifts > 0) shifts = tuning().shifts;
     p.shifts = std::max<Index>(2, shifts - shifts % 2);
     Index window = n <= 500 ? p.shifts : 3 * p.shifts / 2;
-    if (tuning().aed_window > 0) window = tuning().aed_window;
     p.window_max = (n - 1) / 3;
     p.window = std::min<Index>(window < 2 ? 2 : window, p.window_max);
     p.shifts_max = std::max<Index>(p.shifts, (n + 6) / 9);
@@ -777,11 +772,11 @@ void sort_shift_candidates(std::vector<double>& re, std::vector<double>& im) {
 // as shifts unless AED deflated enough that another AED is likely cheaper.
 bool multishift_impl(MapM H, MapM Z) {
     const Index n = H.rows();
-    const Index min_order = std::max<Index>(12, tuning().multishift_min_order);
+    const Index min_order = kMultishiftMinOrder;
     if (n < min_order) return francis(H, Z);
     Work wk;
     const Plan plan = plan_for_order(n);
-    const int skip_sweep_percent = tuning().skip_sweep_percent;
+    const int skip_sweep_percent = kSkipSweepPercent;
 
     Index hi = n - 1;
     Index stalled = 1;  // AED rounds since the last deflation, plus one
@@ -824,8 +819,7 @@ bool multishift_impl(MapM H, MapM Z) {
 }
 
 bool schur_of(MapM T, MapM V) {
-    if (T.rows() >= std::max<Index>(12, tuning().multishift_min_order))
-        return multishift_impl(T, V);
+    if (T.rows() >= kMultishiftMinOrder) return multishift_impl(T, V);
     return francis(T, V);
 }
 

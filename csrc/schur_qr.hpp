@@ -171,15 +171,9 @@ bool francis(MapM H, MapM Z);
 // same contract as francis. Falls back to francis for small n.
 bool multishift(MapM H, MapM Z);
 
-// Tuning of the multishift QR (exposed for the benchmarks and tests).
-struct Tuning {
-    Index multishift_min_order = 75;  // below this order, francis
-    int skip_sweep_percent = 14;      // no sweep if AED deflated more of its window
-    Index min_chase_steps = 0;        // minimum steps a bulge chain moves per window
-    Index aed_window = 0;             // AED window width (0: by the order, see mqr)
-    Index shifts = 0;                 // shifts per sweep (0: by the order)
-};
-Tuning& tuning();
+// Below this order the driver runs francis instead of the multishift QR (LAPACK's
+// iparmq crossover, nmin = 75).
+constexpr Index kMultishiftMinOrder = 75;
 
 // Work counters for development builds (-DRNNSCHUR_QR_STATS); no-ops otherwise.
 struct Stats {

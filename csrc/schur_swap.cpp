@@ -8,6 +8,7 @@
 #include <sstream>
 #include <utility>
 
+#include "errors.hpp"
 #include "schur.hpp"
 
 namespace rnnschur::schur {
@@ -645,7 +646,7 @@ ReorderStats reorder_by_modulus(MatRef T, MatRef Q, double rtol, double atol,
                                 SwapStrategy strategy) {
     ReorderStats st;
     if (!T.allFinite() || !Q.allFinite())
-        throw std::invalid_argument("T and Q must be finite");
+        throw NonFiniteError("T and Q must be finite");
     if (atol < 0.0) atol = static_cast<double>(T.rows()) * kEps * T.norm();
     st.atol = atol;
     standardize(T, Q);

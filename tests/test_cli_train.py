@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-import rnnschur.train as tr
+import rnnschur.training as tr
 from rnnschur.cli import build_parser, main
 from rnnschur.tasks import CopyTask, FlipFlop
 

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from rnnschur import paper_values as pv
-from rnnschur.experiments import SUBSETS
-from rnnschur.report import check_claims, write_report
+from rnnschur.ablation import DEFAULT_SUBSETS as SUBSETS
+from rnnschur.paper import values as pv
+from rnnschur.paper.claims import check_claims
+from rnnschur.paper.report import write_report
 
 
 def _copy_rows(construction, accs, masses=None, hidden=72, seed=0):

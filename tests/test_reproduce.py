@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from rnnschur import report
-from rnnschur.experiments import RunSettings, model_specs
-from rnnschur.reproduce import ablation_table, reproduce
+from rnnschur.paper import values as pv
+from rnnschur.paper.profile import ablation_table
+from rnnschur.paper.reproduce import reproduce
+from rnnschur.paper.settings import RunSettings, model_specs
 
 
 def tiny_settings() -> RunSettings:
@@ -61,7 +62,7 @@ def test_pipeline_writes_every_file(tiny_run):
     assert len(results["alpha"]) == 2 * len(settings.alphas)
     assert len(results["tasks_per_seed"]) == 3 * 2 * 3
     assert len(results["tasks_summary"]) == 3 * 3
-    assert {c["id"] for c in results["claims"]} == set(report.pv.CLAIMS)
+    assert {c["id"] for c in results["claims"]} == set(pv.CLAIMS)
     for c in results["claims"]:
         assert c["verdict"] in (
             "supported",
@@ -149,7 +150,7 @@ def test_cli_ablate_errors(tmp_path, capsys):
 
 
 def test_full_settings_are_the_papers():
-    from rnnschur.train import PAPER_CONFIG
+    from rnnschur.training import PAPER_CONFIG
 
     full = RunSettings.full()
     assert full.copy_widths == (56, 64, 72)
@@ -227,7 +228,7 @@ def test_parallel_training_matches_the_model_list(tmp_path):
 
 def test_cli_reproduce_quick(tmp_path, monkeypatch, capsys):
     from rnnschur.cli import main
-    from rnnschur.experiments import RunSettings as RS
+    from rnnschur.paper.settings import RunSettings as RS
 
     tiny = tiny_settings()
     monkeypatch.setattr(RS, "quick", classmethod(lambda _cls: tiny))
@@ -250,8 +251,8 @@ def test_cli_reproduce_quick(tmp_path, monkeypatch, capsys):
 
 
 def test_cli_reproduce_interrupted(tmp_path, monkeypatch, capsys):
-    from rnnschur import reproduce as rep
     from rnnschur.cli import main
+    from rnnschur.paper import reproduce as rep
 
     def interrupted(*_a, **_k):
         raise KeyboardInterrupt

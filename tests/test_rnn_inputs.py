@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rnnschur import _core, loss_and_grad, rollout
-from rnnschur.rnn import _loss_and_grad_unchecked
+from rnnschur.rnn import loss_and_grad_unchecked
 
 
 @pytest.fixture
@@ -182,23 +182,23 @@ def test_overflow_is_reported(p):
 
 def test_unchecked_entry_point_still_guards_memory(p):
     y = np.zeros((5, 4, 2))
-    loss, g = _loss_and_grad_unchecked(p["W_xh"], p["W_hh"], p["W_hy"], p["x"], y)
+    loss, g = loss_and_grad_unchecked(p["W_xh"], p["W_hh"], p["W_hy"], p["x"], y)
     ref_loss, ref_g = call_grad(p)
     assert loss == ref_loss
     for name in ref_g:
         np.testing.assert_array_equal(g[name], ref_g[name])
     with pytest.raises(TypeError, match="W_hh must be a float64"):
-        _loss_and_grad_unchecked(
+        loss_and_grad_unchecked(
             p["W_xh"], p["W_hh"].astype(np.float32), p["W_hy"], p["x"], y
         )
     with pytest.raises(ValueError, match="C-contiguous"):
-        _loss_and_grad_unchecked(p["W_xh"], p["W_hh"].T, p["W_hy"], p["x"], y)
+        loss_and_grad_unchecked(p["W_xh"], p["W_hh"].T, p["W_hy"], p["x"], y)
     with pytest.raises(ValueError, match="mask"):
-        _loss_and_grad_unchecked(
+        loss_and_grad_unchecked(
             p["W_xh"], p["W_hh"], p["W_hy"], p["x"], y, np.ones((5, 1, 2), bool)
         )
     with pytest.raises(ValueError, match="x has shape"):
-        _loss_and_grad_unchecked(
+        loss_and_grad_unchecked(
             p["W_xh"], p["W_hh"], p["W_hy"], p["x"][:, :, :2].copy(), y
         )
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import naive_rnn as ref  # the core's independent NumPy reference (float64)
-import rnnschur.train as tr
+import rnnschur.training as tr
 from rnnschur import metrics
 from rnnschur.constructions import (
     CONSTRUCTIONS,
@@ -17,7 +17,14 @@ from rnnschur.constructions import (
     init_params,
 )
 from rnnschur.tasks import ContextIntegration, CopyTask, FlipFlop, SineGeneration
-from rnnschur.train import TrainConfig, TrainedModel, TrainingDiverged, evaluate, train
+from rnnschur.training import (
+    TrainConfig,
+    TrainedModel,
+    TrainingDiverged,
+    evaluate,
+    train,
+)
+from rnnschur.training import step as tstep
 
 SMALL = TrainConfig(
     epochs=2, batches_per_epoch=6, batch_size=8, eval_size=32, n_threads=1
@@ -58,7 +65,7 @@ def test_default_copy_curriculum_never_exceeds_the_tasks_lags():
     c = tr.default_config(CopyTask(lags=8)).copy_curriculum
     assert c == ((0, 8),)
     cfg = tr.default_config(CopyTask(lags=20))
-    phases = tr._curriculum_phases(CopyTask(lags=20), cfg)
+    phases = tr.curriculum_phases(CopyTask(lags=20), cfg)
     assert max(p.lags for p in phases) == 20
     assert phases[-1].lags == 20
 
@@ -121,7 +128,7 @@ def test_copy_curriculum_phases_and_validation():
     cfg = TrainConfig(epochs=6, copy_curriculum=[[1, 4], (3, 16), (5, 128)])
     assert cfg.copy_curriculum == ((1, 4), (3, 16), (5, 128))
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
-    phases = tr._curriculum_phases(CopyTask(), cfg)
+    phases = tr.curriculum_phases(CopyTask(), cfg)
     assert [p.lags for p in phases] == [128, 4, 4, 16, 16, 128]
     assert phases[1] is phases[2]
     for bad in ([(2, 4), (1, 8)], [(0, 0)], [(0, 4, 1)], [(-1, 4)], [(0, 2.5)], 3):
@@ -142,13 +149,13 @@ def test_copy_curriculum_trains_on_short_sequences_and_evaluates_on_the_full_tas
     monkeypatch,
 ):
     seen = []
-    real = tr._loss_and_grad
+    real = tstep.core_loss_and_grad
 
     def spy(W_xh, W_hh, W_hy, x, y, mask, n):
         seen.append(x.shape[0])
         return real(W_xh, W_hh, W_hy, x, y, mask, n)
 
-    monkeypatch.setattr(tr, "_loss_and_grad", spy)
+    monkeypatch.setattr(tstep, "core_loss_and_grad", spy)
     task = CopyTask(symbols=2, dim=2, lags=12)
     cfg = _small(epochs=3, batches_per_epoch=2, copy_curriculum=[(0, 3), (2, 12)])
     m = train(task, "dense_orthogonal", 8, seed=0, config=cfg, progress=False)
@@ -169,7 +176,7 @@ def test_adam_matches_torch():
     grads = rng.standard_normal((30, 50)) * np.logspace(-6, 2, 50)
     lrs = np.linspace(1e-2, 1e-3, 30)
     theta = theta0.copy()
-    adam = tr._Adam(theta, (0.9, 0.999), 1e-8)
+    adam = tstep.Adam(theta, (0.9, 0.999), 1e-8)
     p = torch.nn.Parameter(torch.tensor(theta0))
     opt = torch.optim.Adam([p], lr=1e-2, betas=(0.9, 0.999), eps=1e-8)
     for g, lr in zip(grads, lrs, strict=True):
@@ -199,7 +206,7 @@ def test_network_gradient_matches_finite_differences(construction):
     for k in ("W_hh", "A", "D"):
         if k in init:
             init[k] = init[k] * 1.5  # out of the linear regime
-    net = tr._Network(init, construction, np.float64)
+    net = tstep.FlatNetwork(init, construction, np.float64)
     x, y, mask = task.sample(4, rng, dtype=np.float64)
     loss = net.loss_grad(x, y, mask, 1)
     assert loss == pytest.approx(_full_loss(construction, init, x, y, mask), rel=1e-12)
@@ -353,7 +360,7 @@ def test_quiet_training_prints_nothing(capsys):
 def test_nan_loss_stops_with_epoch_batch_and_last_good_parameters(monkeypatch):
     cfg = _small(epochs=3, batches_per_epoch=4)
     calls = {"n": 0}
-    real = tr._loss_and_grad
+    real = tstep.core_loss_and_grad
 
     def flaky(*args):
         calls["n"] += 1
@@ -362,13 +369,13 @@ def test_nan_loss_stops_with_epoch_batch_and_last_good_parameters(monkeypatch):
             return (float("nan"), *out[1:])
         return out
 
-    monkeypatch.setattr(tr, "_loss_and_grad", flaky)
+    monkeypatch.setattr(tstep, "core_loss_and_grad", flaky)
     with pytest.raises(TrainingDiverged, match="epoch 1, batch 2") as info:
         train(FlipFlop(), "dense_orthogonal", 8, seed=2, config=cfg, progress=False)
     exc = info.value
     assert (exc.epoch, exc.batch) == (1, 2)
     assert len(exc.model.history["train_loss"]) == 1  # epoch 0 completed
-    monkeypatch.setattr(tr, "_loss_and_grad", real)
+    monkeypatch.setattr(tstep, "core_loss_and_grad", real)
     # last good = before the last applied update = after 5 updates (same data stream)
     ref_model = train(
         FlipFlop(),
@@ -383,7 +390,7 @@ def test_nan_loss_stops_with_epoch_batch_and_last_good_parameters(monkeypatch):
 
 
 def test_nan_gradient_is_caught(monkeypatch):
-    real = tr._loss_and_grad
+    real = tstep.core_loss_and_grad
 
     def bad_grad(*args):
         loss, gxh, ghh, ghy = real(*args)
@@ -391,7 +398,7 @@ def test_nan_gradient_is_caught(monkeypatch):
         ghh[0, 0] = np.inf
         return loss, gxh, ghh, ghy
 
-    monkeypatch.setattr(tr, "_loss_and_grad", bad_grad)
+    monkeypatch.setattr(tstep, "core_loss_and_grad", bad_grad)
     with pytest.raises(
         TrainingDiverged, match="non-finite gradient at epoch 0, batch 0"
     ):

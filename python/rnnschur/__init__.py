@@ -1,12 +1,18 @@
-"""rnnschur: train small tanh RNNs on CPU and ablate their ordered real Schur couplings."""
+"""rnnschur: train small tanh RNNs on CPU and ablate their ordered real Schur couplings.
+
+The library: :mod:`.rnn` (rollout and BPTT in the compiled core), :mod:`.schur`
+(ordered real Schur form and the R/C split), :mod:`.ablation` (coupling ablations),
+:mod:`.metrics`, :mod:`.tasks`, :mod:`.constructions` and :mod:`.training`. The paper
+reproduction (:mod:`rnnschur.paper`) and the command line (:mod:`rnnschur.cli`) are
+applications on top of it and are not imported here.
+"""
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 from . import _core
+from ._version import library_version
 from .ablation import Ablation, ablate
-from .rnn import loss_and_grad, rollout
+from .rnn import NonFiniteError, loss_and_grad, rollout
 from .schur import SchurForm, SchurSplit, SwapRejected, ordered_schur, schur_split
 from .tasks import (
     ContextIntegration,
@@ -16,23 +22,19 @@ from .tasks import (
     make_task,
     task_from_dict,
 )
-
-# ``train`` (the function) stays in ``rnnschur.train``: exporting it here would
-# shadow the submodule (``import rnnschur.train as tr`` would yield the function).
-from .train import (
+from .training import (
     CheckpointError,
     TrainConfig,
     TrainedModel,
     TrainingDiverged,
+    default_config,
     evaluate,
     load,
     save,
+    train,
 )
 
-try:
-    __version__ = version("rnnschur")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0+unknown"
+__version__ = library_version()
 
 __all__ = [
     "Ablation",
@@ -40,6 +42,7 @@ __all__ = [
     "ContextIntegration",
     "CopyTask",
     "FlipFlop",
+    "NonFiniteError",
     "SchurForm",
     "SchurSplit",
     "SineGeneration",
@@ -50,6 +53,7 @@ __all__ = [
     "__version__",
     "_core",
     "ablate",
+    "default_config",
     "evaluate",
     "load",
     "loss_and_grad",
@@ -59,4 +63,5 @@ __all__ = [
     "save",
     "schur_split",
     "task_from_dict",
+    "train",
 ]

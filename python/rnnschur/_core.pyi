@@ -8,6 +8,9 @@ import numpy.typing as npt
 
 eigen_version: str
 
+# NaN/inf inputs and overflowed results of every kernel (module.cpp).
+class NonFiniteError(ValueError): ...
+
 # --- RNN kernels (bind_rnn.cpp). Arrays must share one float dtype and be
 # C-contiguous; the public wrappers in rnnschur.rnn coerce and document them.
 def rollout(

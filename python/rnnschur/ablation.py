@@ -28,7 +28,6 @@ by the factorisation's backward error, ``O(n ε ‖W‖)``).
 
 from __future__ import annotations
 
-import numbers
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -36,7 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _ablation_kernels as _k
-from .schur import _SCALE_LIMIT, SchurForm, SchurSplit, _leading_count, schur_split
+from ._validation import is_real
+from .schur import SCALE_LIMIT, SchurForm, SchurSplit, leading_count, schur_split
 
 __all__ = ["BLOCK_NAMES", "DEFAULT_SUBSETS", "Ablation", "ablate", "canonical_subset"]
 
@@ -190,7 +190,7 @@ def _check_pair(
     # exact (and O(n), unlike re-deriving the masks).
     if not (
         np.array_equal(split.block_sizes, form.block_sizes)
-        and split.n_R == _leading_count(form, split.alpha * form.spectral_radius)
+        and split.n_R == leading_count(form, split.alpha * form.spectral_radius)
     ):
         msg = (
             f"split{where} (n_R={split.n_R}) was not made from form{where}: their "
@@ -242,7 +242,7 @@ def ablate(
         raise ValueError(msg)
     subs = _normalise_subsets(subsets)
     single = isinstance(form, SchurForm)
-    if isinstance(split, numbers.Real) and not isinstance(split, bool):
+    if is_real(split):
         alpha = float(split)
         if single:
             split = schur_split(form, alpha, sep_method="none")  # type: ignore[arg-type]
@@ -306,7 +306,7 @@ def ablate(
     # Exact power-of-two factors for the squared norms of the removed mass, which
     # overflow (mass nan) for |T| beyond ~1e154 or underflow below ~1e-154.
     amax = np.maximum(T.max(axis=(1, 2)), -T.min(axis=(1, 2)))
-    far = (amax > _SCALE_LIMIT) | ((amax > 0.0) & (amax < 1.0 / _SCALE_LIMIT))
+    far = (amax > SCALE_LIMIT) | ((amax > 0.0) & (amax < 1.0 / SCALE_LIMIT))
     g = np.where(far, np.ldexp(1.0, np.minimum(-np.frexp(amax)[1], 1023)), 1.0)
     out = np.empty((M, S, n, n))
     mass = np.empty((M, S))

@@ -13,8 +13,11 @@ import os
 import sys
 from pathlib import Path
 
+from ._version import library_version
 from .constructions import CONSTRUCTIONS
+from .paper.settings import DEFAULT_ALPHA, DEFAULT_EVAL_SIZE, EXPERIMENTS
 from .tasks import TASKS, make_task
+from .training import LR_SCHEDULES, NEURO_CONFIG, PAPER_CONFIG
 
 __all__ = [
     "SUBCOMMANDS",
@@ -90,10 +93,13 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
         description=(
             "Train a one-layer tanh RNN with Adam on one of the paper's tasks and save "
             "it as a checkpoint (.npz). Defaults: for flipflop, sine and cdi the "
-            "paper's settings (30 epochs x 128 batches of 64, Adam lr 1e-3) with the lr "
-            "annealed to 1e-4 (rnnschur.train.NEURO_CONFIG; --schedule constant gives "
-            "the literal paper setting), for copy the documented copy-task settings "
-            "(rnnschur.train.COPY_CONFIG)."
+            f"paper's settings ({PAPER_CONFIG.epochs} epochs x "
+            f"{PAPER_CONFIG.batches_per_epoch} batches of {PAPER_CONFIG.batch_size}, "
+            f"Adam lr {PAPER_CONFIG.lr:g}) with the lr annealed to "
+            f"{NEURO_CONFIG.lr * NEURO_CONFIG.lr_final:g} "
+            "(rnnschur.training.NEURO_CONFIG; --schedule constant gives the literal "
+            "paper setting), for copy the documented copy-task settings "
+            "(rnnschur.training.COPY_CONFIG)."
         ),
     )
     p.add_argument("--task", required=True, choices=sorted(TASKS))
@@ -126,9 +132,7 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int)
     p.add_argument("--lr", type=_positive_float, help="peak Adam learning rate")
     p.add_argument("--clip", type=_positive_float, help="gradient-norm clip")
-    p.add_argument(
-        "--schedule", choices=["constant", "cosine"], help="learning-rate schedule"
-    )
+    p.add_argument("--schedule", choices=LR_SCHEDULES, help="learning-rate schedule")
     p.add_argument("--threads", type=_positive_int, help="threads for the core")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
@@ -143,7 +147,7 @@ def _describe_task(task) -> str:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Run ``rnnschur train``; print a summary with the held-out metric."""
-    from .train import TrainingDiverged, default_config, evaluate, save, train
+    from .training import TrainingDiverged, default_config, evaluate, save, train
 
     task = make_task(args.task)
     overrides = {
@@ -226,7 +230,7 @@ def add_reproduce_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="reduced settings")
     p.add_argument(
         "--only",
-        choices=("copy", "alpha", "tasks"),
+        choices=EXPERIMENTS,
         action="append",
         help="run only this experiment (repeatable; default: all)",
     )
@@ -244,8 +248,8 @@ def add_reproduce_parser(subparsers) -> argparse.ArgumentParser:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Run ``rnnschur reproduce``."""
-    from .experiments import Terminated
-    from .reproduce import reproduce
+    from .paper.parallel import Terminated
+    from .paper.reproduce import reproduce
 
     resume = (
         f"finished models are kept in {args.out}/models; run the same command again "
@@ -292,7 +296,12 @@ def add_ablate_parser(subparsers) -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("model", metavar="MODEL.npz", help="checkpoint from rnnschur train")
-    p.add_argument("--alpha", type=_alpha, default=0.9, help="split threshold (0.9)")
+    p.add_argument(
+        "--alpha",
+        type=_alpha,
+        default=DEFAULT_ALPHA,
+        help=f"split threshold ({DEFAULT_ALPHA})",
+    )
     p.add_argument(
         "--task",
         metavar="NAME[:k=v,...]",
@@ -305,9 +314,9 @@ def add_ablate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--eval-size",
         type=_positive_int,
-        default=1024,
+        default=DEFAULT_EVAL_SIZE,
         metavar="N",
-        help="held-out sequences (1024)",
+        help=f"held-out sequences ({DEFAULT_EVAL_SIZE})",
     )
     p.set_defaults(func=cmd_ablate)
     return p
@@ -315,8 +324,8 @@ def add_ablate_parser(subparsers) -> argparse.ArgumentParser:
 
 def cmd_ablate(args: argparse.Namespace) -> int:
     """Run ``rnnschur ablate``."""
-    from .reproduce import ablation_table
-    from .train import CheckpointError
+    from .paper.profile import ablation_table
+    from .training import CheckpointError
 
     try:
         text = ablation_table(
@@ -336,14 +345,13 @@ SUBCOMMANDS = [add_train_parser, add_reproduce_parser, add_ablate_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-
+    """The ``rnnschur`` argument parser with every subcommand of :data:`SUBCOMMANDS`."""
     parser = argparse.ArgumentParser(
         prog="rnnschur",
         description="Train small tanh RNNs and ablate their ordered real Schur couplings.",
     )
     parser.add_argument(
-        "--version", action="version", version=f"rnnschur {__version__}"
+        "--version", action="version", version=f"rnnschur {library_version()}"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in SUBCOMMANDS:

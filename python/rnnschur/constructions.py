@@ -47,12 +47,12 @@ elsewhere.
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
 
 from . import _cayley_kernels as _kernels
+from ._validation import check_int
 
 __all__ = [
     "CONSTRUCTIONS",
@@ -87,13 +87,7 @@ def check_construction(construction: Any) -> str:
 
 
 def _check_n(n: Any) -> int:
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-        msg = f"hidden size must be an integer; got {type(n).__name__}"
-        raise TypeError(msg)
-    if n < 1:
-        msg = f"hidden size must be >= 1; got {n}"
-        raise ValueError(msg)
-    return int(n)
+    return check_int("hidden size", n, 1)
 
 
 def _check_rng(rng: Any) -> np.random.Generator:

@@ -24,14 +24,15 @@ Conventions shared by both functions
   CPU supports is used (``_core.simd_level()``). ``RNNSCHUR_SIMD=baseline`` in the
   environment, or ``_core.set_simd_level("baseline")``, forces the baseline.
 * Hot loops that already hold validated C-contiguous arrays of one dtype may call
-  the private ``_loss_and_grad_unchecked`` (no conversion; C++ still checks shapes,
-  dtypes and finiteness).
+  :func:`loss_and_grad_unchecked` (no conversion; C++ still checks shapes, dtypes
+  and finiteness).
 * Bad input raises ``ValueError``/``TypeError`` naming the argument. Results that
-  overflow to inf/NaN (absurdly large weights) raise ``ValueError`` instead of being
-  returned. One overflow is not seen: a pre-activation ``W_xh x_t + W_hh h + b_h``
-  that overflows to ±inf (beyond ~3e38 in float32, ~1e308 in float64) saturates
-  tanh to ±1 like any IEEE evaluation would, although the exact sum may be small;
-  checking every pre-activation would cost a compare per element in the hot loop.
+  overflow to inf/NaN (absurdly large weights) raise :class:`NonFiniteError` (a
+  ``ValueError``) instead of being returned, as do NaN/inf inputs. One overflow is
+  not seen: a pre-activation ``W_xh x_t + W_hh h + b_h`` that overflows to ±inf
+  (beyond ~3e38 in float32, ~1e308 in float64) saturates tanh to ±1 like any IEEE
+  evaluation would, although the exact sum may be small; checking every
+  pre-activation would cost a compare per element in the hot loop.
 """
 
 from __future__ import annotations
@@ -43,7 +44,11 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["loss_and_grad", "rollout"]
+__all__ = ["NonFiniteError", "loss_and_grad", "loss_and_grad_unchecked", "rollout"]
+
+#: Raised by the core for NaN/inf inputs and for results that overflow (a
+#: ``ValueError``); the public name of ``rnnschur._core.NonFiniteError``.
+NonFiniteError = _core.NonFiniteError
 
 _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
@@ -187,8 +192,8 @@ def rollout(
     TypeError
         An argument is not a float32/float64 array.
     ValueError
-        Wrong number of dimensions, mismatched sizes, NaN/inf in an input, or an
-        overflow in the result.
+        Wrong number of dimensions or mismatched sizes; :class:`NonFiniteError` (a
+        ``ValueError``) for NaN/inf in an input or an overflow in the result.
     """
     arrays = _prepare((W_xh, W_hh, W_hy, x, b_h, b_y, h0), _ROLLOUT_NAMES, 4)
     _check_ndim(arrays[1], "W_hh", (2, 3))
@@ -308,7 +313,7 @@ def _is_f64(a: Any) -> bool:
     return dt.itemsize == 8
 
 
-def _loss_and_grad_unchecked(
+def loss_and_grad_unchecked(
     W_xh: np.ndarray,
     W_hh: np.ndarray,
     W_hy: np.ndarray,
@@ -319,13 +324,20 @@ def _loss_and_grad_unchecked(
     b_y: np.ndarray | None = None,
     n_threads: int = 0,
 ) -> tuple[float, dict[str, np.ndarray]]:
-    """Private lean entry point of :func:`loss_and_grad` for hot training loops.
+    """Lean entry point of :func:`loss_and_grad` for hot training loops.
 
     Every array must already share one dtype (float32 or float64) and be
     C-contiguous; ``mask`` must be ``None`` or a C-contiguous bool array of shape
     exactly ``(T, B, Ny)``; ``n_threads`` is an int, 0 meaning all hardware threads.
     Shapes, dtypes, layouts and finiteness are still checked in C++ (so misuse
     raises rather than crashes), but nothing is converted and mixed dtypes raise
-    ``TypeError``. Not part of the public API.
+    ``TypeError``. Not exported at the package top level.
+
+    Returns
+    -------
+    loss : float
+    grads : dict of str to ndarray
+        ``"W_xh"``, ``"W_hh"``, ``"W_hy"`` (and ``"b_h"``, ``"b_y"`` when given), each
+        of its parameter's shape and of the common dtype.
     """
     return _core.loss_and_grad(W_xh, W_hh, W_hy, x, y, mask, b_h, b_y, n_threads)

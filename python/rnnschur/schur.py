@@ -66,7 +66,6 @@ the eigenvalues are reported as ``(re + i|im|, re − i|im|)``.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -74,12 +73,15 @@ import numpy as np
 from scipy.linalg import lapack as _lapack
 
 from . import _core
+from ._validation import is_real
 
 __all__ = [
     "DEFAULT_RTOL",
+    "SCALE_LIMIT",
     "SchurForm",
     "SchurSplit",
     "SwapRejected",
+    "leading_count",
     "ordered_schur",
     "schur_split",
 ]
@@ -141,7 +143,7 @@ def _as_square_float64(W: object, name: str = "W") -> np.ndarray:
     out = np.array(arr, dtype=np.float64, order="C", copy=True)
     if not np.isfinite(out).all():
         msg = f"{name} must be finite; it contains NaN or inf"
-        raise ValueError(msg)
+        raise _core.NonFiniteError(msg)
     return out
 
 
@@ -385,13 +387,15 @@ def ordered_schur(
     )
 
 
-_SCALE_LIMIT = 2.0**400
+#: Matrices whose largest entry lies beyond ``2**±400`` are scaled by a power of two
+#: before factorisation (and ablation), so intermediate products cannot overflow.
+SCALE_LIMIT = 2.0**400
 
 
 def _pow2_exponent(A: np.ndarray) -> int:
     """e with max|A|·2^e in [0.5, 1) if max|A| lies outside 2^±400, else 0."""
     amax = float(np.max(np.abs(A)))
-    if amax > _SCALE_LIMIT or 0.0 < amax < 1.0 / _SCALE_LIMIT:
+    if amax > SCALE_LIMIT or 0.0 < amax < 1.0 / SCALE_LIMIT:
         return -math.frexp(amax)[1]
     return 0
 
@@ -404,7 +408,7 @@ def _ldexp_clamped(x: float, e: int) -> float:
 
 
 def _check_tol(x: object, name: str) -> float:
-    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+    if not is_real(x):
         msg = f"{name} must be a real number; got {type(x).__name__}"
         raise TypeError(msg)
     v = float(x)
@@ -503,7 +507,7 @@ def schur_split(
             f"form must be a SchurForm (from ordered_schur); got {type(form).__name__}"
         )
         raise TypeError(msg)
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
+    if not is_real(alpha):
         msg = f"alpha must be a real number in (0, 1]; got {type(alpha).__name__}"
         raise TypeError(msg)
     alpha = float(alpha)
@@ -516,7 +520,7 @@ def schur_split(
     n = form.n
     rho = form.spectral_radius
     threshold = alpha * rho
-    n_R = _leading_count(form, threshold)
+    n_R = leading_count(form, threshold)
     n_C = n - n_R
     if sep_method == "exact" and n_R * n_C > _SEP_EXACT_MAX:
         msg = (
@@ -557,7 +561,7 @@ def schur_split(
     )
 
 
-def _leading_count(form: SchurForm, threshold: float) -> int:
+def leading_count(form: SchurForm, threshold: float) -> int:
     """Positions in the leading run of blocks with modulus ``>= threshold``."""
     below = np.nonzero(form.block_moduli < threshold)[0]
     return int(form.block_starts[below[0]]) if below.size else form.n

@@ -21,12 +21,12 @@ here from the standard versions of the tasks and documented on each class.
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+
+from ._validation import check_int, check_real
 
 __all__ = [
     "TASKS",
@@ -40,31 +40,6 @@ __all__ = [
 ]
 
 _SPLITS = ("train", "test")
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        msg = f"{name} must be an integer; got {type(value).__name__}"
-        raise TypeError(msg)
-    if value < minimum:
-        msg = f"{name} must be >= {minimum}; got {value}"
-        raise ValueError(msg)
-    return int(value)
-
-
-def _check_float(
-    name: str, value: Any, *, low: float, high: float = math.inf, low_open: bool = False
-) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        msg = f"{name} must be a real number; got {type(value).__name__}"
-        raise TypeError(msg)
-    value = float(value)
-    ok = math.isfinite(value) and (value > low if low_open else value >= low)
-    if not ok or value > high:
-        bracket = "(" if low_open else "["
-        msg = f"{name} must lie in {bracket}{low}, {high}]; got {value}"
-        raise ValueError(msg)
-    return value
 
 
 class Task:
@@ -98,7 +73,7 @@ class Task:
 
     def sample(self, batch_size, rng, *, split="train", dtype=np.float32):
         """Draw a batch ``(x, y, mask)``; see the module docstring for shapes."""
-        batch_size = _check_int("batch_size", batch_size, 1)
+        batch_size = check_int("batch_size", batch_size, 1)
         if not isinstance(rng, np.random.Generator):
             msg = f"rng must be a numpy.random.Generator; got {type(rng).__name__}"
             raise TypeError(msg)
@@ -141,9 +116,9 @@ class CopyTask(Task):
     name: ClassVar[str] = "copy"
 
     def __post_init__(self):
-        object.__setattr__(self, "symbols", _check_int("symbols", self.symbols, 1))
-        object.__setattr__(self, "dim", _check_int("dim", self.dim, 1))
-        object.__setattr__(self, "lags", _check_int("lags", self.lags, 1))
+        object.__setattr__(self, "symbols", check_int("symbols", self.symbols, 1))
+        object.__setattr__(self, "dim", check_int("dim", self.dim, 1))
+        object.__setattr__(self, "lags", check_int("lags", self.lags, 1))
 
     @property
     def n_inputs(self) -> int:
@@ -201,12 +176,12 @@ class FlipFlop(Task):
     name: ClassVar[str] = "flipflop"
 
     def __post_init__(self):
-        object.__setattr__(self, "bits", _check_int("bits", self.bits, 1))
-        object.__setattr__(self, "length", _check_int("length", self.length, 1))
+        object.__setattr__(self, "bits", check_int("bits", self.bits, 1))
+        object.__setattr__(self, "length", check_int("length", self.length, 1))
         object.__setattr__(
             self,
             "pulse_prob",
-            _check_float("pulse_prob", self.pulse_prob, low=0.0, high=1.0),
+            check_real("pulse_prob", self.pulse_prob, low=0.0, high=1.0),
         )
 
     @property
@@ -265,17 +240,17 @@ class SineGeneration(Task):
     name: ClassVar[str] = "sine"
 
     def __post_init__(self):
-        object.__setattr__(self, "length", _check_int("length", self.length, 1))
-        object.__setattr__(self, "n_freqs", _check_int("n_freqs", self.n_freqs, 2))
-        lo = _check_float("omega_min", self.omega_min, low=0.0, low_open=True)
-        hi = _check_float("omega_max", self.omega_max, low=0.0, low_open=True)
+        object.__setattr__(self, "length", check_int("length", self.length, 1))
+        object.__setattr__(self, "n_freqs", check_int("n_freqs", self.n_freqs, 2))
+        lo = check_real("omega_min", self.omega_min, low=0.0, low_open=True)
+        hi = check_real("omega_max", self.omega_max, low=0.0, low_open=True)
         if not hi > lo:
             msg = f"omega_max must exceed omega_min; got {hi} <= {lo}"
             raise ValueError(msg)
         object.__setattr__(self, "omega_min", lo)
         object.__setattr__(self, "omega_max", hi)
-        every = _check_int("holdout_every", self.holdout_every, 2)
-        offset = _check_int("holdout_offset", self.holdout_offset, 0)
+        every = check_int("holdout_every", self.holdout_every, 2)
+        offset = check_int("holdout_offset", self.holdout_offset, 0)
         if offset >= min(every, self.n_freqs):
             msg = (
                 f"holdout_offset must be < min(holdout_every, n_freqs) = "
@@ -352,7 +327,7 @@ class ContextIntegration(Task):
     name: ClassVar[str] = "cdi"
 
     def __post_init__(self):
-        inputs = _check_int("inputs", self.inputs, 0)
+        inputs = check_int("inputs", self.inputs, 0)
         if inputs != 4:
             msg = (
                 "inputs must be 4 (two evidence streams + a two-channel one-hot "
@@ -360,21 +335,21 @@ class ContextIntegration(Task):
             )
             raise ValueError(msg)
         object.__setattr__(self, "inputs", inputs)
-        object.__setattr__(self, "length", _check_int("length", self.length, 1))
+        object.__setattr__(self, "length", check_int("length", self.length, 1))
         coh = self.coherences
         if isinstance(coh, (str, bytes)) or not hasattr(coh, "__iter__"):
             msg = f"coherences must be a sequence of numbers; got {type(coh).__name__}"
             raise TypeError(msg)
-        coh = tuple(_check_float("coherences[i]", c, low=0.0) for c in coh)
+        coh = tuple(check_real("coherences[i]", c, low=0.0) for c in coh)
         if not coh:
             msg = "coherences must not be empty"
             raise ValueError(msg)
         object.__setattr__(self, "coherences", coh)
         object.__setattr__(
-            self, "noise_std", _check_float("noise_std", self.noise_std, low=0.0)
+            self, "noise_std", check_real("noise_std", self.noise_std, low=0.0)
         )
         object.__setattr__(
-            self, "dt", _check_float("dt", self.dt, low=0.0, low_open=True)
+            self, "dt", check_real("dt", self.dt, low=0.0, low_open=True)
         )
 
     @property

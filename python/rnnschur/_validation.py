@@ -1,0 +1,94 @@
+"""Argument checks shared by the whole package.
+
+Every public function validates its scalar arguments through these helpers, so that
+the same input is accepted or rejected the same way everywhere: NumPy integer scalars
+(``np.int64``) count as integers, ``bool`` (and ``np.bool_``) never counts as a number,
+and the error names the argument.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["check_int", "check_path", "check_real", "is_integer", "is_real"]
+
+
+def is_integer(value: Any) -> bool:
+    """An integer (Python or NumPy), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(
+        value, (bool, np.bool_)
+    )
+
+
+def is_real(value: Any) -> bool:
+    """A real number (Python or NumPy integer or float), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def check_int(name: str, value: Any, minimum: int) -> int:
+    """``value`` as a Python int, checked to be an integer ``>= minimum``.
+
+    Raises
+    ------
+    TypeError
+        ``value`` is not an integer (bools are not).
+    ValueError
+        ``value < minimum``.
+    """
+    if not is_integer(value):
+        msg = f"{name} must be an integer; got {type(value).__name__}"
+        raise TypeError(msg)
+    if value < minimum:
+        msg = f"{name} must be >= {minimum}; got {value}"
+        raise ValueError(msg)
+    return int(value)
+
+
+def check_real(
+    name: str,
+    value: Any,
+    *,
+    low: float,
+    high: float = math.inf,
+    low_open: bool = False,
+) -> float:
+    """``value`` as a finite Python float in ``[low, high]`` (``(low, high]`` with
+    ``low_open``).
+
+    Raises
+    ------
+    TypeError
+        ``value`` is not a real number (bools are not).
+    ValueError
+        ``value`` is not finite or outside the interval.
+    """
+    if not is_real(value):
+        msg = f"{name} must be a real number; got {type(value).__name__}"
+        raise TypeError(msg)
+    value = float(value)
+    ok = math.isfinite(value) and (value > low if low_open else value >= low)
+    if not ok or value > high:
+        bracket = "(" if low_open else "["
+        msg = f"{name} must lie in {bracket}{low}, {high}]; got {value}"
+        raise ValueError(msg)
+    return value
+
+
+def check_path(name: str, value: Any) -> Path:
+    """``value`` (a ``str`` or ``os.PathLike``) as a :class:`pathlib.Path`.
+
+    Raises
+    ------
+    TypeError
+        Any other type.
+    """
+    if not isinstance(value, (str, os.PathLike)):
+        msg = f"{name} must be a str or os.PathLike; got {type(value).__name__}"
+        raise TypeError(msg)
+    return Path(value)
