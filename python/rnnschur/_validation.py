@@ -71,13 +71,13 @@ def check_real(
     if not is_real(value):
         msg = f"{name} must be a real number; got {type(value).__name__}"
         raise TypeError(msg)
-    value = float(value)
-    ok = math.isfinite(value) and (value > low if low_open else value >= low)
-    if not ok or value > high:
+    v = float(value)
+    ok = math.isfinite(v) and (v > low if low_open else v >= low)
+    if not ok or v > high:
         bracket = "(" if low_open else "["
-        msg = f"{name} must lie in {bracket}{low}, {high}]; got {value}"
+        msg = f"{name} must lie in {bracket}{low}, {high}]; got {v}"
         raise ValueError(msg)
-    return value
+    return v
 
 
 def check_path(name: str, value: Any) -> Path:

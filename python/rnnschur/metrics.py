@@ -18,12 +18,17 @@ Definitions (Dräger 2026, arXiv:2606.18457):
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["delta_fvu", "fvu", "replay_accuracy", "s_delta_t"]
 
 
-def _prepare(y_hat, y, mask):
+def _prepare(
+    y_hat: ArrayLike, y: ArrayLike, mask: ArrayLike | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     y_hat = np.asarray(y_hat)
     y = np.asarray(y)
     if y_hat.ndim < 3:
@@ -57,7 +62,9 @@ def _prepare(y_hat, y, mask):
     return y_hat, y, mask
 
 
-def replay_accuracy(y_hat, y, mask=None):
+def replay_accuracy(
+    y_hat: ArrayLike, y: ArrayLike, mask: ArrayLike | None = None
+) -> Any:
     """Sign-agreement accuracy (the paper's ``Acc_rc``).
 
     Parameters
@@ -82,7 +89,7 @@ def replay_accuracy(y_hat, y, mask=None):
     return hits.sum(axis=(-3, -2, -1)) / mask.sum()
 
 
-def fvu(y_hat, y, mask=None):
+def fvu(y_hat: ArrayLike, y: ArrayLike, mask: ArrayLike | None = None) -> Any:
     """Fraction of variance unexplained (paper eq. 7).
 
     ``ȳ`` is the mean target over the selected entries of the evaluation set, one per
@@ -116,12 +123,12 @@ def fvu(y_hat, y, mask=None):
     return err.sum(axis=(-3, -2, -1)) / total
 
 
-def delta_fvu(fvu_ablated, fvu_full):
+def delta_fvu(fvu_ablated: ArrayLike, fvu_full: ArrayLike) -> Any:
     """ΔFVU (paper eq. 8): ``FVU(W̃) − FVU(W)``; broadcasts like NumPy."""
     return np.asarray(fvu_ablated, dtype=np.float64) - np.asarray(fvu_full, np.float64)
 
 
-def s_delta_t(delta, removed_mass):
+def s_delta_t(delta: ArrayLike, removed_mass: ArrayLike) -> Any:
     """Normalised sensitivity ``S_ΔT`` (paper eq. 9): ΔFVU per unit removed Schur mass.
 
     Parameters

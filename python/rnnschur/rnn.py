@@ -38,7 +38,7 @@ Conventions shared by both functions
 from __future__ import annotations
 
 import operator
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -140,6 +140,45 @@ def _check_ndim(a: np.ndarray, name: str, ndim: int | tuple[int, ...]) -> None:
         raise ValueError(msg)
 
 
+@overload
+def rollout(
+    W_xh: Any,
+    W_hh: Any,
+    W_hy: Any,
+    x: Any,
+    *,
+    b_h: Any = ...,
+    b_y: Any = ...,
+    h0: Any = ...,
+    return_hidden: Literal[False] = ...,
+    n_threads: int | None = ...,
+) -> np.ndarray: ...
+@overload
+def rollout(
+    W_xh: Any,
+    W_hh: Any,
+    W_hy: Any,
+    x: Any,
+    *,
+    b_h: Any = ...,
+    b_y: Any = ...,
+    h0: Any = ...,
+    return_hidden: Literal[True],
+    n_threads: int | None = ...,
+) -> tuple[np.ndarray, np.ndarray]: ...
+@overload
+def rollout(
+    W_xh: Any,
+    W_hh: Any,
+    W_hy: Any,
+    x: Any,
+    *,
+    b_h: Any = ...,
+    b_y: Any = ...,
+    h0: Any = ...,
+    return_hidden: bool,
+    n_threads: int | None = ...,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]: ...
 def rollout(
     W_xh: Any,
     W_hh: Any,

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from ._validation import check_int, check_real
 
@@ -71,7 +72,14 @@ class Task:
             params[f.name] = list(value) if isinstance(value, tuple) else value
         return {"name": self.name, **params}
 
-    def sample(self, batch_size, rng, *, split="train", dtype=np.float32):
+    def sample(
+        self,
+        batch_size: int,
+        rng: np.random.Generator,
+        *,
+        split: str = "train",
+        dtype: DTypeLike = np.float32,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Draw a batch ``(x, y, mask)``; see the module docstring for shapes."""
         batch_size = check_int("batch_size", batch_size, 1)
         if not isinstance(rng, np.random.Generator):

@@ -19,7 +19,7 @@ _Checks = list[tuple[bool, str]]
 
 
 #: Tolerances behind the verdicts, shown in the report.
-CRITERIA = {
+CRITERIA: dict[str, Any] = {
     # Accuracy change that still counts as "nearly loss-preserving".
     "near": 0.02,
     # Accuracy loss that counts as "not loss-preserving".

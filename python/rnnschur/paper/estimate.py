@@ -84,9 +84,14 @@ def estimate_seconds(
             if key not in step_cost:
                 w = _weights(rng, phase, spec.hidden, dtype)
 
-                def step(phase=phase, w=w, b=cfg.batch_size, dt=dtype):  # type: ignore[no-untyped-def]
+                def step(
+                    phase: Task = phase,
+                    w: list[np.ndarray] = w,
+                    b: int = cfg.batch_size,
+                    dt: np.dtype[Any] = dtype,
+                ) -> None:
                     x, y, mask = phase.sample(b, rng, dtype=dt)
-                    loss_and_grad(*w, x, y, mask)
+                    loss_and_grad(w[0], w[1], w[2], x, y, mask)
 
                 step_cost[key] = _timed(step, _STEP_REPS)
             overhead = STEP_OVERHEAD + (
@@ -97,9 +102,11 @@ def estimate_seconds(
         if ekey not in eval_cost:
             x_ev = task.sample(cfg.eval_size, rng, split="test", dtype=dtype)[0]
             w = _weights(rng, task, spec.hidden, dtype)
-            eval_cost[ekey] = _timed(
-                lambda w=w, x_ev=x_ev: rollout(*w, x_ev), _EVAL_REPS
-            )
+
+            def run_eval(w: list[np.ndarray] = w, x_ev: np.ndarray = x_ev) -> None:
+                rollout(w[0], w[1], w[2], x_ev)
+
+            eval_cost[ekey] = _timed(run_eval, _EVAL_REPS)
         total += eval_cost[ekey] * cfg.epochs
     return total
 

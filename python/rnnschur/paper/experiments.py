@@ -105,7 +105,7 @@ def copy_experiment(
                     "hidden": spec.hidden,
                     "seed": spec.seed,
                     "alpha": settings.alpha,
-                    "lags": model.task.lags,
+                    "lags": getattr(model.task, "lags", None),
                     "n_R": prof["n_R"],
                     "subset": subset_label(s),
                     "removed": "+".join(s),
@@ -150,6 +150,10 @@ def alpha_experiment(
                 }
             )
     return rows
+
+
+def _last(values: Sequence[float] | None) -> float | None:
+    return values[-1] if values else None
 
 
 def mean_sem(values: Sequence[float | None]) -> tuple[float, float, int]:
@@ -239,7 +243,7 @@ def cross_task_experiment(
 
 def run(
     settings: RunSettings,
-    models_dir: str | os.PathLike,
+    models_dir: str | os.PathLike[str],
     *,
     only: Iterable[str] = EXPERIMENTS,
     jobs: int = 1,
@@ -271,10 +275,8 @@ def run(
                 "seed": spec.seed,
                 "train_seconds": model.train_seconds,
                 "n_threads": model.config.n_threads,
-                "final_eval_fvu": (model.history.get("eval_fvu") or [None])[-1],
-                "final_eval_accuracy": (model.history.get("eval_accuracy") or [None])[
-                    -1
-                ],
+                "final_eval_fvu": _last(model.history.get("eval_fvu")),
+                "final_eval_accuracy": _last(model.history.get("eval_accuracy")),
             }
             for spec, model in models.items()
         ],

@@ -18,7 +18,7 @@ from .tables import copy_accuracies, finite
 __all__ = ["figure1", "figure2"]
 
 #: Matplotlib settings of the figures, applied with ``rc_context`` (nothing global).
-_STYLE = {
+_STYLE: dict[str, Any] = {
     "font.size": 9,
     "axes.titlesize": 9,
     "axes.labelsize": 9,
@@ -75,7 +75,7 @@ def figure1(
         c for c in CONSTRUCTIONS if any(r["construction"] == c for r in copy_rows)
     ]
     bases = [(), ("RR",), ("CR",), ("RR", "CR")]
-    with mpl.rc_context(_STYLE):
+    with mpl.rc_context(_STYLE):  # type: ignore[arg-type]  # keys typed as Literal
         fig = _new_figure(figsize=(1.75 * len(constructions) + 0.7, 3.0))
         axes = fig.subplots(1, len(constructions), sharey=True, squeeze=False)[0]
         lo = 1.0
@@ -149,7 +149,7 @@ def figure2(
     by = {(r["task"], r["block"]): r for r in summary}
     n_seeds = max(r["n_seeds"] for r in summary)
     bar_w = 0.26
-    with mpl.rc_context(_STYLE):
+    with mpl.rc_context(_STYLE):  # type: ignore[arg-type]  # keys typed as Literal
         fig = _new_figure(figsize=(5.4, 4.8))
         axes = fig.subplots(2, 1, sharex=True)
         for ax, metric, ylabel in (
@@ -185,7 +185,7 @@ def figure2(
             ax.set_axisbelow(True)
         axes[1].set_xticks(range(len(tasks)))
         axes[1].set_xticklabels([TASK_LABELS[t] for t in tasks])
-        handles = [
+        handles: list[Any] = [
             Patch(color=f"C{j}", label="−" + BLOCK_TEX[b])
             for j, b in enumerate(BLOCK_NAMES)
         ]

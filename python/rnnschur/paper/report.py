@@ -239,13 +239,14 @@ def _disagreements(results: dict[str, Any]) -> list[str]:
         p = pv.CROSS_TASK.get(r["task"], {}).get(r["block"], {})
         for key in ("delta_fvu", "s_delta_t"):
             ours = r[f"{key}_mean"]
-            if p.get(key) and finite(ours) and p[key][0] > 0:
-                factor = ours / p[key][0]
+            published = p.get(key)
+            if published and finite(ours) and published[0] > 0:
+                factor = ours / published[0]
                 if not 1 / RATIO_FLAG <= factor <= RATIO_FLAG:
                     name = "ΔFVU" if key == "delta_fvu" else "S_ΔT"
                     lines.append(
                         f"{TASK_LABELS[r['task']]}, {name}({BLOCK_LABELS[r['block']]}):"
-                        f" {sci(ours)} vs paper {sci(p[key][0])} (ratio {factor:.2g})"
+                        f" {sci(ours)} vs paper {sci(published[0])} (ratio {factor:.2g})"
                     )
     return lines
 

@@ -15,7 +15,7 @@ SOURCE = (
 
 #: Section 3 / Figure 1: mean replay accuracy over 128 lags, dense orthogonal Nh = 72,
 #: keyed by the removed blocks. The paper quotes "1.00" for the full model and −T_CC.
-COPY_DENSE_ORTHOGONAL_72 = {
+COPY_DENSE_ORTHOGONAL_72: dict[tuple[str, ...], float] = {
     (): 1.00,
     ("CC",): 1.00,
     ("RR",): 0.876,
@@ -27,7 +27,7 @@ COPY_DENSE_ORTHOGONAL_72 = {
 }
 
 #: Table 1: threshold sensitivity, (alpha, construction) -> row.
-TABLE1 = {
+TABLE1: dict[tuple[float, str], dict[str, float]] = {
     (0.85, "dense_orthogonal"): {"n_R": 64, "full": 1.000, "-CC": 1.000, "-CR": 0.634},
     (0.90, "dense_orthogonal"): {"n_R": 64, "full": 1.000, "-CC": 1.000, "-CR": 0.634},
     (0.95, "dense_orthogonal"): {"n_R": 64, "full": 1.000, "-CC": 1.000, "-CR": 0.634},
@@ -37,11 +37,11 @@ TABLE1 = {
 }
 
 #: Section 4: held-out FVU of the full models (mean over 3 seeds).
-FULL_FVU = {"flipflop": 0.0048, "sine": 0.0036, "cdi": 0.0104}
+FULL_FVU: dict[str, float] = {"flipflop": 0.0048, "sine": 0.0036, "cdi": 0.0104}
 
 #: Section 4 / Figure 2: single-block ablations, mean ± SEM over 3 seeds.
 #: task -> block -> {"delta_fvu": (mean, sem) | None, "s_delta_t": (mean, sem) | None}
-CROSS_TASK = {
+CROSS_TASK: dict[str, dict[str, dict[str, tuple[float, float] | None]]] = {
     "flipflop": {
         "RR": {"delta_fvu": None, "s_delta_t": None},  # "almost no raw effect"
         "CR": {"delta_fvu": (9.45e-2, 9.35e-3), "s_delta_t": None},
@@ -60,7 +60,7 @@ CROSS_TASK = {
 }
 
 #: The paper's qualitative claims, checked one by one in the report.
-CLAIMS = {
+CLAIMS: dict[str, str] = {
     "copy_orth_cc_preserving": (
         "Dense orthogonal copy solution (Nh = 72): removing T_CC is nearly "
         "loss-preserving, also conditional on other removed blocks (Section 3)."

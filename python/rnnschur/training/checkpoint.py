@@ -110,7 +110,7 @@ def save(path: str | os.PathLike[str], model: TrainedModel) -> Path:
             # file would (0666 masked by the umask), like np.savez on a plain path.
             if hasattr(os, "fchmod"):
                 os.fchmod(fh.fileno(), 0o666 & ~_current_umask())
-            np.savez(fh, **payload)
+            np.savez(fh, **payload)  # type: ignore[arg-type]  # numpy stubs: kwargs
             fh.flush()
             os.fsync(fh.fileno())
         Path(tmp).replace(path)
@@ -276,7 +276,7 @@ def _model_from(meta: dict[str, Any], entries: dict[str, np.ndarray]) -> Trained
     ):
         msg = "history arrays must be 1-D and of equal length (one entry per epoch)"
         raise ValueError(msg)
-    history = {k: v.tolist() for k, v in history.items()}
+    history_lists = {k: v.tolist() for k, v in history.items()}
     if not isinstance(meta["library_version"], str):
         msg = "library_version must be a string"
         raise TypeError(msg)
@@ -289,7 +289,7 @@ def _model_from(meta: dict[str, Any], entries: dict[str, np.ndarray]) -> Trained
         hidden=hidden,
         config=config,
         seed=seed,
-        history=history,
+        history=history_lists,
         version=meta["library_version"],
         cayley=cayley,
     )

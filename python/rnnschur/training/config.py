@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from .._validation import is_integer, is_real
 from ..tasks import CopyTask, Task
@@ -88,7 +88,7 @@ class TrainConfig:
     n_threads: int | None = None
     copy_curriculum: tuple[tuple[int, int], ...] = ()
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name, least in (
             ("epochs", 1),
             ("batches_per_epoch", 1),
@@ -270,7 +270,7 @@ def curriculum_phases(task: Task, cfg: TrainConfig) -> list[Task]:
     pairs = list(cfg.copy_curriculum)
     for i, (first, lags) in enumerate(pairs):
         end = pairs[i + 1][0] if i + 1 < len(pairs) else cfg.epochs
-        phase = dataclasses.replace(task, lags=lags)
+        phase = dataclasses.replace(cast(Any, task), lags=lags)
         for e in range(first, min(end, cfg.epochs)):
             tasks[e] = phase
     return tasks

@@ -129,12 +129,12 @@ class FlatNetwork:
         self.g = self.views(self.grad)
         for n in names:
             self.p[n][...] = init[n]
+        self.blocks = np.zeros(0, dtype=np.int64)  # Cayley block sizes (else unused)
         if self.cayley:
             self.blocks = np.asarray(init["D_blocks"], dtype=np.int64)
             nh = init["A"].shape[0]
             self.W_hh = np.empty((nh, nh), dtype=dtype)
         else:
-            self.blocks = None
             self.W_hh = self.p["W_hh"]
         self.cmap: CayleyMap | None = None
         self._mask = MaskCache()
@@ -169,7 +169,7 @@ class FlatNetwork:
         )
         g["W_xh"][...] = gxh
         g["W_hy"][...] = ghy
-        if self.cayley:
+        if self.cmap is not None:  # Cayley: refresh() set the map of this step
             dA, dD = self.cmap.pullback(ghh)
             g["A"][...] = dA
             g["D"][...] = dD
