@@ -2,11 +2,11 @@
 constructions.py).
 
 Why not NumPy/SciPy: the trainer evaluates the map and its pullback once per Adam
-step, at Nh ≈ 64, between two calls of the compiled core. Through BLAS/LAPACK the LU
-solve and the products can wake OpenBLAS's worker threads, which then fight the core's
-thread pool for the same cores (a Cayley training run was 5× slower on a loaded
-2-core machine). These kernels stay on the calling thread and run in a fixed order, so
-the result does not depend on any BLAS thread setting either.
+step, between two calls of the compiled core. Through BLAS/LAPACK the LU solve and the
+products can wake OpenBLAS's worker threads, which then compete with the core's thread
+pool for the same cores (the README, "Training settings", has the measurement). These
+kernels stay on the calling thread and run in a fixed order, so the result does not
+depend on any BLAS thread setting either.
 
 The structure is used where it saves O(n³) work: ``M = (I + A)⁻¹`` gives
 ``O = (I - A) M = 2M - I`` (because ``I - A = 2I - (I + A)``); products with the

@@ -251,28 +251,28 @@ def _disagreements(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _describe_config(cfg: dict[str, Any]) -> str:
+    """One line of training settings from a ``TrainConfig.to_dict()``."""
+    text = (
+        f"Adam lr {cfg['lr']:g} ({cfg['lr_schedule']}"
+        + (
+            f" to {cfg['lr'] * cfg['lr_final']:g}"
+            if cfg["lr_schedule"] != "constant"
+            else ""
+        )
+        + f"), batch {cfg['batch_size']}, {cfg['epochs']} epochs × "
+        f"{cfg['batches_per_epoch']} batches, clip {cfg['clip']}"
+    )
+    if cfg.get("copy_curriculum"):
+        stages = ", ".join(f"epoch {e}: {n} lags" for e, n in cfg["copy_curriculum"])
+        text += f", replay-lag curriculum ({stages})"
+    return text
+
+
 def _settings_section(results: dict[str, Any]) -> list[str]:
     s = results.get("settings", {})
     if not s:
         return []
-
-    def describe(cfg: dict[str, Any]) -> str:
-        text = (
-            f"Adam lr {cfg['lr']:g} ({cfg['lr_schedule']}"
-            + (
-                f" to {cfg['lr'] * cfg['lr_final']:g}"
-                if cfg["lr_schedule"] != "constant"
-                else ""
-            )
-            + f"), batch {cfg['batch_size']}, {cfg['epochs']} epochs × "
-            f"{cfg['batches_per_epoch']} batches, clip {cfg['clip']}"
-        )
-        if cfg.get("copy_curriculum"):
-            stages = ", ".join(
-                f"epoch {e}: {n} lags" for e, n in cfg["copy_curriculum"]
-            )
-            text += f", replay-lag curriculum ({stages})"
-        return text
 
     rows = []
     only = results.get("only", EXPERIMENTS)
@@ -282,7 +282,7 @@ def _settings_section(results: dict[str, Any]) -> list[str]:
                 "copy task",
                 f"Nh ∈ {tuple(s['copy_widths'])}, {len(s['copy_constructions'])} "
                 f"constructions, seeds {tuple(s['copy_seeds'])}; "
-                + describe(s["copy_config"]),
+                + _describe_config(s["copy_config"]),
                 (
                     "chosen here (the paper gives no copy-task training settings): "
                     "`rnnschur.training.COPY_CONFIG`, see `default_config`"
@@ -301,7 +301,7 @@ def _settings_section(results: dict[str, Any]) -> list[str]:
             [
                 "flip-flop / sine / CDI",
                 f"Nh = {s['task_hidden']}, {s['task_construction']}, seeds "
-                f"{tuple(s['task_seeds'])}; " + describe(cfg),
+                f"{tuple(s['task_seeds'])}; " + _describe_config(cfg),
                 "the paper's (section 4)" if paper else "modified from the paper's",
             ]
         )
