@@ -6,8 +6,10 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import _core
 from .ablation import Ablation, ablate
+from .alignment import SubspaceAlignment, subspace_alignment
 from .rnn import loss_and_grad, rollout
 from .schur import SchurForm, SchurSplit, SwapRejected, ordered_schur, schur_split
+from .subspaces import principal_angles
 from .tasks import (
     ContextIntegration,
     CopyTask,
@@ -43,6 +45,7 @@ __all__ = [
     "SchurForm",
     "SchurSplit",
     "SineGeneration",
+    "SubspaceAlignment",
     "SwapRejected",
     "TrainConfig",
     "TrainedModel",
@@ -55,8 +58,10 @@ __all__ = [
     "loss_and_grad",
     "make_task",
     "ordered_schur",
+    "principal_angles",
     "rollout",
     "save",
     "schur_split",
+    "subspace_alignment",
     "task_from_dict",
 ]
