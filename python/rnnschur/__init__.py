@@ -7,6 +7,7 @@ from importlib.metadata import PackageNotFoundError, version
 from . import _core
 from .ablation import Ablation, ablate
 from .alignment import SubspaceAlignment, subspace_alignment
+from .predictors import predictor_analysis, predictor_verdict
 from .rnn import loss_and_grad, rollout
 from .schur import SchurForm, SchurSplit, SwapRejected, ordered_schur, schur_split
 from .subspaces import principal_angles
@@ -58,6 +59,8 @@ __all__ = [
     "loss_and_grad",
     "make_task",
     "ordered_schur",
+    "predictor_analysis",
+    "predictor_verdict",
     "principal_angles",
     "rollout",
     "save",
