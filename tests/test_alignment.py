@@ -134,6 +134,8 @@ def test_subspace_alignment_bad_input():
         subspace_alignment(W, H, variance_levels=(0.0,))
     with pytest.raises(ValueError, match="n_null"):
         subspace_alignment(W, H, n_null=0)
+    with pytest.raises(TypeError, match="n_null"):
+        subspace_alignment(W, H, n_null=10.0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="alpha"):
         subspace_alignment(W, H, alpha=1.5)
 

@@ -130,7 +130,10 @@ class BlockAlignment:
     shape : tuple of int
         Size of the block's row × column index sets in Schur coordinates.
     rank : int
-        Numerical rank of ``ΔW_b`` (``σ_i > rank_rtol · σ_max``).
+        Numerical rank of ``ΔW_b`` (``σ_i > rank_rtol · σ_max``). The tolerance is
+        relative to the block itself: for a block at rounding level (e.g. a
+        float32-rounded orthogonal ``W_hh``, whose ``N`` is ~1e-8) the rank and
+        spaces describe that rounding; ``removed_mass`` shows when this is so.
     singular_values : ndarray, float64, shape (n,)
         Of ``ΔW_b`` (= those of ``N_b``), decreasing.
     removed_mass : float
@@ -332,27 +335,14 @@ def subspace_alignment(
         raise ValueError(msg)
     X = as_states(H, n)
     levels = _levels(variance_levels)
-    if (
-        isinstance(n_null, bool)
-        or not isinstance(n_null, numbers.Integral)
-        or n_null < 1
-    ):
-        msg = f"n_null must be an int >= 1; got {n_null!r}"
-        raise ValueError(msg)
+    _check_n_null(n_null)
     tol = rank_tolerance(rank_rtol, (n,))
     gen = np.random.default_rng(rng)
     form = ordered_schur(W)
     split = schur_split(form, alpha, sep_method="none")
     lam, U, C = covariance_spectrum(X)
     refs, pc_dims = _pc_references(lam, U, levels)
-    if W_hy is not None:
-        R = as_float_matrix(W_hy, "W_hy")
-        _check_width(R.shape[1], n, "W_hy", "(Ny, Nh)")
-        refs["readout"] = orthonormal_basis(R.T, rtol=tol)
-    if W_xh is not None:
-        I_ = as_float_matrix(W_xh, "W_xh")
-        _check_width(I_.shape[0], n, "W_xh", "(Nh, Nx)")
-        refs["input"] = orthonormal_basis(I_, rtol=tol)
+    refs.update(_weight_references(W_hy, W_xh, n, tol))
     index = _AlignmentTool(C, lam, n_null, gen)
     ref_align = {k: index(v) for k, v in refs.items() if k in ("readout", "input")}
     ctx = _Context(form, split, X, W, tol, refs, index, W_hy)
@@ -373,10 +363,33 @@ def subspace_alignment(
     )
 
 
-def _check_width(got: int, n: int, name: str, shape: str) -> None:
-    if got != n:
-        msg = f"{name} must have shape {shape} with Nh = {n}; got Nh = {got}"
+def _check_n_null(n_null: object) -> None:
+    if isinstance(n_null, bool) or not isinstance(n_null, numbers.Integral):
+        msg = f"n_null must be an int; got {type(n_null).__name__}"
+        raise TypeError(msg)
+    if n_null < 1:
+        msg = f"n_null must be >= 1; got {n_null}"
         raise ValueError(msg)
+
+
+def _weight_references(
+    W_hy: object, W_xh: object, n: int, tol: float
+) -> dict[str, np.ndarray]:
+    """Bases of the readout row space and the input column space (when given)."""
+    refs = {}
+    if W_hy is not None:
+        R = as_float_matrix(W_hy, "W_hy")
+        if R.shape[1] != n:
+            msg = f"W_hy must have shape (Ny, Nh) with Nh = {n}; got {R.shape}"
+            raise ValueError(msg)
+        refs["readout"] = orthonormal_basis(R.T, rtol=tol)
+    if W_xh is not None:
+        I_ = as_float_matrix(W_xh, "W_xh")
+        if I_.shape[0] != n:
+            msg = f"W_xh must have shape (Nh, Nx) with Nh = {n}; got {I_.shape}"
+            raise ValueError(msg)
+        refs["input"] = orthonormal_basis(I_, rtol=tol)
+    return refs
 
 
 def _levels(levels: Sequence[float]) -> tuple[float, ...]:

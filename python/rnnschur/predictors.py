@@ -261,6 +261,28 @@ def _check_count(v: object, name: str, low: int) -> int:
     return int(v)
 
 
+def _check_confidence(confidence: object) -> None:
+    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real):
+        msg = f"confidence must be a real number; got {type(confidence).__name__}"
+        raise TypeError(msg)
+    if not 0.0 < float(confidence) < 1.0:
+        msg = f"confidence must be in (0, 1); got {confidence}"
+        raise ValueError(msg)
+
+
+def _group_index(groups: object, n: int) -> np.ndarray:
+    """Model number (0 .. G−1) of every observation; at least 2 models."""
+    g = np.arange(n) if groups is None else np.asarray(groups)
+    if g.shape != (n,):
+        msg = f"groups must have shape ({n},); got {g.shape}"
+        raise ValueError(msg)
+    inv: np.ndarray = np.unique(g, return_inverse=True)[1].reshape(-1)
+    if inv.max() < 1:
+        msg = "groups must contain at least 2 distinct models"
+        raise ValueError(msg)
+    return inv
+
+
 def predictor_analysis(
     effect: object,
     predictors: Mapping[str, object],
@@ -307,22 +329,10 @@ def predictor_analysis(
         raise ValueError(msg)
     names = tuple(str(k) for k in predictors)
     cols = [_vector(v, f"predictors[{k!r}]", y.size) for k, v in predictors.items()]
-    g = np.arange(y.size) if groups is None else np.asarray(groups)
-    if g.shape != (y.size,):
-        msg = f"groups must have shape ({y.size},); got {g.shape}"
-        raise ValueError(msg)
-    inv = np.unique(g, return_inverse=True)[1].reshape(-1)
+    inv = _group_index(groups, y.size)
     G = int(inv.max()) + 1
-    if G < 2:
-        msg = "groups must contain at least 2 distinct models"
-        raise ValueError(msg)
     n_boot = _check_count(n_boot, "n_boot", 1)
-    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real):
-        msg = f"confidence must be a real number; got {type(confidence).__name__}"
-        raise TypeError(msg)
-    if not 0.0 < confidence < 1.0:
-        msg = f"confidence must be in (0, 1); got {confidence}"
-        raise ValueError(msg)
+    _check_confidence(confidence)
     gen = np.random.default_rng(rng)
     Y = np.column_stack([y, *cols])
     # Resampling whole models = integer weights (how often each model was drawn)
