@@ -12,8 +12,11 @@ from __future__ import annotations
 from . import _core
 from ._version import library_version
 from .ablation import Ablation, ablate
+from .alignment import SubspaceAlignment, subspace_alignment
+from .predictors import predictor_analysis, predictor_verdict
 from .rnn import NonFiniteError, loss_and_grad, rollout
 from .schur import SchurForm, SchurSplit, SwapRejected, ordered_schur, schur_split
+from .subspaces import principal_angles
 from .tasks import (
     ContextIntegration,
     CopyTask,
@@ -46,6 +49,7 @@ __all__ = [
     "SchurForm",
     "SchurSplit",
     "SineGeneration",
+    "SubspaceAlignment",
     "SwapRejected",
     "TrainConfig",
     "TrainedModel",
@@ -59,9 +63,13 @@ __all__ = [
     "loss_and_grad",
     "make_task",
     "ordered_schur",
+    "predictor_analysis",
+    "predictor_verdict",
+    "principal_angles",
     "rollout",
     "save",
     "schur_split",
+    "subspace_alignment",
     "task_from_dict",
     "train",
 ]
