@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from .constructions import CONSTRUCTIONS
+from .sweep.cli import add_sweep_parser
 from .tasks import TASKS, make_task
 
 __all__ = [
@@ -332,7 +333,12 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- main
 
 #: ``add_<name>_parser`` functions, one per subcommand.
-SUBCOMMANDS = [add_train_parser, add_reproduce_parser, add_ablate_parser]
+SUBCOMMANDS = [
+    add_train_parser,
+    add_reproduce_parser,
+    add_ablate_parser,
+    add_sweep_parser,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
