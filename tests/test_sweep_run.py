@@ -312,3 +312,18 @@ def test_local_processes_give_the_serial_table(tmp_path):
     assert (tmp_path / "serial" / "results.parquet").read_bytes() == (
         tmp_path / "local" / "results.parquet"
     ).read_bytes()
+
+
+def test_executor_gets_at_most_max_in_flight_jobs(tmp_path):
+    class Windowed(SerialExecutor):
+        max_in_flight = 3
+        seen = 0
+
+        def wait_any(self, futures):
+            self.seen = max(self.seen, len(futures))
+            return super().wait_any(futures)
+
+    ex = Windowed()
+    s = run_sweep(tiny(), tmp_path, ex, progress=False)
+    assert s["ok"] == 8
+    assert ex.seen == 3

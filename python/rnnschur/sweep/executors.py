@@ -45,6 +45,8 @@ class Executor:
     manager that releases its workers on exit."""
 
     description = "executor"
+    #: Jobs to keep submitted at once (None: all of them).
+    max_in_flight: int | None = None
 
     def submit(self, fn: Callable[[Any], Any], arg: Any, key: str) -> Any:
         raise NotImplementedError
@@ -85,8 +87,9 @@ class LocalExecutor(Executor):
     """``jobs`` worker processes on this machine (``spawn`` start method).
 
     A worker that dies (killed, out of memory) breaks a ``ProcessPoolExecutor``: every
-    job in flight fails with ``BrokenProcessPool``. Those jobs count as lost, and the
-    next ``submit`` starts a fresh pool.
+    job in the pool fails with ``BrokenProcessPool``. Those jobs count as lost, and the
+    next ``submit`` starts a fresh pool. The sweep keeps only ``jobs`` jobs in the pool
+    (:attr:`max_in_flight`), so a death costs the models being trained, not the queue.
     """
 
     def __init__(self, jobs: int):
@@ -94,6 +97,8 @@ class LocalExecutor(Executor):
             msg = f"jobs must be a positive integer; got {jobs!r}"
             raise ValueError(msg)
         self.jobs = jobs
+        # A dead worker fails every job in the pool, queued ones included.
+        self.max_in_flight = jobs
         self.description = f"{jobs} local process{'es' * (jobs != 1)}"
         self._pool = self._new_pool()
 

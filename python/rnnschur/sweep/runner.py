@@ -8,6 +8,7 @@ process writes everything, through :class:`~rnnschur.sweep.results.ResultStore`.
 
 from __future__ import annotations
 
+import collections
 import os
 import socket
 import tempfile
@@ -19,7 +20,7 @@ from typing import Any
 from . import backend
 from .executors import Executor
 from .results import ResultStore, error_outcome
-from .spec import SweepSpec
+from .spec import Cell, SweepSpec
 
 __all__ = ["SweepSummary", "run_cell", "run_sweep"]
 
@@ -135,9 +136,16 @@ def run_sweep(
     say(f"{len(todo)} model(s) to run, {counts['skipped']} already done")
     bar = _progress_bar(progress and bool(todo), len(spec), counts["skipped"])
     lost: dict[str, int] = {}
-    pending = {executor.submit(run_cell, c.to_dict(), c.key): c for c in todo}
+    # Executors that lose every queued job with a dead worker (a broken process
+    # pool) get only as many jobs as they run at once.
+    window = executor.max_in_flight or len(todo)
+    queue = collections.deque(todo)
+    pending: dict[Any, Cell] = {}
     try:
-        while pending:
+        while queue or pending:
+            while queue and len(pending) < window:
+                c = queue.popleft()
+                pending[executor.submit(run_cell, c.to_dict(), c.key)] = c
             for fut in executor.wait_any(pending):
                 cell = pending.pop(fut)
                 try:
