@@ -327,3 +327,52 @@ def test_executor_gets_at_most_max_in_flight_jobs(tmp_path):
     s = run_sweep(tiny(), tmp_path, ex, progress=False)
     assert s["ok"] == 8
     assert ex.seen == 3
+
+
+# --------------------------------------------------------------------------- CLI / API
+
+TINY_TOML = """
+seeds = 2
+[train]
+epochs = 1
+batches_per_epoch = 4
+[diagnose]
+eval_size = 32
+[[grid]]
+task = "flipflop"
+construction = ["dense_orthogonal", "dense_default"]
+hidden = 8
+"""
+
+
+def test_cli_sweep_and_library_function_agree(tmp_path, capsys):
+    from rnnschur.cli import main
+    from rnnschur.sweep import sweep
+
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY_TOML)
+    code = main(["sweep", str(spec), "--out", str(tmp_path / "cli"), "--jobs", "1"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "4 models in" in err
+    assert "4 ok, 0 diverged, 0 errors, 0 skipped" in err
+    lines = []
+    s = sweep(spec, tmp_path / "api", jobs=1, progress=False, log=lines.append)
+    assert s["ok"] == 4
+    assert "running on 1 local process" in lines[0]
+    assert (tmp_path / "cli" / "results.parquet").read_bytes() == (
+        tmp_path / "api" / "results.parquet"
+    ).read_bytes()
+
+
+def test_cli_sweep_reports_bad_input(tmp_path, capsys):
+    from rnnschur.cli import main
+
+    spec = tmp_path / "bad.toml"
+    spec.write_text(TINY_TOML.replace('task = "flipflop"', 'task = "flip"'))
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "o")]) == 2
+    assert "grid[0]: task must be one of" in capsys.readouterr().err
+    assert main(["sweep", str(tmp_path / "missing.toml"), "--out", "o"]) == 2
+    with pytest.raises(SystemExit):
+        main(["sweep", str(spec), "--out", "o", "--jobs", "2", "--dask-local", "2"])
+    assert "not allowed with argument" in capsys.readouterr().err

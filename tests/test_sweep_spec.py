@@ -187,6 +187,11 @@ def test_sequence_parameters_take_lists_of_candidates():
             r"unknown key\(s\) \['evalsize'\]",
         ),
         (lambda d: d.update(base_seed=-1), r"base_seed must be"),
+        (lambda d: d["grid"][1].update(train=3), r"grid\[1\].*\.train must be a table"),
+        (
+            lambda d: d["grid"][1].update(task_params=[1]),
+            r"grid\[1\].*\.task_params must be a table",
+        ),
     ],
 )
 def test_errors_name_the_entry(change, pattern):

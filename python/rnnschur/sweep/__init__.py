@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .executors import DaskExecutor, Executor, LocalExecutor, make_executor
 from .results import ResultStore, read_results
-from .runner import run_cell, run_sweep
+from .runner import SweepSummary, run_cell, run_sweep, sweep
 from .spec import Cell, SpecError, SweepSpec, derive_seed, load_spec, parse_spec
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "ResultStore",
     "SpecError",
     "SweepSpec",
+    "SweepSummary",
     "derive_seed",
     "load_spec",
     "make_executor",
@@ -27,4 +28,5 @@ __all__ = [
     "read_results",
     "run_cell",
     "run_sweep",
+    "sweep",
 ]

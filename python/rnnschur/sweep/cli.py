@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 __all__ = ["add_sweep_parser", "cmd_sweep"]
@@ -57,6 +58,15 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+class _Terminated(BaseException):
+    """SIGTERM arrived during the sweep (a BaseException, like KeyboardInterrupt, so
+    that no handler of job failures records it as a failed model)."""
+
+
+def _raise_terminated(_signum, _frame):
+    raise _Terminated
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run ``rnnschur sweep``; exit code 1 if any model ended in an error."""
     from .executors import make_executor
@@ -79,6 +89,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         say(str(exc))
         return 2
     say(f"{len(spec)} models in {args.spec}; running on {executor.description}")
+    resume = f"finished models are kept in {args.out}: rerun to resume"
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         with executor:
             s = run_sweep(
@@ -88,8 +100,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         say(str(exc))
         return 2
     except KeyboardInterrupt:
-        say(f"interrupted; finished models are kept in {args.out}: rerun to resume")
+        say(f"interrupted; {resume}")
         return 130
+    except _Terminated:
+        say(f"terminated; {resume}")
+        return 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     rate = 3600 * (s["total"] - s["skipped"]) / max(s["seconds"], 1e-9)
     say(
         f"done in {s['seconds']:.1f} s ({rate:.0f} models/h): {s['ok']} ok, "

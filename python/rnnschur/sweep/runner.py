@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from . import backend
-from .executors import Executor
+from .executors import Executor, make_executor
 from .results import ResultStore, error_outcome
-from .spec import Cell, SweepSpec
+from .spec import Cell, SweepSpec, load_spec
 
-__all__ = ["SweepSummary", "run_cell", "run_sweep"]
+__all__ = ["SweepSummary", "run_cell", "run_sweep", "sweep"]
 
 #: A cell whose worker died this many times is recorded as an error (Dask's own
 #: ``allowed-failures`` retries come on top of this for the Dask executors).
@@ -174,3 +174,42 @@ def run_sweep(
         store.consolidate()
     counts["seconds"] = time.perf_counter() - t0
     return counts
+
+
+def sweep(
+    spec: SweepSpec | str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    jobs: int | None = None,
+    dask_local: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> SweepSummary:
+    """Run a sweep: the library form of ``rnnschur sweep``.
+
+    Parameters
+    ----------
+    spec : SweepSpec or path of a TOML spec
+    out_dir : path
+        Output folder (``results.parquet`` and the rest; see
+        :mod:`rnnschur.sweep.results`).
+    jobs, dask_local, scheduler
+        At most one: local worker processes (default ``min(2, CPUs)``), a Dask
+        ``LocalCluster`` of that many single-thread workers, or the address of a
+        running Dask scheduler.
+    progress : bool
+        Progress bar (models done, failed, rate, ETA).
+    log : callable, optional
+        Receives status lines.
+
+    Returns
+    -------
+    SweepSummary
+    """
+    if not isinstance(spec, SweepSpec):
+        spec = load_spec(spec)
+    with make_executor(jobs=jobs, dask_local=dask_local, scheduler=scheduler) as ex:
+        if log is not None:
+            log(f"{len(spec)} models; running on {ex.description}")
+        return run_sweep(spec, out_dir, ex, progress=progress, log=log)

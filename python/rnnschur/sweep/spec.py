@@ -42,6 +42,7 @@ import hashlib
 import itertools
 import json
 import numbers
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,7 +200,9 @@ def _seeds(where: str, value: Any) -> list[int]:
     raise SpecError(msg)
 
 
-def _param_axes(where: str, table: Any, fields: dict[str, Any]) -> list[tuple]:
+def _param_axes(
+    where: str, table: Any, fields: dict[str, Any], fixed: dict[str, Any]
+) -> list[tuple]:
     """``[(name, candidates), ...]`` for a table of task or training parameters."""
     if not isinstance(table, dict):
         msg = f"{where} must be a table; got {type(table).__name__}"
@@ -210,8 +213,8 @@ def _param_axes(where: str, table: Any, fields: dict[str, Any]) -> list[tuple]:
         raise SpecError(msg)
     axes = []
     for name in sorted(table):
-        if name in _FIXED_TRAIN and fields is _TRAIN_FIELDS:
-            msg = f"{where}: {name!r} is fixed to {_FIXED_TRAIN[name]} by the sweep"
+        if name in fixed:
+            msg = f"{where}: {name!r} is fixed to {fixed[name]} by the sweep"
             raise SpecError(msg)
         seq = isinstance(fields[name], tuple)
         axes.append((name, _axis(where, name, table[name], seq)))
@@ -249,10 +252,14 @@ def _block_axes(where: str, block: dict[str, Any], top: dict[str, Any]):
         raise SpecError(msg)
     seeds = _seeds(where, block.get("seeds", top.get("seeds", 1)))
     task_axes = _param_axes(
-        f"{where}.task_params", block.get("task_params", {}), _task_fields(task)
+        f"{where}.task_params", block.get("task_params", {}), _task_fields(task), {}
     )
-    train_table = {**top.get("train", {}), **block.get("train", {})}
-    train_axes = _param_axes(f"{where}.train", train_table, _TRAIN_FIELDS)
+    block_train = block.get("train", {})
+    if not isinstance(block_train, dict):
+        msg = f"{where}.train must be a table; got {type(block_train).__name__}"
+        raise SpecError(msg)
+    train_table = {**top.get("train", {}), **block_train}
+    train_axes = _param_axes(f"{where}.train", train_table, _TRAIN_FIELDS, _FIXED_TRAIN)
     return task, cons, hidden, seeds, task_axes, train_axes
 
 
@@ -378,7 +385,7 @@ def parse_spec(data: dict[str, Any], *, name: str = "sweep") -> SweepSpec:
     return SweepSpec(name=str(data.get("name", name)), cells=ordered, diagnose=diagnose)
 
 
-def load_spec(path: str | Path) -> SweepSpec:
+def load_spec(path: str | os.PathLike) -> SweepSpec:
     """Read and expand a TOML sweep spec (see the module docstring for the format)."""
     if sys.version_info >= (3, 11):
         import tomllib

@@ -239,3 +239,28 @@ def test_killed_local_worker_loses_nothing(tmp_path, spec48):
     lost = int(err.split(" lost to dead workers")[0].rsplit(", ", 1)[1])
     assert lost >= 1  # the jobs in flight were resubmitted
     assert_complete(out, 48, ref)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", [("--jobs", "2"), ("--dask-local", "2")])
+def test_terminated_sweep_resumes_without_duplicates(tmp_path, spec48, where):
+    if where[0] == "--dask-local":
+        pytest.importorskip("distributed")
+    path, ref = spec48
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        sweep_cmd(path, out, *where),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for_parts(out, 4, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 143, err
+    assert "terminated; finished models are kept" in err
+    done = len(list((out / "parts").glob("*.parquet")))
+    assert 4 <= done < 48
+    err = run_cli(path, out, *where).stderr
+    assert f"{48 - done} model(s) to run, {done} already done" in err
+    assert_complete(out, 48, ref)
