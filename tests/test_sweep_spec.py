@@ -221,3 +221,16 @@ def test_shipped_smoke_spec_has_at_least_8_small_models():
     assert all(
         c.config["epochs"] * c.config["batches_per_epoch"] <= 256 for c in spec.cells
     )
+
+
+def test_integer_and_float_spellings_of_a_real_setting_are_one_model():
+    def one(lr, clip):
+        data = {
+            "train": {"lr": lr, "clip": clip},
+            "grid": [{"task": "flipflop", "construction": "cayley", "hidden": 8}],
+        }
+        return parse_spec(data).cells[0]
+
+    a, b = one(1, 2), one(1.0, 2.0)
+    assert (a.key, a.train_seed, a.config) == (b.key, b.train_seed, b.config)
+    assert a.config["lr"] == 1.0 and isinstance(a.config["lr"], float)

@@ -240,7 +240,7 @@ class ResultStore:
         columns (types inferred; JSON text if mixed) after ``eval_seed``."""
         pa = self.pa
         cols = [
-            (n, pa.array([r[n] for r in rows], type=getattr(pa, t)()))
+            (n, pa.array([r.get(n) for r in rows], type=getattr(pa, t)()))
             for n, t in _COLUMNS.items()
         ]
         added = []

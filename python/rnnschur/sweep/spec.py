@@ -38,6 +38,7 @@ The core runs one thread per model (``n_threads = 1``), fixed by the sweep.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -127,7 +128,7 @@ class SweepSpec:
     def __len__(self) -> int:
         return len(self.cells)
 
-    @property
+    @functools.cached_property
     def varying(self) -> dict[str, list[str]]:
         """Task and training parameters whose value differs between cells."""
         out: dict[str, list[str]] = {}
@@ -222,6 +223,13 @@ def _param_axes(
 
 
 _TRAIN_FIELDS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+# Real-valued settings: TOML's ``lr = 1`` and ``lr = 1.0`` must be the same model
+# (same key, same seed), so integers are made floats before the key is formed.
+_TRAIN_FLOATS = {
+    f.name
+    for f in dataclasses.fields(TrainConfig)
+    if f.type in ("float", "float | None", float)
+}
 
 
 def _task_fields(task: str) -> dict[str, Any]:
@@ -271,8 +279,14 @@ def _resolve(where, task_name, task_params, train_over):
         msg = f"{where}: invalid task parameters {task_params}: {exc}"
         raise SpecError(msg) from exc
     base = default_config(task).to_dict()
+    over = {
+        k: float(v)
+        if k in _TRAIN_FLOATS and isinstance(v, int) and not isinstance(v, bool)
+        else v
+        for k, v in train_over.items()
+    }
     try:
-        cfg = TrainConfig.from_dict({**base, **train_over, **_FIXED_TRAIN})
+        cfg = TrainConfig.from_dict({**base, **over, **_FIXED_TRAIN})
     except (TypeError, ValueError) as exc:
         msg = f"{where}: invalid training settings {train_over}: {exc}"
         raise SpecError(msg) from exc
