@@ -16,6 +16,7 @@ from pathlib import Path
 from ._version import library_version
 from .constructions import CONSTRUCTIONS
 from .paper.settings import DEFAULT_ALPHA, DEFAULT_EVAL_SIZE, EXPERIMENTS
+from .sweep.cli import add_sweep_parser
 from .tasks import TASKS, make_task
 from .training import LR_SCHEDULES, NEURO_CONFIG, PAPER_CONFIG
 
@@ -341,7 +342,12 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- main
 
 #: ``add_<name>_parser`` functions, one per subcommand.
-SUBCOMMANDS = [add_train_parser, add_reproduce_parser, add_ablate_parser]
+SUBCOMMANDS = [
+    add_train_parser,
+    add_reproduce_parser,
+    add_ablate_parser,
+    add_sweep_parser,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
