@@ -569,26 +569,21 @@ void pack_grad(const GradArgs<T>& a, const RnnLayout& L, T* P) {
     pack_common<T>(d, L, a.W_xh, a.W_hy, a.b_h, a.b_y, P);
 }
 
-// y = tanh(y) in place for n (a multiple of the vector length) values still in
-// L1, four vectors at a time. The step's tanh runs as this separate pass rather
+// y = tanh(y) in place on the first ncols (rounded up to the vector length)
+// columns of `rows` rows of stride ld, still in L1; the columns beyond stay as
+// they are (zero padding). The step's tanh runs as this separate pass rather
 // than in the GEMM epilogue: one vtanh is a chain of ~25 dependent operations,
 // and the epilogue's one or two per row left the out-of-order window too short
 // to overlap them (measured: the epilogue tanh took ~2.5x the time per value).
 template <class T>
-inline void tanh_block(T* y, i64 n) {
+inline void tanh_rows(T* y, i64 rows, i64 ld, i64 ncols) {
     constexpr int Lv = V<T>::L;
-    i64 i = 0;
-    for (; i + 4 * Lv <= n; i += 4 * Lv) {
-        const vec_t<T> a = vtanh<T>(vload<T>(y + i));
-        const vec_t<T> b = vtanh<T>(vload<T>(y + i + Lv));
-        const vec_t<T> c = vtanh<T>(vload<T>(y + i + 2 * Lv));
-        const vec_t<T> e = vtanh<T>(vload<T>(y + i + 3 * Lv));
-        vstore<T>(y + i, a);
-        vstore<T>(y + i + Lv, b);
-        vstore<T>(y + i + 2 * Lv, c);
-        vstore<T>(y + i + 3 * Lv, e);
+    const i64 nc = round_up(ncols, Lv);
+    for (i64 r = 0; r < rows; ++r) {
+        T* row = y + r * ld;
+        for (i64 j = 0; j < nc; j += Lv)
+            vstore<T>(row + j, vtanh<T>(vload<T>(row + j)));
     }
-    for (; i < n; i += Lv) vstore<T>(y + i, vtanh<T>(vload<T>(y + i)));
 }
 
 // One recurrence step for `rows` rows: cur = tanh(prev W_hh^T + x_t W_xh^T + b_h).
@@ -609,7 +604,7 @@ inline void step_forward(const RnnDims& d, const RnnLayout& L, const T* P,
             vstore<T>(c + Lv, nv == 2 ? acc[1] + vload<T>(bh + j0 + Lv) : vec_t<T>{});
         },
         d.Nx, xt, ldx, P + L.off_wxhT);
-    tanh_block<T>(cur, rows * ldh);
+    tanh_rows<T>(cur, rows, ldh, d.Nh);
 }
 
 // Forward step with the readout of the previous step fused (L.fused): the GEMM
@@ -655,7 +650,7 @@ inline void step_forward_fused(const RnnDims& d, const RnnLayout& L, const T* P,
             }
         },
         d.Nx, xt, ldx, P + L.off_wxhT);
-    tanh_block<T>(cur, rows * ldh);  // tanh(0) = 0 keeps the padding zero
+    tanh_rows<T>(cur, rows, ldh, Nh);  // tanh(0) = 0 keeps the padding zero
 }
 
 // Forward pass of variant k for rows [b0, b1): only two hidden blocks are kept
