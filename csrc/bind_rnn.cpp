@@ -4,6 +4,7 @@
 // points raises instead of crashing.
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "common.hpp"
 #include "errors.hpp"
@@ -288,24 +289,36 @@ void register_rnn(py::module_& m) {
         "n_threads"_a,
         "Masked MSE and its BPTT gradient; mask is a (T, B, Ny) bool array or None. "
         "See rnnschur.loss_and_grad.");
+    if (const char* err = simd_env_error()) value_error(err);
     m.def(
         "simd_level", [] { return std::string(simd_level_name(simd_level())); },
-        "SIMD level used by the RNN kernels ('baseline' or 'avx2').");
+        "SIMD level used by the RNN kernels ('baseline', 'avx2' or 'avx512').");
+    m.def(
+        "simd_levels",
+        [] {
+            std::vector<std::string> out;
+            for (auto l : {SimdLevel::baseline, SimdLevel::avx2, SimdLevel::avx512})
+                if (simd_level_supported(l)) out.emplace_back(simd_level_name(l));
+            return out;
+        },
+        "SIMD levels this build and CPU support, lowest first.");
     m.def(
         "set_simd_level",
         [](const std::string& level) {
             SimdLevel want;
-            if (level == "baseline")
-                want = SimdLevel::baseline;
-            else if (level == "avx2")
-                want = SimdLevel::avx2;
-            else
-                value_error("level must be 'baseline' or 'avx2', got '" + level + "'");
+            if (!parse_simd_level(level.c_str(), want))
+                value_error("level must be 'baseline', 'avx2' or 'avx512', got '" +
+                            level + "'");
+            if (!simd_level_supported(want))
+                value_error("level '" + level +
+                            "' is not supported by this CPU (or this build); "
+                            "see simd_levels()");
             return std::string(simd_level_name(set_simd_level(want)));
         },
         "level"_a,
-        "Force the SIMD level of the RNN kernels (clamped to what the CPU supports); "
-        "returns the level in force. For tests and diagnostics.");
+        "Force the SIMD level of the RNN kernels (any of simd_levels(); ValueError "
+        "for a level the CPU lacks); returns the level in force. For tests and "
+        "diagnostics.");
     m.def(
         "_tanh",
         [](const py::array& x) -> py::array {

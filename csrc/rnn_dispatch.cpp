@@ -28,21 +28,58 @@ namespace {
 // ---------------------------------------------------------------------------
 // SIMD level
 
-bool cpu_has_avx2() {
+// GCC's and Clang's __builtin_cpu_supports report AVX/AVX-512 features only when
+// the OS also saves the wider registers (XCR0), so a "supported" level is usable.
+bool cpu_supports(SimdLevel level) {
+    switch (level) {
+        case SimdLevel::baseline:
+            return true;
+        case SimdLevel::avx2:
 #if defined(RNNSCHUR_HAVE_AVX2) && (defined(__GNUC__) || defined(__clang__))
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+            __builtin_cpu_init();
+            return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
-    return false;
+            return false;
 #endif
+        case SimdLevel::avx512:
+#if defined(RNNSCHUR_HAVE_AVX512) && (defined(__GNUC__) || defined(__clang__))
+            __builtin_cpu_init();
+            return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                   __builtin_cpu_supports("avx512f") &&
+                   __builtin_cpu_supports("avx512bw") &&
+                   __builtin_cpu_supports("avx512dq") &&
+                   __builtin_cpu_supports("avx512vl");
+#else
+            return false;
+#endif
+    }
+    return false;
 }
 
+SimdLevel best_level() {
+    for (int l = static_cast<int>(SimdLevel::avx512); l > 0; --l)
+        if (cpu_supports(static_cast<SimdLevel>(l))) return static_cast<SimdLevel>(l);
+    return SimdLevel::baseline;
+}
+
+std::string g_env_error;  // set once by initial_level(), before any reader
+
 SimdLevel initial_level() {
-    SimdLevel best = cpu_has_avx2() ? SimdLevel::avx2 : SimdLevel::baseline;
-    if (const char* env = std::getenv("RNNSCHUR_SIMD")) {
-        if (std::string(env) == "baseline") best = SimdLevel::baseline;
+    const char* env = std::getenv("RNNSCHUR_SIMD");
+    if (env == nullptr || *env == '\0') return best_level();
+    SimdLevel want;
+    if (!parse_simd_level(env, want)) {
+        g_env_error = std::string("RNNSCHUR_SIMD='") + env +
+                      "' is not a SIMD level: use 'baseline', 'avx2' or 'avx512'";
+    } else if (!cpu_supports(want)) {
+        g_env_error = std::string("RNNSCHUR_SIMD='") + env +
+                      "' but this CPU (or this build) does not support it; "
+                      "the best level here is '" +
+                      simd_level_name(best_level()) + "'";
+    } else {
+        return want;
     }
-    return best;
+    return best_level();
 }
 
 std::atomic<int> g_level{static_cast<int>(initial_level())};
@@ -51,6 +88,9 @@ template <class T>
 const KernelSet<T>& kernels_for(SimdLevel level);
 template <>
 const KernelSet<float>& kernels_for<float>(SimdLevel level) {
+#if defined(RNNSCHUR_HAVE_AVX512)
+    if (level == SimdLevel::avx512) return isa_avx512::kernels_f32;
+#endif
 #if defined(RNNSCHUR_HAVE_AVX2)
     if (level == SimdLevel::avx2) return isa_avx2::kernels_f32;
 #endif
@@ -59,6 +99,9 @@ const KernelSet<float>& kernels_for<float>(SimdLevel level) {
 }
 template <>
 const KernelSet<double>& kernels_for<double>(SimdLevel level) {
+#if defined(RNNSCHUR_HAVE_AVX512)
+    if (level == SimdLevel::avx512) return isa_avx512::kernels_f64;
+#endif
 #if defined(RNNSCHUR_HAVE_AVX2)
     if (level == SimdLevel::avx2) return isa_avx2::kernels_f64;
 #endif
@@ -262,17 +305,25 @@ bool forward_impl(const ForwardArgs<T>& a, int n_threads) {
     const RnnLayout L = make_layout(d, ks.nr, bs_max, false);
     T* packed = scratch<T>(0, L.packed_size);
     ks.pack_forward(a, L, packed);
+    // Each item checks its own outputs while they are warm (a serial pass over
+    // all of y after the parallel part would cost ~5% of a K = 8 call).
+    std::atomic<bool> finite{true};
     parallel_for(parts, [&](int p) {
         T* ws = scratch<T>(1, L.ws_size);
         // Contiguous ranges of items per part (variants stay on one thread).
         const i64 i0 = items * p / parts, i1 = items * (p + 1) / parts;
         for (i64 it = i0; it < i1; ++it) {
             const i64 k = it / shards, s = it % shards;
-            ks.forward_item(a, L, packed, k, d.B * s / shards, d.B * (s + 1) / shards,
-                            ws);
+            const i64 b0 = d.B * s / shards, b1 = d.B * (s + 1) / shards;
+            ks.forward_item(a, L, packed, k, b0, b1, ws);
+            const T* yk = a.y + k * d.T * d.B * d.Ny;
+            bool ok = true;
+            for (i64 t = 0; t < d.T && ok; ++t)
+                ok = all_finite(yk + (t * d.B + b0) * d.Ny, (b1 - b0) * d.Ny);
+            if (!ok) finite.store(false, std::memory_order_relaxed);
         }
     });
-    return all_finite(a.y, d.K * d.T * d.B * d.Ny);
+    return finite.load();
 }
 
 template <class T>
@@ -337,10 +388,33 @@ SimdLevel simd_level() {
     return static_cast<SimdLevel>(g_level.load());
 }
 const char* simd_level_name(SimdLevel level) {
-    return level == SimdLevel::avx2 ? "avx2" : "baseline";
+    switch (level) {
+        case SimdLevel::avx512:
+            return "avx512";
+        case SimdLevel::avx2:
+            return "avx2";
+        default:
+            return "baseline";
+    }
+}
+bool parse_simd_level(const char* name, SimdLevel& level) {
+    for (int l = 0; l <= static_cast<int>(SimdLevel::avx512); ++l) {
+        if (std::strcmp(name, simd_level_name(static_cast<SimdLevel>(l))) == 0) {
+            level = static_cast<SimdLevel>(l);
+            return true;
+        }
+    }
+    return false;
+}
+bool simd_level_supported(SimdLevel level) {
+    return cpu_supports(level);
+}
+const char* simd_env_error() {
+    return g_env_error.empty() ? nullptr : g_env_error.c_str();
 }
 SimdLevel set_simd_level(SimdLevel level) {
-    if (level == SimdLevel::avx2 && !cpu_has_avx2()) level = SimdLevel::baseline;
+    while (level != SimdLevel::baseline && !cpu_supports(level))
+        level = static_cast<SimdLevel>(static_cast<int>(level) - 1);
     g_level.store(static_cast<int>(level));
     return level;
 }

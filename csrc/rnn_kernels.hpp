@@ -67,8 +67,9 @@ struct GradArgs {
     double loss;
 };
 
-// SIMD levels of the hot kernels, picked once at import (see rnn_dispatch.cpp).
-enum class SimdLevel : int { baseline = 0, avx2 = 1 };
+// SIMD levels of the hot kernels, picked once at import (see rnn_dispatch.cpp):
+// baseline x86-64 (SSE2), x86-64-v3 (AVX2 + FMA), x86-64-v4 (AVX-512 F/BW/DQ/VL).
+enum class SimdLevel : int { baseline = 0, avx2 = 1, avx512 = 2 };
 
 // n_threads <= 0 means "all hardware threads". Both return false when the
 // result holds a non-finite value (overflow), true otherwise.
@@ -79,7 +80,16 @@ bool rnn_loss_and_grad(GradArgs<double>& a, int n_threads);
 
 SimdLevel simd_level();
 const char* simd_level_name(SimdLevel level);
-// Forces a level (clamped to what the CPU supports); returns the level in force.
+// Parses "baseline", "avx2" or "avx512"; false for any other name.
+bool parse_simd_level(const char* name, SimdLevel& level);
+// True if this build has kernels for `level` and the CPU (and OS) runs them.
+bool simd_level_supported(SimdLevel level);
+// The RNNSCHUR_SIMD environment variable names an unknown level or one this CPU
+// lacks: the message to raise at import, else null (the best level is in force).
+const char* simd_env_error();
+// Forces a level; one that is not supported falls back to the best supported
+// level below it (callers check simd_level_supported first to raise instead).
+// Returns the level in force.
 SimdLevel set_simd_level(SimdLevel level);
 int hardware_threads();
 // The kernels' vectorised tanh at the current level (exposed for testing).

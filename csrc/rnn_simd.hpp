@@ -30,6 +30,11 @@ static inline i64 align_elems(i64 n) {
 // elements of T. nr is the kernel's panel width.
 struct RnnLayout {
     i64 nr, ldh, ldy;
+    // Forward: the readout of step t - 1 rides in step t's GEMM as Ny extra
+    // columns (W_hy^T beside W_hh^T) when they fit in the vector lanes that the
+    // last hidden vector leaves free (e.g. Nh = 72, Ny = 8 with 16 lanes), where
+    // it costs no extra FMA; then ldh covers Nh + Ny columns.
+    bool fused;
     // packed weights (shared by all threads of one call)
     i64 off_whhT, off_whh, off_wxhT, off_whyT, off_why, off_whyr, off_bh, off_by,
         packed_size;
@@ -45,6 +50,8 @@ struct RnnLayout {
 
 // k- and j-blocks of the gradient reductions (B block of 256 x 256 in L2).
 static constexpr i64 kGemmKC = 256, kGemmNC = 256;
+// Largest register-tile height of any ISA level (rnn_simd_impl.hpp, MR).
+static constexpr i64 kMaxTileRows = 12;
 
 // Below kChunkMaxNh, BPTT reduces the weight gradients every `chunk` steps
 // (about kChunkRows rows) and keeps only those steps' dL/da blocks.
@@ -60,7 +67,9 @@ static inline i64 grad_chunk(i64 Nh, i64 bs) {
 static inline RnnLayout make_layout(const RnnDims& d, i64 nr, i64 bs, bool grad) {
     RnnLayout L{};
     L.nr = nr;
-    L.ldh = round_up(d.Nh < 1 ? 1 : d.Nh, nr);
+    const i64 lanes = nr / 2, nh1 = d.Nh < 1 ? 1 : d.Nh;
+    L.fused = !grad && d.Ny > 0 && round_up(nh1 + d.Ny, lanes) == round_up(nh1, lanes);
+    L.ldh = round_up(nh1 + (L.fused ? d.Ny : 0), nr);
     L.ldy = round_up(d.Ny < 1 ? 1 : d.Ny, nr);
     i64 o = 0;
     auto take = [&o](i64 n) {
@@ -68,7 +77,7 @@ static inline RnnLayout make_layout(const RnnDims& d, i64 nr, i64 bs, bool grad)
         o += align_elems(n);
         return at;
     };
-    L.off_whhT = take(d.K * d.Nh * L.ldh);
+    L.off_whhT = take(d.K * d.Nh * L.ldh);  // fused: [W_hh^T | W_hy^T] per variant
     L.off_whh = take(grad ? d.Nh * L.ldh : 0);
     L.off_wxhT = take(d.Nx * L.ldh);
     L.off_whyT = take(d.Nh * L.ldy);
@@ -90,8 +99,8 @@ static inline RnnLayout make_layout(const RnnDims& d, i64 nr, i64 bs, bool grad)
     L.off_Y = take(grad ? d.T * bs * L.ldy : 0);
     L.off_tmp = take(grad ? d.Nx * d.Nh + L.ldh + L.ldy : 0);
     // packed blocks of the large gradient reduction: A (KC x Nh rounded to the
-    // 6-row tile) and B (KC x NC)
-    L.off_pack = take(grad ? kGemmKC * (round_up(d.Nh, 6) + kGemmNC) : 0);
+    // row tile of any level) and B (KC x NC)
+    L.off_pack = take(grad ? kGemmKC * (round_up(d.Nh, kMaxTileRows) + kGemmNC) : 0);
     L.ws_size = o;
     o = 0;
     L.off_gWhh = take(grad ? d.Nh * d.Nh : 0);
@@ -130,6 +139,12 @@ namespace isa_avx2 {
 extern const KernelSet<float> kernels_f32;
 extern const KernelSet<double> kernels_f64;
 }  // namespace isa_avx2
+#endif
+#if defined(RNNSCHUR_HAVE_AVX512)
+namespace isa_avx512 {
+extern const KernelSet<float> kernels_f32;
+extern const KernelSet<double> kernels_f64;
+}  // namespace isa_avx512
 #endif
 
 }  // namespace rnnschur

@@ -7,6 +7,10 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "rnn_simd.hpp"
 
 #if !defined(RNNSCHUR_ISA_NS) || !defined(RNNSCHUR_VBYTES)
@@ -52,7 +56,11 @@ using ivec_t = typename V<T>::ivec;
 // or 56, or a readout of <= L outputs), 2*MR rows x 1 vector: 12 independent
 // FMA chains instead of 6 (the FMA latency x 2 pipes needs >= 8).
 // Accumulator of row i, vector v: acc[i*nvv + v].
-constexpr int MR = 6;
+#ifndef RNNSCHUR_TILE_ROWS
+#define RNNSCHUR_TILE_ROWS 6
+#endif
+constexpr int MR = RNNSCHUR_TILE_ROWS;
+static_assert(MR <= kMaxTileRows, "raise kMaxTileRows (workspace layout)");
 constexpr int NV = 2;
 constexpr int NACC = MR * NV;
 template <class T>
@@ -135,6 +143,24 @@ struct InvFact {
     }
 };
 
+// n / d for d in [1, 2]: a division, except in float on AVX-512, where the
+// divider limits the tanh epilogue (16-lane divides at a fraction of the FMA
+// rate): the 14-bit reciprocal refined by one Newton step on the quotient
+// (q0 = n r, q = q0 + r (n - q0 d), the residual exact by FMA) is within about
+// 1 ulp of n / d. (AVX2's 12-bit reciprocal needs a second step, which costs
+// more than its divide.)
+template <class T>
+inline vec_t<T> vdiv(vec_t<T> n, vec_t<T> d) {
+#if RNNSCHUR_VBYTES == 64 && defined(__AVX512F__)
+    if constexpr (sizeof(T) == 4) {
+        const vec_t<T> r = _mm512_rcp14_ps(d);
+        const vec_t<T> q0 = n * r;
+        return q0 + r * (n - q0 * d);
+    }
+#endif
+    return n / d;
+}
+
 template <class T>
 inline vec_t<T> vtanh(vec_t<T> x) {
     using C = TanhConst<T>;
@@ -143,7 +169,7 @@ inline vec_t<T> vtanh(vec_t<T> x) {
     const iv sign_mask = (iv)vbcast<T>(T(-0.0));
     const iv xb = (iv)x;
     vec_t<T> a = (vec_t<T>)(xb & ~sign_mask);
-    a = a > C::clamp ? vbcast<T>(C::clamp) : a;  // NaN stays NaN
+    a = C::clamp < a ? vbcast<T>(C::clamp) : a;  // minps order: NaN stays NaN
     const vec_t<T> z = a * T(-2);
     // n = round(z / ln2) by the shifter trick: s holds n in its low mantissa
     // bits, so bits(s) - bits(shifter) = n as an integer (no float->int64
@@ -159,9 +185,11 @@ inline vec_t<T> vtanh(vec_t<T> x) {
     // 2^n (n in [-29, 0] for f32, [-57, 0] for f64): exponent field n + bias.
     const iv eb = (((iv)s - (iv)shift) + V<T>::exp_bias) << V<T>::mant_bits;
     const vec_t<T> two_n = (vec_t<T>)eb;
-    const vec_t<T> u = two_n * p + (two_n - T(1));  // expm1(z); 2^n - 1 is exact
-    const vec_t<T> t = -u / (u + T(2));
-    return (vec_t<T>)(((iv)t & ~sign_mask) | (xb & sign_mask));
+    // w = -expm1(z) in [0, 1); 1 - 2^n is exact. tanh|x| = w / (2 - w) >= +0,
+    // so the sign of x can be or-ed in without clearing the sign bit first.
+    const vec_t<T> w = (T(1) - two_n) - two_n * p;
+    const vec_t<T> t = vdiv<T>(w, T(2) - w);
+    return (vec_t<T>)((iv)t | (xb & sign_mask));
 }
 
 template <class T>
@@ -187,21 +215,21 @@ inline void micro(i64 K, const T* __restrict a, i64 lda, const T* __restrict b,
     static_assert(M * NVV <= NACC, "tile exceeds the accumulators");
     constexpr int L = V<T>::L;
     if (ZERO) {
-#pragma GCC unroll 12
+#pragma GCC unroll 32
         for (int i = 0; i < M * NVV; ++i) acc[i] = vec_t<T>{};
     }
     for (i64 k = 0; k < K; ++k) {
         const vec_t<T> b0 = vload<T>(b + k * NR<T>);
         if (NVV == 2) {
             const vec_t<T> b1 = vload<T>(b + k * NR<T> + L);
-#pragma GCC unroll 6
+#pragma GCC unroll 16
             for (int i = 0; i < M; ++i) {
                 const vec_t<T> ai = vbcast<T>(a[i * lda + k]);
                 acc[2 * i] += ai * b0;
                 acc[2 * i + 1] += ai * b1;
             }
         } else {
-#pragma GCC unroll 12
+#pragma GCC unroll 32
             for (int i = 0; i < M; ++i) acc[i] += vbcast<T>(a[i * lda + k]) * b0;
         }
     }
@@ -342,20 +370,20 @@ __attribute__((noinline)) void micro_kmajor(i64 K, const T* __restrict a, i64 ac
                                             vec_t<T> (&acc)[NACC]) {
     static_assert(M * NVV <= NACC, "tile exceeds the accumulators");
     constexpr int L = V<T>::L;
-#pragma GCC unroll 12
+#pragma GCC unroll 32
     for (int i = 0; i < M * NVV; ++i) acc[i] = vec_t<T>{};
     for (i64 k = 0; k < K; ++k) {
         const vec_t<T> b0 = vload<T>(b + k * ldb);
         if (NVV == 2) {
             const vec_t<T> b1 = vload<T>(b + k * ldb + L);
-#pragma GCC unroll 6
+#pragma GCC unroll 16
             for (int i = 0; i < M; ++i) {
                 const vec_t<T> ai = vbcast<T>(a[k * acs + i]);
                 acc[2 * i] += ai * b0;
                 acc[2 * i + 1] += ai * b1;
             }
         } else {
-#pragma GCC unroll 12
+#pragma GCC unroll 32
             for (int i = 0; i < M; ++i) acc[i] += vbcast<T>(a[k * acs + i]) * b0;
         }
     }
@@ -504,10 +532,30 @@ void pack_common(const RnnDims& d, const RnnLayout& L, const T* W_xh, const T* W
 template <class T>
 void pack_forward(const ForwardArgs<T>& a, const RnnLayout& L, T* P) {
     const RnnDims& d = a.d;
-    for (i64 k = 0; k < d.K; ++k)  // B(m, j) = W_hh[j, m]
-        pack_b<T>(d.Nh, d.Nh, a.W_hh + k * d.Nh * d.Nh, 1, d.Nh, L.ldh,
-                  P + L.off_whhT + k * d.Nh * L.ldh);
     pack_common<T>(d, L, a.W_xh, a.W_hy, a.b_h, a.b_y, P);
+    for (i64 k = 0; k < d.K; ++k) {
+        T* dst = P + L.off_whhT + k * d.Nh * L.ldh;
+        const T* W = a.W_hh + k * d.Nh * d.Nh;
+        if (!L.fused) {  // B(m, j) = W_hh[j, m]
+            pack_b<T>(d.Nh, d.Nh, W, 1, d.Nh, L.ldh, dst);
+            continue;
+        }
+        // B(m, j) = W_hh[j, m] for j < Nh, W_hy[j - Nh, m] for j < Nh + Ny
+        for (i64 j0 = 0; j0 < L.ldh; j0 += NR<T>) {
+            T* p = dst + (j0 / NR<T>)*d.Nh * NR<T>;
+            for (i64 m = 0; m < d.Nh; ++m)
+                for (i64 j = 0; j < NR<T>; ++j) {
+                    const i64 c = j0 + j;
+                    p[m * NR<T> + j] = c < d.Nh          ? W[c * d.Nh + m]
+                                       : c < d.Nh + d.Ny ? a.W_hy[(c - d.Nh) * d.Nh + m]
+                                                         : T(0);
+                }
+        }
+    }
+    if (L.fused) {  // the readout columns' bias
+        T* bh = P + L.off_bh;
+        for (i64 o = 0; o < d.Ny; ++o) bh[d.Nh + o] = a.b_y ? a.b_y[o] : T(0);
+    }
 }
 
 template <class T>
@@ -521,9 +569,31 @@ void pack_grad(const GradArgs<T>& a, const RnnLayout& L, T* P) {
     pack_common<T>(d, L, a.W_xh, a.W_hy, a.b_h, a.b_y, P);
 }
 
+// y = tanh(y) in place on the first ncols (rounded up to the vector length)
+// columns of `rows` rows of stride ld, still in L1; the columns beyond stay as
+// they are (zero padding). The step's tanh runs as this separate pass rather
+// than in the GEMM epilogue: one vtanh is a chain of ~25 dependent operations,
+// and the epilogue's one or two per row left the out-of-order window too short
+// to overlap them (measured: the epilogue tanh took ~2.5x the time per value).
+// AVX-512 runs the step's tanh as that separate pass; on narrower vectors the
+// epilogue's tanh measured as fast or faster (flip-flop forward: 3% on AVX2).
+constexpr bool kTanhPass = VB >= 64;
+
+template <class T>
+inline void tanh_rows(T* y, i64 rows, i64 ld, i64 ncols) {
+    constexpr int Lv = V<T>::L;
+    const i64 nc = round_up(ncols, Lv);
+    for (i64 r = 0; r < rows; ++r) {
+        T* row = y + r * ld;
+        for (i64 j = 0; j < nc; j += Lv)
+            vstore<T>(row + j, vtanh<T>(vload<T>(row + j)));
+    }
+}
+
 // One recurrence step for `rows` rows: cur = tanh(prev W_hh^T + x_t W_xh^T + b_h).
 // The input projection is fused into the step's GEMM as extra inner-dimension
-// terms (no pass over memory for it), bias and tanh into its epilogue.
+// terms (no pass over memory for it), bias and (below AVX-512) tanh into its
+// epilogue.
 template <class T>
 inline void step_forward(const RnnDims& d, const RnnLayout& L, const T* P,
                          const T* whhT, i64 rows, const T* prev, const T* xt, i64 ldx,
@@ -531,15 +601,74 @@ inline void step_forward(const RnnDims& d, const RnnLayout& L, const T* P,
     constexpr int Lv = V<T>::L;
     const i64 ldh = L.ldh;
     const T* bh = P + L.off_bh;
+    if constexpr (kTanhPass) {
+        rows_gemm<T>(
+            rows, d.Nh, prev, ldh, whhT, ldh, d.Nh,
+            [&](i64 r, i64 j0, const vec_t<T>* acc, int nv) {
+                T* c = cur + r * ldh + j0;
+                vstore<T>(c, acc[0] + vload<T>(bh + j0));
+                vstore<T>(c + Lv,
+                          nv == 2 ? acc[1] + vload<T>(bh + j0 + Lv) : vec_t<T>{});
+            },
+            d.Nx, xt, ldx, P + L.off_wxhT);
+        tanh_rows<T>(cur, rows, ldh, d.Nh);
+    } else {
+        rows_gemm<T>(
+            rows, d.Nh, prev, ldh, whhT, ldh, d.Nh,
+            [&](i64 r, i64 j0, const vec_t<T>* acc, int nv) {
+                T* c = cur + r * ldh + j0;
+                vstore<T>(c, vtanh<T>(acc[0] + vload<T>(bh + j0)));
+                vstore<T>(c + Lv, nv == 2 ? vtanh<T>(acc[1] + vload<T>(bh + j0 + Lv))
+                                          : vec_t<T>{});
+            },
+            d.Nx, xt, ldx, P + L.off_wxhT);
+    }
+}
+
+// Forward step with the readout of the previous step fused (L.fused): the GEMM
+// yields [a_t | y_{t-1}] per row; hidden columns get tanh, readout columns
+// (plus b_y) go to yprev row i (yprev + i*Ny, null at t = 0), and the padding
+// of cur stays zero.
+template <class T>
+inline void step_forward_fused(const RnnDims& d, const RnnLayout& L, const T* P,
+                               const T* whhT, i64 rows, const T* prev, const T* xt,
+                               i64 ldx, T* cur, T* yprev) {
+    constexpr int Lv = V<T>::L;
+    const i64 ldh = L.ldh, Nh = d.Nh, Ny = d.Ny;
+    const T* bh = P + L.off_bh;
+    vec_t<T> iota;
+    for (int j = 0; j < Lv; ++j) iota[j] = static_cast<T>(j);
     rows_gemm<T>(
-        rows, d.Nh, prev, ldh, whhT, ldh, d.Nh,
+        rows, Nh, prev, ldh, whhT, ldh, Nh + Ny,
         [&](i64 r, i64 j0, const vec_t<T>* acc, int nv) {
             T* c = cur + r * ldh + j0;
-            vstore<T>(c, vtanh<T>(acc[0] + vload<T>(bh + j0)));
-            vstore<T>(c + Lv,
-                      nv == 2 ? vtanh<T>(acc[1] + vload<T>(bh + j0 + Lv)) : vec_t<T>{});
+            if (nv == 2 && j0 + 2 * Lv <= Nh) {  // hidden columns only (most panels)
+                vstore<T>(c, acc[0] + vload<T>(bh + j0));
+                vstore<T>(c + Lv, acc[1] + vload<T>(bh + j0 + Lv));
+                return;
+            }
+            for (int v = 0; v < NV; ++v) {
+                const i64 c0 = j0 + v * Lv;
+                if (v >= nv) {
+                    vstore<T>(c + v * Lv, vec_t<T>{});
+                    continue;
+                }
+                const vec_t<T> pre = acc[v] + vload<T>(bh + c0);
+                if (c0 + Lv <= Nh) {
+                    vstore<T>(c + v * Lv, pre);
+                    continue;
+                }
+                const auto hid = iota < static_cast<T>(Nh - c0);
+                vstore<T>(c + v * Lv, hid ? pre : vec_t<T>{});
+                if (yprev == nullptr) continue;
+                T buf[Lv];
+                vstore<T>(buf, pre);
+                const i64 lo = c0 < Nh ? Nh : c0, hi = imin(c0 + Lv, Nh + Ny);
+                for (i64 q = lo; q < hi; ++q) yprev[r * Ny + q - Nh] = buf[q - c0];
+            }
         },
         d.Nx, xt, ldx, P + L.off_wxhT);
+    tanh_rows<T>(cur, rows, ldh, Nh);  // tanh(0) = 0 keeps the padding zero
 }
 
 // Forward pass of variant k for rows [b0, b1): only two hidden blocks are kept
@@ -562,9 +691,16 @@ void forward_item(const ForwardArgs<T>& a, const RnnLayout& L, const T* P, i64 k
     for (i64 t = 0; t < d.T; ++t) {
         const T* prev = H + (t & 1) * blk;
         T* cur = H + ((t + 1) & 1) * blk;
-        step_forward<T>(d, L, P, whhT, bs, prev, a.x + (t * d.B + b0) * d.Nx, d.Nx,
-                        cur);
-        readout_step<T>(d, L, P, bs, cur, yk + (t * d.B + b0) * d.Ny, d.Ny);
+        const T* xt = a.x + (t * d.B + b0) * d.Nx;
+        if (L.fused) {
+            step_forward_fused<T>(d, L, P, whhT, bs, prev, xt, d.Nx, cur,
+                                  t > 0 ? yk + ((t - 1) * d.B + b0) * d.Ny : nullptr);
+            if (t == d.T - 1)
+                readout_step<T>(d, L, P, bs, cur, yk + (t * d.B + b0) * d.Ny, d.Ny);
+        } else {
+            step_forward<T>(d, L, P, whhT, bs, prev, xt, d.Nx, cur);
+            readout_step<T>(d, L, P, bs, cur, yk + (t * d.B + b0) * d.Ny, d.Ny);
+        }
         if (hk)
             for (i64 i = 0; i < bs; ++i)
                 std::memcpy(hk + (t * d.B + b0 + i) * d.Nh, cur + i * ldh,

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,17 +16,17 @@ from rnnschur import _core, loss_and_grad, rollout
 
 from . import naive_rnn
 
-LEVELS = ["baseline", "avx2"]
+LEVELS = ["baseline", "avx2", "avx512"]
 
 
 @pytest.fixture(params=LEVELS)
 def simd(request):
     """Runs a test once per SIMD level of the kernels (skips levels the CPU lacks)."""
+    if request.param not in _core.simd_levels():
+        pytest.skip(f"this CPU (or build) does not support {request.param}")
     before = _core.simd_level()
     got = _core.set_simd_level(request.param)
-    if got != request.param:
-        _core.set_simd_level(before)
-        pytest.skip(f"CPU does not support {request.param}")
+    assert got == request.param
     yield got
     _core.set_simd_level(before)
 
@@ -343,17 +344,79 @@ def test_vector_tanh_accuracy(dtype):
     assert np.all(np.sign(y) == np.sign(x))
 
 
-def test_env_var_forces_baseline():
+def _import_with_simd_env(value):
     code = "from rnnschur import _core; print(_core.simd_level())"
-    env = {**os.environ, "RNNSCHUR_SIMD": "baseline"}
+    env = {**os.environ, "RNNSCHUR_SIMD": value}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_env_var_forces_level(level):
+    out = _import_with_simd_env(level)
+    if level in _core.simd_levels():
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == level
+    else:  # a level the CPU lacks is an error at import, never a crash
+        assert out.returncode == 1
+        assert f"ImportError: RNNSCHUR_SIMD='{level}'" in out.stderr
+        assert "does not support" in out.stderr
+
+
+def test_env_var_unknown_level_raises():
+    out = _import_with_simd_env("sse9")
+    assert out.returncode == 1
+    assert "ImportError: RNNSCHUR_SIMD='sse9' is not a SIMD level" in out.stderr
+
+
+def test_simd_levels_and_forcing():
+    levels = _core.simd_levels()
+    assert levels[0] == "baseline"
+    assert set(levels) <= set(LEVELS)
+    assert levels == [lv for lv in LEVELS if lv in levels]  # lowest first
+    before = _core.simd_level()
+    try:
+        for lv in LEVELS:
+            if lv in levels:
+                assert _core.set_simd_level(lv) == lv
+                assert _core.simd_level() == lv
+            else:
+                with pytest.raises(ValueError, match="not supported by this CPU"):
+                    _core.set_simd_level(lv)
+                assert _core.simd_level() == levels[-1]  # unchanged
+    finally:
+        _core.set_simd_level(before)
+    # without RNNSCHUR_SIMD the best level is in force
+    code = "from rnnschur import _core; print(_core.simd_level())"
+    env = {k: v for k, v in os.environ.items() if k != "RNNSCHUR_SIMD"}
     out = subprocess.run(
         [sys.executable, "-c", code],
         env=env,
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
     )
-    assert out.stdout.strip() == "baseline"
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == levels[-1]
+
+
+def test_avx512_reported_where_the_cpu_has_it():
+    """The dispatcher finds AVX-512 wherever /proc/cpuinfo lists its four subsets."""
+    try:
+        with Path("/proc/cpuinfo").open() as f:
+            flags = next(ln for ln in f if ln.startswith("flags")).split()
+    except (OSError, StopIteration):
+        pytest.skip("no /proc/cpuinfo flags on this system")
+    has = all(f in flags for f in ("avx512f", "avx512bw", "avx512dq", "avx512vl"))
+    if not has:
+        assert "avx512" not in _core.simd_levels()
+        pytest.skip("this CPU has no AVX-512 (x86-64-v4)")
+    assert "avx512" in _core.simd_levels()
 
 
 @pytest.mark.usefixtures("simd")

@@ -20,9 +20,13 @@ Conventions shared by both functions
   because waking a worker costs more than it saves. Calls from several Python
   threads at once are safe: one of them uses the worker pool, the others run on
   their own threads.
-* SIMD: the kernels exist for baseline x86-64 and for AVX2+FMA; the best level the
-  CPU supports is used (``_core.simd_level()``). ``RNNSCHUR_SIMD=baseline`` in the
-  environment, or ``_core.set_simd_level("baseline")``, forces the baseline.
+* SIMD: the kernels exist for baseline x86-64 (``"baseline"``), x86-64-v3 AVX2+FMA
+  (``"avx2"``) and x86-64-v4 AVX-512 F/BW/DQ/VL (``"avx512"``); the best level the
+  CPU supports is picked at import (``_core.simd_level()``; the supported ones:
+  ``_core.simd_levels()``). ``RNNSCHUR_SIMD=<level>`` in the environment, or
+  ``_core.set_simd_level(level)``, forces a level; naming one the CPU lacks raises
+  ``ValueError`` (``ImportError`` at import for the environment variable). Levels
+  differ in rounding only.
 * Hot loops that already hold validated C-contiguous arrays of one dtype may call
   :func:`loss_and_grad_unchecked` (no conversion; C++ still checks shapes, dtypes
   and finiteness).
