@@ -6,6 +6,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import _core
 from .ablation import Ablation, ablate
+from .dynamics import FixedPoints, fixed_points
 from .rnn import loss_and_grad, rollout
 from .schur import SchurForm, SchurSplit, SwapRejected, ordered_schur, schur_split
 from .tasks import (
@@ -39,6 +40,7 @@ __all__ = [
     "CheckpointError",
     "ContextIntegration",
     "CopyTask",
+    "FixedPoints",
     "FlipFlop",
     "SchurForm",
     "SchurSplit",
@@ -51,6 +53,7 @@ __all__ = [
     "_core",
     "ablate",
     "evaluate",
+    "fixed_points",
     "load",
     "loss_and_grad",
     "make_task",
