@@ -7,6 +7,7 @@ from importlib.metadata import PackageNotFoundError, version
 from . import _core
 from .ablation import Ablation, ablate
 from .dynamics import FixedPoints, fixed_points
+from .dynamics_ablation import FixedPointContinuation, continue_fixed_points
 from .rnn import loss_and_grad, rollout
 from .schur import SchurForm, SchurSplit, SwapRejected, ordered_schur, schur_split
 from .tasks import (
@@ -40,6 +41,7 @@ __all__ = [
     "CheckpointError",
     "ContextIntegration",
     "CopyTask",
+    "FixedPointContinuation",
     "FixedPoints",
     "FlipFlop",
     "SchurForm",
@@ -52,6 +54,7 @@ __all__ = [
     "__version__",
     "_core",
     "ablate",
+    "continue_fixed_points",
     "evaluate",
     "fixed_points",
     "load",
