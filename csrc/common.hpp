@@ -12,4 +12,5 @@ using namespace pybind11::literals;
 namespace rnnschur {
 void register_rnn(py::module_& m);
 void register_schur(py::module_& m);
+void register_dynamics(py::module_& m);
 }  // namespace rnnschur

@@ -13,6 +13,8 @@ from . import _core
 from ._version import library_version
 from .ablation import Ablation, ablate
 from .alignment import SubspaceAlignment, subspace_alignment
+from .dynamics import FixedPoints, fixed_points
+from .dynamics_ablation import FixedPointContinuation, continue_fixed_points
 from .predictors import predictor_analysis, predictor_verdict
 from .rnn import NonFiniteError, loss_and_grad, rollout
 from .schur import SchurForm, SchurSplit, SwapRejected, ordered_schur, schur_split
@@ -44,6 +46,8 @@ __all__ = [
     "CheckpointError",
     "ContextIntegration",
     "CopyTask",
+    "FixedPointContinuation",
+    "FixedPoints",
     "FlipFlop",
     "NonFiniteError",
     "SchurForm",
@@ -57,8 +61,10 @@ __all__ = [
     "__version__",
     "_core",
     "ablate",
+    "continue_fixed_points",
     "default_config",
     "evaluate",
+    "fixed_points",
     "load",
     "loss_and_grad",
     "make_task",

@@ -95,3 +95,35 @@ def schur_sep(
 # --- end of the Schur block --------------------------------------------------
 
 def _tanh(x: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]: ...
+
+# ---------------------------------------------------------------------------
+# Fixed points (csrc/bind_dynamics.cpp, csrc/fixed_points.cpp). W, c, starts/h:
+# C-contiguous float64. activation: 0 tanh, 1 identity (tests). status codes:
+# 0 fixed, 1 slow, 2 not converged, 3 non-finite.
+# ---------------------------------------------------------------------------
+def fixed_points_newton(
+    W: npt.NDArray[np.float64],
+    c: npt.NDArray[np.float64],
+    starts: npt.NDArray[np.float64],
+    tol: float,
+    grad_tol: float,
+    max_iter: int,
+    activation: int,
+    history: bool,
+    n_threads: int,
+) -> tuple[
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.int8],
+    npt.NDArray[np.int32],
+    npt.NDArray[np.int8],
+    npt.NDArray[np.float64] | None,
+]: ...
+def fixed_point_eigenvalues(
+    W: npt.NDArray[np.float64],
+    c: npt.NDArray[np.float64],
+    h: npt.NDArray[np.float64],
+    leak: float,
+    activation: int,
+    n_threads: int,
+) -> npt.NDArray[np.complex128]: ...
