@@ -99,6 +99,7 @@ class Settings:
     block_seconds: float = 0.2
     warmup: float = 0.12
     quick: bool = False
+    timeout: float = 900.0  # per contender; a run past it is recorded as an error
 
     def __post_init__(self) -> None:
         if self.blocks < 5:
@@ -208,14 +209,18 @@ def run_contender(c: Contender, s: Settings) -> dict[str, Any]:
         "block_seconds": s.block_seconds,
         "warmup": s.warmup,
     }
-    proc = subprocess.run(
-        [sys.executable, str(HERE / "harness.py"), "--worker", json.dumps(spec)],
-        capture_output=True,
-        text=True,
-        env=worker_env(c),
-        check=False,
-    )
     row: dict[str, Any] = dataclasses.asdict(c) | {"label": c.label}
+    try:
+        proc = subprocess.run(
+            [sys.executable, str(HERE / "harness.py"), "--worker", json.dumps(spec)],
+            capture_output=True,
+            text=True,
+            env=worker_env(c),
+            check=False,
+            timeout=s.timeout,
+        )
+    except subprocess.TimeoutExpired:  # the child is killed; the run goes on
+        return row | {"error": f"timed out after {s.timeout:.0f} s"}
     lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         err = (proc.stderr.strip().splitlines() or ["no output"])[-1]

@@ -132,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=",".join(BENCHES), help="comma-separated subset")
     ap.add_argument("--blocks", type=int, default=None, help="timed blocks (>= 5)")
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument(
+        "--timeout",
+        type=float,
+        default=900.0,
+        help="seconds per contender (error past it)",
+    )
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
     ap.add_argument("--from-json", type=Path, help="only re-print an earlier run")
     args = ap.parse_args(argv)
@@ -148,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         blocks=args.blocks or (5 if args.quick else 7),
         block_seconds=0.1 if args.quick else 0.2,
         quick=args.quick,
+        timeout=args.timeout,
     )
     machine = harness.machine_info()
     contenders, targets = collect(args)
