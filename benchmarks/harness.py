@@ -281,6 +281,8 @@ def evaluate_targets(
     for t in targets:
         sub = _best(rows, t.case, t.subject, {"subject", "variant"})
         base = _best(rows, t.case, t.baseline, {"baseline", "floor"})
+        if not any(r["case"] == t.case for r in rows):
+            continue  # the case was not run (--quick, --only)
         ratio = None
         if sub and base:
             ratio = base["median_s"] / sub["median_s"]
