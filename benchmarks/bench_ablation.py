@@ -1,38 +1,53 @@
-"""Benchmark: batched Schur-coupling ablation vs a plain NumPy loop.
+"""Batched Schur-coupling ablation: ``rnnschur.ablate`` vs NumPy loops, float64.
 
-``ablate(forms, splits)`` (all 8 subsets, M models of width n, Numba kernel, JIT
-compiled and warmed up before timing) against a NumPy loop that, for every model and
-subset, builds Z_S(T) and computes Q @ Z @ Q.T (8 × 2 matrix products per model).
+Work: all 8 subsets of {RR, CR, CC} for M = 100 models of width n = 72 (trained-RNN
+like matrices: a rotation plus a non-normal perturbation), 33 MB of output.
 
-Timing: contenders interleaved, several blocks each, median; ratio from the one run.
-Prints one table and writes JSON (default benchmarks/results/).
+Contenders (each its own process, 1 and 2 threads; rules: benchmarks/harness.py):
 
-``--clock cpu`` times process CPU time (robust on a loaded machine; use it with
-``OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1`` — it adds up threads, so it measures
-single-thread efficiency, not the parallel speed-up).
+* ``ablate`` - ``rnnschur.ablate(forms, splits)`` (allocating, float64), and as
+  variants with ``out=`` (preallocated) and float32 output;
+* ``naive loop`` - per model and subset, ``Z_S(T)`` then ``Q @ Z @ Q.T``;
+* ``block loop`` - what a competent user writes from linearity and the block
+  structure: per model ``C_RR = Q_R N_RR Q_Rᵀ``, ``C_CR = Q_R T_{C→R} Q_Cᵀ``,
+  ``C_CC = Q_C N_CC Q_Cᵀ`` (cheaper association order), then all 8 subsets as
+  ``W − sel @ C`` written straight into the result;
+* floors - an allocating copy of an array of the output's size, and a copy into a
+  preallocated one: no ablation can write its result faster.
 
-Usage: python benchmarks/bench_ablation.py [--models 100] [--n 72] [--clock wall|cpu]
+    python benchmarks/bench_ablation.py [--quick] [--json PATH]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
-import time
-from pathlib import Path
+import sys
 
-import numba
-import numpy as np
+from harness import Contender, Target
 
-import rnnschur
-from rnnschur import ablate, ordered_schur, schur_split
-from rnnschur.ablation import BLOCK_NAMES, DEFAULT_SUBSETS
+M_MODELS = 100
+N = 72
+CASE = f"ablate 8 subsets x {M_MODELS} models n={N}"
 
 
-def numpy_loop(forms, splits) -> np.ndarray:
-    """Reference: 8 subsets × (Z_S(T), then Q @ Z @ Q.T) per model."""
+def _forms(M: int = M_MODELS, n: int = N):
+    import numpy as np
+
+    from rnnschur import ordered_schur, schur_split
+
+    rng = np.random.default_rng(0)
+    forms = []
+    for _ in range(M):
+        Qm, _ = np.linalg.qr(rng.standard_normal((n, n)))
+        forms.append(ordered_schur(Qm + 0.3 * rng.standard_normal((n, n)) / np.sqrt(n)))
+    return forms, [schur_split(f, 0.9) for f in forms]
+
+
+def naive_loop(forms, splits):
+    """8 subsets × (Z_S(T), then Q @ Z @ Q.T) per model."""
+    import numpy as np
+
+    from rnnschur.ablation import DEFAULT_SUBSETS
+
     n = forms[0].n
     out = np.empty((len(forms), len(DEFAULT_SUBSETS), n, n))
     for m, (f, s) in enumerate(zip(forms, splits, strict=True)):
@@ -45,80 +60,121 @@ def numpy_loop(forms, splits) -> np.ndarray:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--models", type=int, default=100)
-    ap.add_argument("--n", type=int, default=72)
-    ap.add_argument("--blocks", type=int, default=9)
-    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall")
-    ap.add_argument(
-        "--json",
-        type=Path,
-        default=Path(__file__).parent / "results" / "bench_ablation.json",
-    )
-    args = ap.parse_args()
-    clock = time.perf_counter if args.clock == "wall" else time.process_time
-    rng = np.random.default_rng(0)
-    n, M = args.n, args.models
-    # Trained-RNN-like matrices: a rotation plus a non-normal perturbation.
-    forms = []
-    for _ in range(M):
-        Qm, _ = np.linalg.qr(rng.standard_normal((n, n)))
-        forms.append(ordered_schur(Qm + 0.3 * rng.standard_normal((n, n)) / np.sqrt(n)))
-    splits = [schur_split(f, 0.9) for f in forms]
+def block_loop(forms, splits):
+    """Linearity + block structure: three block products per model, then 8 sums."""
+    import numpy as np
 
-    t0 = time.perf_counter()
-    first = ablate(forms, splits)  # JIT compile (or load from cache) outside timing
-    compile_s = time.perf_counter() - t0
-    ref = numpy_loop(forms, splits)
-    err = float(np.abs(first.W - ref).max() / max(1.0, np.abs(ref).max()))
+    from rnnschur.ablation import BLOCK_NAMES, DEFAULT_SUBSETS
 
-    contenders = {
-        "ablate (Numba)": lambda: ablate(forms, splits),
-        "NumPy loop": lambda: numpy_loop(forms, splits),
-    }
-    times: dict[str, list[float]] = {k: [] for k in contenders}
-    for _ in range(args.blocks):
-        for name, fn in contenders.items():
-            t0 = clock()
-            fn()
-            times[name].append(clock() - t0)
-            time.sleep(0.3)  # let the other library's worker threads go idle
-    med = {k: float(np.median(v)) for k, v in times.items()}
-    ratio = med["NumPy loop"] / med["ablate (Numba)"]
-    n_r = np.array([s.n_R for s in splits])
-    print(
-        f"{M} models, n = {n}, {len(BLOCK_NAMES)} blocks, 8 subsets; n_R mean {n_r.mean():.1f}"
-    )
-    print(f"{'contender':<16} {'median ms':>10}")
-    for k, v in med.items():
-        print(f"{k:<16} {1e3 * v:>10.2f}")
-    print(
-        f"speedup {ratio:.2f}x  (max rel. difference {err:.1e}; first call {compile_s:.2f} s)"
-    )
-    out = {
-        "benchmark": "ablate",
-        "machine": platform.platform(),
-        "processor": platform.processor(),
-        "numba": numba.__version__,
-        "numba_threads": numba.get_num_threads(),
-        "clock": args.clock,
-        "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
-        "numpy": np.__version__,
-        "rnnschur": rnnschur.__version__,
-        "models": M,
-        "n": n,
-        "n_R_mean": float(n_r.mean()),
-        "median_ms": {k: 1e3 * v for k, v in med.items()},
-        "speedup": ratio,
-        "max_rel_difference": err,
-        "first_call_s": compile_s,
-        "blocks": args.blocks,
-    }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(out, indent=2))
-    print(f"wrote {args.json}")
+    sel = np.array([[b in sub for b in BLOCK_NAMES] for sub in DEFAULT_SUBSETS], float)
+    n = forms[0].n
+    S = len(DEFAULT_SUBSETS)
+    out = np.empty((len(forms), S, n, n))
+    C = np.empty((3, n, n))
+    for m, (f, s) in enumerate(zip(forms, splits, strict=True)):
+        r = s.n_R
+        QR, QC = f.Q[:, :r], f.Q[:, r:]
+        NRR = f.T[:r, :r] * s.RR[:r, :r]
+        NCC = f.T[r:, r:] * s.CC[r:, r:]
+        np.matmul(QR @ NRR, QR.T, out=C[0])
+        TCR = f.T[:r, r:]
+        if r <= n - r:
+            np.matmul(QR, TCR @ QC.T, out=C[1])
+        else:
+            np.matmul(QR @ TCR, QC.T, out=C[1])
+        np.matmul(QC @ NCC, QC.T, out=C[2])
+        o = out[m].reshape(S, n * n)
+        np.matmul(sel, C.reshape(3, n * n), out=o)
+        np.subtract(f.W.reshape(1, n * n), o, out=o)
+    return out
+
+
+def make(threads: int, how: str):
+    import numpy as np
+
+    from rnnschur import ablate
+
+    del threads  # Numba and BLAS threads are set by the harness (environment)
+    forms, splits = _forms()
+    shape = (M_MODELS, 8, N, N)
+    ref = naive_loop(forms, splits)
+    if how == "ablate":
+        fn = lambda: ablate(forms, splits)
+    elif how == "ablate out=":
+        buf = np.empty(shape)
+        fn = lambda: ablate(forms, splits, out=buf)
+    elif how == "ablate float32":
+        fn = lambda: ablate(forms, splits, dtype=np.float32)
+    elif how == "ablate float32 out=":
+        buf32 = np.empty(shape, np.float32)
+        fn = lambda: ablate(forms, splits, out=buf32)
+    elif how == "naive loop":
+        fn = lambda: naive_loop(forms, splits)
+    elif how == "block loop":
+        fn = lambda: block_loop(forms, splits)
+    elif how == "copy (allocating)":
+        fn = ref.copy
+    elif how == "copy into preallocated":
+        dst = np.empty_like(ref)
+        fn = lambda: np.copyto(dst, ref)
+    else:
+        raise ValueError(how)
+    info = {"n_R_mean": float(np.mean([s.n_R for s in splits])), "bytes": ref.nbytes}
+    if how.startswith(("ablate", "block")):
+        got = fn()
+        W = got if isinstance(got, np.ndarray) else got.W
+        err = float(np.abs(W - ref).max())
+        info["max_abs_diff_vs_naive"] = err
+        if "float32" not in how and err > 1e-12:
+            msg = f"{how}: results differ from the naive loop by {err:.1e} > 1e-12"
+            raise AssertionError(msg)
+    return fn, info
+
+
+CONTENDERS = {
+    "ablate": "subject",
+    "ablate out=": "variant",
+    "ablate float32": "variant",
+    "ablate float32 out=": "variant",
+    "naive loop": "baseline",
+    "block loop": "baseline",
+    "copy (allocating)": "floor",
+    "copy into preallocated": "floor",
+}
+
+
+def contenders(quick: bool = False, max_threads: int = 2) -> list[Contender]:
+    out = []
+    for how, role in CONTENDERS.items():
+        if quick and how in ("ablate float32",):
+            continue
+        for t in sorted({1, max_threads}):
+            out.append(
+                Contender(
+                    bench="ablation",
+                    case=CASE,
+                    name=how,
+                    role=role,
+                    factory="bench_ablation:make",
+                    kwargs={"how": how},
+                    threads=t,
+                )
+            )
+    return out
+
+
+def targets() -> list[Target]:
+    return [
+        Target(CASE, "naive loop", 5.0, "ablate"),
+        Target(CASE, "block loop", 2.5, "ablate"),
+        Target(CASE, "copy (allocating)", None, "ablate", "ablate ÷ floor"),
+        Target(
+            CASE, "copy into preallocated", None, "ablate out=", "ablate out= ÷ floor"
+        ),
+    ]
 
 
 if __name__ == "__main__":
-    main()
+    from run import main
+
+    sys.exit(main(["--only", "ablation", *sys.argv[1:]]))

@@ -1,40 +1,32 @@
-"""Benchmark: ordered real Schur form vs SciPy/LAPACK.
+"""Ordered real Schur form: ``rnnschur.ordered_schur`` vs SciPy/LAPACK, float64.
 
-Contenders, on W = randn(n, n)/sqrt(n) at n = 64, 72, 256, 1024:
+Contenders, on ``W = randn(n, n)/sqrt(n)`` at n = 64, 72, 256, 1024, each at 1 and 2
+BLAS threads (each its own process; timing rules: benchmarks/harness.py):
 
-* ``ordered_schur``  - rnnschur.ordered_schur(W) (factorisation, standardisation,
+* ``ordered_schur`` - rnnschur.ordered_schur(W) (factorisation, standardisation,
   reordering by modulus, SchurForm with eigenvalues and block structure);
-* ``scipy schur``    - scipy.linalg.schur(W) alone (unordered);
-* ``scipy+dtrexc``   - scipy.linalg.schur(W), then the same ordering by modulus
+* ``scipy schur``   - scipy.linalg.schur(W) alone (unordered: a lower bound);
+* ``scipy+dtrexc``  - scipy.linalg.schur(W), then the same ordering by modulus
   (same tie rule) with LAPACK dtrexc moves through scipy.linalg.lapack: block
   structure and moduli computed once, vectorised, then one dtrexc call per block
   that has to move.
 
-Timing: contenders interleaved, several blocks each, median per call; ratios from
-the one run. Prints one table and writes JSON (default benchmarks/results/).
-
-``--clock cpu`` times process CPU time instead of wall time: robust on a loaded
-machine, meaningful only with single-threaded BLAS (``OPENBLAS_NUM_THREADS=1``).
-
-Usage: python benchmarks/bench_schur.py [--quick] [--clock wall|cpu] [--json PATH]
+    python benchmarks/bench_schur.py [--quick] [--json PATH]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
-import time
-from pathlib import Path
+import sys
 
 import numpy as np
-import scipy
 import scipy.linalg as sl
 from scipy.linalg import lapack
 
-import rnnschur
+from harness import Contender, Target
 from rnnschur.schur import DEFAULT_RTOL, ordered_schur
+
+SIZES = (64, 72, 256, 1024)
+QUICK_SIZES = (72, 256, 1024)
 
 
 def _blocks(T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -93,102 +85,65 @@ def scipy_dtrexc_ordered(W: np.ndarray, rtol: float = DEFAULT_RTOL):
     return T, Z
 
 
-def _time_block(fn, W, reps, clock):
-    t0 = clock()
-    for _ in range(reps):
-        fn(W)
-    return (clock() - t0) / reps
+def _matrix(n: int) -> np.ndarray:
+    return np.random.default_rng(n).standard_normal((n, n)) / np.sqrt(n)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="fewer repetitions")
-    ap.add_argument("--sizes", type=int, nargs="*", default=[64, 72, 256, 1024])
-    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall")
-    ap.add_argument(
-        "--json",
-        type=Path,
-        default=Path(__file__).parent / "results" / "bench_schur.json",
-    )
-    args = ap.parse_args()
-    clock = time.perf_counter if args.clock == "wall" else time.process_time
-    if args.clock == "cpu" and os.environ.get("OPENBLAS_NUM_THREADS") != "1":
-        print(
-            "warning: --clock cpu without OPENBLAS_NUM_THREADS=1 adds up BLAS threads"
-        )
-    rng = np.random.default_rng(0)
-    contenders = {
+def make(threads: int, n: int, how: str):
+    del threads  # BLAS threads are set by the harness through the environment
+    W = _matrix(n)
+    fn = {
         "ordered_schur": ordered_schur,
         "scipy schur": sl.schur,
         "scipy+dtrexc": scipy_dtrexc_ordered,
-    }
-    rows = []
-    for n in args.sizes:
-        W = rng.standard_normal((n, n)) / np.sqrt(n)
-        # Sanity: both ordered results are valid and have the same eigenvalue order.
+    }[how]
+    info = {}
+    if how == "ordered_schur":
         f = ordered_schur(W)
         T_ref, _ = scipy_dtrexc_ordered(W)
-        mod_ref = np.abs(rnnschur._core.schur_blocks(np.asfortranarray(T_ref))[2])
-        assert f.residual < 1e-12
-        same_order = bool(np.allclose(np.abs(f.eigvals), mod_ref, rtol=1e-8, atol=0))
-        reps = {64: 20, 72: 20, 256: 3}.get(n, 1)
-        blocks = {64: 9, 72: 9, 256: 7}.get(n, 3)
-        if args.quick:
-            reps = max(1, reps // 4)
-            blocks = max(3, blocks // 3)
-        for fn in contenders.values():  # warm up (imports, workspace queries, JIT)
-            fn(W)
-        times: dict[str, list[float]] = {k: [] for k in contenders}
-        for _ in range(blocks):
-            for name, fn in contenders.items():
-                times[name].append(_time_block(fn, W, reps, clock))
-                time.sleep(0.05 if n < 1000 else 0.3)
-        med = {k: float(np.median(v)) for k, v in times.items()}
-        rows.append(
-            {
-                "n": n,
-                "median_ms": {k: 1e3 * v for k, v in med.items()},
-                "speedup_vs_scipy_dtrexc": med["scipy+dtrexc"] / med["ordered_schur"],
-                "speedup_vs_scipy_schur": med["scipy schur"] / med["ordered_schur"],
-                "swaps": int(f.swaps),
-                "method": f.method,
-                "same_modulus_order_as_dtrexc": same_order,
-                "reps": reps,
-                "blocks": blocks,
-            }
-        )
-    print(
-        f"clock: {args.clock}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}"
-    )
-    hdr = (
-        f"{'n':>5} {'ordered_schur':>14} {'scipy schur':>12} {'scipy+dtrexc':>13} "
-        f"{'vs dtrexc':>10} {'vs schur':>9} {'swaps':>6} {'method':>7}"
-    )
-    print(hdr)
-    print("-" * len(hdr))
-    for r in rows:
-        m = r["median_ms"]
-        print(
-            f"{r['n']:>5} {m['ordered_schur']:>11.3f} ms {m['scipy schur']:>9.3f} ms "
-            f"{m['scipy+dtrexc']:>10.3f} ms {r['speedup_vs_scipy_dtrexc']:>9.2f}x "
-            f"{r['speedup_vs_scipy_schur']:>8.2f}x {r['swaps']:>6} {r['method']:>7}"
-        )
-    out = {
-        "benchmark": "ordered_schur",
-        "machine": platform.platform(),
-        "processor": platform.processor(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "rnnschur": rnnschur.__version__,
-        "clock": args.clock,
-        "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
-        "rows": rows,
-    }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(out, indent=2))
-    print(f"wrote {args.json}")
+        ref = np.sort(np.abs(np.linalg.eigvals(T_ref)))[::-1]
+        info = {
+            "method": f.method,
+            "swaps": f.swaps,
+            "residual": f.residual,
+            "same_modulus_order_as_dtrexc": bool(
+                np.allclose(np.abs(f.eigvals), ref, rtol=1e-8, atol=1e-12)
+            ),
+        }
+    return (lambda: fn(W)), info
+
+
+def contenders(quick: bool = False, max_threads: int = 2) -> list[Contender]:
+    out = []
+    for n in QUICK_SIZES if quick else SIZES:
+        for how in ("ordered_schur", "scipy+dtrexc", "scipy schur"):
+            for t in sorted({1, max_threads}):
+                out.append(
+                    Contender(
+                        bench="schur",
+                        case=f"ordered Schur n={n}",
+                        name=how,
+                        role="subject" if how == "ordered_schur" else "baseline",
+                        factory="bench_schur:make",
+                        kwargs={"n": n, "how": how},
+                        threads=t,
+                        # the Hessenberg + QR work of dgees, about 25 n^3 flops
+                        flops=25.0 * n**3,
+                        dtype="float64",
+                    )
+                )
+    return out
+
+
+def targets() -> list[Target]:
+    out = [
+        Target(f"ordered Schur n={n}", "scipy+dtrexc", 1.5, "ordered_schur")
+        for n in (64, 72, 256)
+    ]
+    return [*out, Target("ordered Schur n=1024", "scipy+dtrexc", 1.0, "ordered_schur")]
 
 
 if __name__ == "__main__":
-    main()
+    from run import main
+
+    sys.exit(main(["--only", "schur", *sys.argv[1:]]))

@@ -14,28 +14,27 @@ for the copy task at Nh = 72 under all four constructions) and reports the held-
 (paper eq. 7) on a fresh evaluation set of 4096 sequences (seed 777, split "test") and,
 for the copy task, the mean replay accuracy over the 128 lags.
 
-``speed`` times one full paper-settings run (default: flip-flop, 3840 Adam steps) of
-rnnschur's trainer and of an equivalent PyTorch loop (``nn.RNN`` tanh without bias +
+Training speed is a case of the shared harness (``python benchmarks/run.py --only
+train``): one epoch (128 Adam steps and the held-out evaluation, flip-flop) of
+rnnschur's trainer against an equivalent PyTorch loop (``nn.RNN`` tanh without bias +
 ``nn.Linear`` without bias, ``torch.optim.Adam``, the same initial weights, the same
-batches in the same order and the copy task's lag curriculum, the same per-epoch
-held-out evaluation, the same thread count; dense constructions only, as torch has no
-Cayley parametrisation). Each run happens in its own process (one thread count per process; no
-thread-pool interference between libraries); rnnschur and torch runs are interleaved
-with a pause between them, and the medians over the blocks are reported. Times exclude
-process start-up and imports: only the training call is timed.
+batches in the same order and the copy task's lag curriculum, the same learning-rate
+schedule and held-out evaluation; dense constructions only, as torch has no Cayley
+parametrisation), each at 1 and 2 threads in its own process.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from harness import Contender, Target, train_api
 
 EVAL_SIZE = 4096
 EVAL_SEED = 777
@@ -45,9 +44,8 @@ EVAL_SEED = 777
 
 
 def quality(args) -> list[dict]:
-    from rnnschur import make_task
-    from rnnschur.training import default_config, evaluate, save, train
-
+    api = train_api()
+    make_task, default_config, train = api.make_task, api.default_config, api.train
     jobs = []
     for name in args.tasks:
         if name == "copy":
@@ -61,17 +59,13 @@ def quality(args) -> list[dict]:
         task = make_task(name)
         cfg = default_config(task)
         if args.constant_lr and name != "copy":
-            from rnnschur.training import PAPER_CONFIG
-
-            cfg = PAPER_CONFIG
+            cfg = api.PAPER_CONFIG
         if args.threads is not None:
-            import dataclasses
-
             cfg = dataclasses.replace(cfg, n_threads=args.threads)
         t0 = time.perf_counter()
         model = train(task, construction, hidden, seed=seed, config=cfg, progress=False)
         seconds = time.perf_counter() - t0
-        sc = evaluate(model, size=EVAL_SIZE, seed=EVAL_SEED)
+        sc = api.evaluate(model, size=EVAL_SIZE, seed=EVAL_SEED)
         row = {
             "task": name,
             "construction": construction,
@@ -92,7 +86,7 @@ def quality(args) -> list[dict]:
         if args.save_dir:
             d = Path(args.save_dir)
             d.mkdir(parents=True, exist_ok=True)
-            save(d / f"{name}_{construction}_{hidden}_{seed}.npz", model)
+            api.save(d / f"{name}_{construction}_{hidden}_{seed}.npz", model)
     print()
     print(
         "| task | construction | Nh | seed | steps | held-out FVU | replay acc. | time (s) |"
@@ -109,150 +103,107 @@ def quality(args) -> list[dict]:
 
 # --------------------------------------------------------------------------- speed
 
-
-def _worker_ours(task_name, construction, hidden, seed, threads):
-    import dataclasses
-
-    from rnnschur import make_task
-    from rnnschur.training import default_config, train
-
-    task = make_task(task_name)
-    cfg = dataclasses.replace(default_config(task), n_threads=threads)
-    t0 = time.perf_counter()
-    model = train(task, construction, hidden, seed=seed, config=cfg, progress=False)
-    seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "fvu": model.history["eval_fvu"][-1]}
+TASK, CONSTRUCTION, HIDDEN, EPOCHS = "flipflop", "dense_orthogonal", 64, 1
+CASE = f"{TASK} training, {EPOCHS} epoch (128 Adam steps + eval), Nh={HIDDEN}"
 
 
-def _worker_torch(task_name, construction, hidden, seed, threads):
+def _config(api, task, threads):
+    return dataclasses.replace(
+        api.default_config(task), epochs=EPOCHS, n_threads=threads
+    )
+
+
+def make_rnnschur(threads: int):
+    api = train_api()
+    task = api.make_task(TASK)
+    cfg = _config(api, task, threads)
+
+    def run():
+        return api.train(task, CONSTRUCTION, HIDDEN, seed=0, config=cfg, progress=False)
+
+    return run
+
+
+def make_torch(threads: int):
     import torch
 
-    from rnnschur import make_task, metrics
-    from rnnschur.constructions import init_params
-    from rnnschur.training import curriculum_phases, default_config, heldout_batch
-    from rnnschur.training.step import BatchStream
-
-    torch.set_num_threads(threads)
-    task = make_task(task_name)
-    cfg = default_config(task)
-    init_ss, data_ss = np.random.SeedSequence(seed).spawn(2)
-    init = init_params(
-        construction,
+    torch.set_num_threads(threads)  # once per process
+    api = train_api()
+    task = api.make_task(TASK)
+    cfg = _config(api, task, threads)
+    init_ss, data_ss = np.random.SeedSequence(0).spawn(2)
+    init = api.init_params(
+        CONSTRUCTION,
         task.n_inputs,
-        hidden,
+        HIDDEN,
         task.n_outputs,
         np.random.default_rng(init_ss),
     )
-    rnn = torch.nn.RNN(task.n_inputs, hidden, nonlinearity="tanh", bias=False)
-    lin = torch.nn.Linear(hidden, task.n_outputs, bias=False)
-    with torch.no_grad():
-        rnn.weight_ih_l0.copy_(torch.from_numpy(init["W_xh"]))
-        rnn.weight_hh_l0.copy_(torch.from_numpy(init["W_hh"]))
-        lin.weight.copy_(torch.from_numpy(init["W_hy"]))
-    params = [*rnn.parameters(), *lin.parameters()]
-    opt = torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
-    # the same batches as rnnschur.train(): one stream per curriculum phase (copy task)
-    phases = curriculum_phases(task, cfg)
-    data_rng = np.random.default_rng(data_ss)
-    stream = None
-    x_ev, y_ev, m_ev = heldout_batch(task, cfg.eval_size, cfg.eval_seed)
+    x_ev, y_ev, m_ev = api.heldout_batch(task, cfg.eval_size, cfg.eval_seed)
     x_ev_t = torch.from_numpy(x_ev)
-    t0 = time.perf_counter()
-    fvu = None
-    step = 0
-    for epoch in range(cfg.epochs):
-        if stream is None or phases[epoch] is not stream.task:
-            stream = BatchStream(phases[epoch], cfg.batch_size, data_rng, np.float32)
-        for _batch in range(cfg.batches_per_epoch):
-            for group in opt.param_groups:  # the same schedule as rnnschur's loop
-                group["lr"] = cfg.lr_at(step)
-            step += 1
-            x, y, mask = stream.next()
-            xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-            out, _ = rnn(xt)
-            err = lin(out) - yt
-            if mask.all():
-                loss = (err * err).mean()
-            else:
-                mt = torch.from_numpy(np.broadcast_to(mask, y.shape).copy())
-                loss = (err * err * mt).sum() / mt.sum()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, cfg.clip)
-            opt.step()
+    phases = api.curriculum_phases(task, cfg)
+
+    def run():
+        rnn = torch.nn.RNN(task.n_inputs, HIDDEN, nonlinearity="tanh", bias=False)
+        lin = torch.nn.Linear(HIDDEN, task.n_outputs, bias=False)
         with torch.no_grad():
-            y_hat = lin(rnn(x_ev_t)[0]).numpy()
-        fvu = float(metrics.fvu(y_hat, y_ev, m_ev))
-    return {"seconds": time.perf_counter() - t0, "fvu": fvu}
+            rnn.weight_ih_l0.copy_(torch.from_numpy(init["W_xh"]))
+            rnn.weight_hh_l0.copy_(torch.from_numpy(init["W_hh"]))
+            lin.weight.copy_(torch.from_numpy(init["W_hy"]))
+        params = [*rnn.parameters(), *lin.parameters()]
+        opt = torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+        data_rng = np.random.default_rng(data_ss)
+        stream, step, fvu = None, 0, None
+        for epoch in range(cfg.epochs):
+            if stream is None or phases[epoch] is not stream.task:
+                stream = api.BatchStream(
+                    phases[epoch], cfg.batch_size, data_rng, np.float32
+                )
+            for _ in range(cfg.batches_per_epoch):
+                for group in opt.param_groups:  # the same schedule as rnnschur's loop
+                    group["lr"] = cfg.lr_at(step)
+                step += 1
+                x, y, mask = stream.next()
+                err = lin(rnn(torch.from_numpy(x))[0]) - torch.from_numpy(y)
+                if mask.all():
+                    loss = (err * err).mean()
+                else:
+                    mt = torch.from_numpy(np.broadcast_to(mask, y.shape).copy())
+                    loss = (err * err * mt).sum() / mt.sum()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.clip is not None:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.clip)
+                opt.step()
+            with torch.no_grad():
+                y_hat = lin(rnn(x_ev_t)[0]).numpy()
+            fvu = float(api.metrics.fvu(y_hat, y_ev, m_ev))
+        return fvu
+
+    return run
 
 
-def _spawn(kind, args):
-    cmd = [
-        sys.executable,
-        __file__,
-        "_worker",
-        kind,
-        args.task,
-        args.construction,
-        str(args.hidden),
-        str(args.seed),
-        str(args.threads),
-    ]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def speed(args) -> dict:
-    kinds = ["ours"]
-    try:
-        import torch  # noqa: F401
-
-        kinds.append("torch")
-    except ImportError:
-        print("torch not installed: timing rnnschur only")
-    if args.construction == "cayley" and "torch" in kinds:
-        # torch's nn.RNN would train W_hh as a free matrix: a different model
-        kinds.remove("torch")
-        print("no Cayley parametrisation in the torch loop: timing rnnschur only")
-    res: dict[str, list[dict]] = {k: [] for k in kinds}
-    for b in range(args.blocks):
-        for k in kinds:
-            r = _spawn(k, args)
-            res[k].append(r)
-            print(
-                f"block {b}: {k:5s} {r['seconds']:.2f} s  final held-out FVU {r['fvu']:.5f}",
-                flush=True,
-            )
-            time.sleep(0.3)
-    summary = {k: statistics.median(r["seconds"] for r in v) for k, v in res.items()}
-    print()
-    print(
-        f"{args.task} / {args.construction} / Nh={args.hidden}, {args.threads} thread(s), "
-        f"{args.blocks} interleaved blocks (median wall time of one full training run):"
-    )
-    print(f"  rnnschur: {summary['ours']:.2f} s")
-    if "torch" in summary:
-        ratios = [
-            t["seconds"] / o["seconds"]
-            for o, t in zip(res["ours"], res["torch"], strict=True)
-        ]
-        summary["ratio_median"] = statistics.median(ratios)
-        print(f"  torch:    {summary['torch']:.2f} s")
-        print(
-            f"  torch / rnnschur: median of per-block ratios {summary['ratio_median']:.2f}"
-            f" (blocks: {', '.join(f'{r:.2f}' for r in ratios)})"
+def contenders(quick: bool = False, max_threads: int = 2) -> list[Contender]:
+    del quick
+    return [
+        Contender(
+            bench="train",
+            case=CASE,
+            name=lib,
+            role="subject" if lib == "rnnschur" else "baseline",
+            factory=f"bench_train:make_{lib}",
+            threads=t,
         )
-    return {"runs": res, "summary": summary}
+        for lib in ("rnnschur", "torch")
+        for t in sorted({1, max_threads})
+    ]
+
+
+def targets() -> list[Target]:
+    return []
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "_worker":
-        kind, task, construction, hidden, seed, threads = argv[1:7]
-        fn = _worker_ours if kind == "ours" else _worker_torch
-        print(json.dumps(fn(task, construction, int(hidden), int(seed), int(threads))))
-        return
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="mode", required=True)
     q = sub.add_parser("quality")
@@ -272,19 +223,20 @@ def main(argv=None):
     )
     q.add_argument("--save-dir", default=None)
     q.add_argument("--json", default=None)
-    s = sub.add_parser("speed")
-    s.add_argument("--task", default="flipflop")
-    s.add_argument("--construction", default="dense_orthogonal")
-    s.add_argument("--hidden", type=int, default=64)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--threads", type=int, default=2)
-    s.add_argument("--blocks", type=int, default=3)
-    s.add_argument("--json", default=None)
+    s = sub.add_parser(
+        "speed", help="the harness's training case (run.py --only train)"
+    )
+    s.add_argument("rest", nargs=argparse.REMAINDER)
     args = p.parse_args(argv)
-    result = quality(args) if args.mode == "quality" else speed(args)
+    if args.mode == "speed":
+        from run import main as run_main
+
+        return run_main(["--only", "train", *args.rest])
+    result = quality(args)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

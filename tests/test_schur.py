@@ -136,10 +136,16 @@ def test_rtol_controls_ties():
     np.testing.assert_allclose(strict.eigvals.real, [1.0 + 1e-3, 1.0 + 1e-9, 1.0])
 
 
-def test_auto_method_by_size():
-    # Identity matrices: the choice depends on n only, and the QR has no work.
-    assert ordered_schur(np.eye(1024)).method == "own"
-    assert ordered_schur(np.eye(1025)).method == "lapack"
+@pytest.mark.parametrize(("threads", "own_max"), [("1", 1024), ("2", 768)])
+def test_auto_method_by_size_and_blas_threads(monkeypatch, threads, own_max):
+    # Identity matrices: the choice depends on n and the BLAS threads only, and the
+    # QR has no work.
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", threads)
+    assert ordered_schur(np.eye(own_max)).method == "own"
+    assert ordered_schur(np.eye(own_max + 1)).method == "lapack"
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS")
+    monkeypatch.setenv("OMP_NUM_THREADS", threads)
+    assert ordered_schur(np.eye(own_max + 1)).method == "lapack"
 
 
 @pytest.mark.parametrize(

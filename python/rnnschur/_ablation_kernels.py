@@ -117,38 +117,45 @@ def ablate_batch(Q, T, base, blk, n_R, sel, use_w, out, mass, g):
     blk : (M, n) int64 block number per Schur position; n_R : (M,) int64.
     sel : (S, 3) float64 in {0, 1}: subset s removes block b iff sel[s, b] == 1.
     use_w : bool; True: out = W − Σ_{b∈S} C_b, False: out = Q B Qᵀ + Σ_{b∉S} C_b.
-    out : (M, S, n, n) float64; mass : (M, S) float64 (‖ΔT‖_F / ‖T‖_F).
+    out : (M, S, n, n) float64 or float32, C-contiguous (computed in float64, then
+    rounded once); mass : (M, S) float64 (‖ΔT‖_F / ‖T‖_F).
     g : (M,) float64 powers of two; the masses are ratios of norms of g[m]·T[m].
     """
     M = Q.shape[0]
     n = Q.shape[1]
     S = sel.shape[0]
+    nn = n * n
     for m in prange(M):
         C, sq, tsq = _contributions(Q[m], T[m], blk[m], n_R[m], not use_w, g[m])
-        c0 = C[0]
-        c1 = C[1]
-        c2 = C[2]
+        # Linear views; one pass over the elements writes all S subsets, so the
+        # three contributions are read once per model, not once per subset.
+        c0 = C[0].reshape(nn)
+        c1 = C[1].reshape(nn)
+        c2 = C[2].reshape(nn)
+        o = out[m].reshape((S, nn))
+        if use_w:
+            w = base[m].reshape(nn)
+            for k in range(nn):
+                x = w[k]
+                y0 = c0[k]
+                y1 = c1[k]
+                y2 = c2[k]
+                for s in range(S):
+                    o[s, k] = x - sel[s, 0] * y0 - sel[s, 1] * y1 - sel[s, 2] * y2
+        else:
+            cb = C[3].reshape(nn)
+            for k in range(nn):
+                x = cb[k]
+                y0 = c0[k]
+                y1 = c1[k]
+                y2 = c2[k]
+                for s in range(S):
+                    o[s, k] = (
+                        x
+                        + (1.0 - sel[s, 0]) * y0
+                        + (1.0 - sel[s, 1]) * y1
+                        + (1.0 - sel[s, 2]) * y2
+                    )
         for s in range(S):
-            a0 = sel[s, 0]
-            a1 = sel[s, 1]
-            a2 = sel[s, 2]
-            o = out[m, s]
-            if use_w:
-                w = base[m]
-                for i in range(n):
-                    for j in range(n):
-                        o[i, j] = (
-                            w[i, j] - a0 * c0[i, j] - a1 * c1[i, j] - a2 * c2[i, j]
-                        )
-            else:
-                cb = C[3]
-                b0 = 1.0 - a0
-                b1 = 1.0 - a1
-                b2 = 1.0 - a2
-                for i in range(n):
-                    for j in range(n):
-                        o[i, j] = (
-                            cb[i, j] + b0 * c0[i, j] + b1 * c1[i, j] + b2 * c2[i, j]
-                        )
-            removed = a0 * sq[0] + a1 * sq[1] + a2 * sq[2]
+            removed = sel[s, 0] * sq[0] + sel[s, 1] * sq[1] + sel[s, 2] * sq[2]
             mass[m, s] = np.sqrt(removed / tsq) if tsq > 0.0 else 0.0

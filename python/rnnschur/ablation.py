@@ -206,6 +206,8 @@ def ablate(
     subsets: Iterable[str | Iterable[str]] | None = None,
     *,
     base: str = "W",
+    out: np.ndarray | None = None,
+    dtype: type[np.floating] | np.dtype | str | None = None,
 ) -> Ablation:
     """Zero subsets of the Schur couplings and rebuild the recurrent matrices.
 
@@ -222,12 +224,22 @@ def ablate(
     base : {"W", "QTQ"}
         ``"W"``: ``W̃(S) = W − Σ_{b∈S} Q N_b Qᵀ`` (the empty subset returns ``W``
         exactly). ``"QTQ"``: ``W̃(S) = Q Z_S(T) Qᵀ`` exactly as in the paper.
+    out : ndarray, optional
+        Preallocated result, shape (S, n, n) for one form or (M, S, n, n) for
+        sequences, dtype float64 or float32, C-contiguous, writeable, sharing no
+        memory with the forms; it becomes ``Ablation.W``. Writing the result is
+        most of the work at n ≈ 72, so reusing ``out`` across calls saves the
+        allocation and the page faults of a fresh array.
+    dtype : {float64, float32}, optional
+        Dtype of the result: float64 by default, or ``out.dtype`` when ``out`` is
+        given. float32 output is computed in float64 and rounded once (half the
+        memory traffic of the dominant write).
 
     Returns
     -------
     Ablation
-        ``W`` float64 of shape (S, n, n), or (M, S, n, n) for sequences;
-        ``removed_mass`` of shape (S,) or (M, S).
+        ``W`` (float64, or ``dtype``) of shape (S, n, n), or (M, S, n, n) for
+        sequences; ``removed_mass`` (float64) of shape (S,) or (M, S).
 
     Raises
     ------
@@ -235,11 +247,13 @@ def ablate(
         Wrong argument types.
     ValueError
         Unknown subset names, empty subset list, unknown ``base``, mismatched
-        lengths or widths, or a split that does not belong to its form.
+        lengths or widths, a split that does not belong to its form, or an ``out``
+        of the wrong shape, layout or dtype, read-only, or overlapping the forms.
     """
     if base not in ("W", "QTQ"):
         msg = f"base must be 'W' or 'QTQ'; got {base!r}"
         raise ValueError(msg)
+    out_dtype = _out_dtype(dtype, None) if out is None else None
     subs = _normalise_subsets(subsets)
     single = isinstance(form, SchurForm)
     if is_real(split):
@@ -287,9 +301,13 @@ def ablate(
     M = len(pairs)
     n = pairs[0][0].n
     S = len(subs)
-    Q = np.empty((M, n, n))
-    T = np.empty((M, n, n))
-    Wb = np.empty((M, n, n)) if base == "W" else np.empty((M, 1, 1))
+    # One allocation for the stacked inputs: at M·n² around 4 MiB per array, NumPy
+    # madvises huge pages only for the larger single block, and the 4 KiB page
+    # faults of three separate arrays cost more than the kernel's arithmetic.
+    work = np.empty((3 if base == "W" else 2, M, n, n))
+    Q = work[0]
+    T = work[1]
+    Wb = work[2] if base == "W" else np.empty((M, 1, 1))
     blk = np.empty((M, n), dtype=np.int64)
     n_R = np.empty(M, dtype=np.int64)
     for m, (f, s) in enumerate(pairs):
@@ -308,11 +326,60 @@ def ablate(
     amax = np.maximum(T.max(axis=(1, 2)), -T.min(axis=(1, 2)))
     far = (amax > SCALE_LIMIT) | ((amax > 0.0) & (amax < 1.0 / SCALE_LIMIT))
     g = np.where(far, np.ldexp(1.0, np.minimum(-np.frexp(amax)[1], 1023)), 1.0)
-    out = np.empty((M, S, n, n))
+    shape = (S, n, n) if single else (M, S, n, n)
+    if out is None:
+        result = np.empty(shape, dtype=out_dtype)
+    else:
+        result = _check_out(
+            out, shape, dtype, [a for f, _ in pairs for a in (f.Q, f.T, f.W)]
+        )
     mass = np.empty((M, S))
     with _KERNEL_LOCK:
-        _k.ablate_batch(Q, T, Wb, blk, n_R, sel, base == "W", out, mass, g)
-    if single:
-        out = out[0]
-        mass = mass[0]
-    return Ablation(W=out, subsets=subs, removed_mass=mass, base=base)
+        _k.ablate_batch(
+            Q, T, Wb, blk, n_R, sel, base == "W", result.reshape(M, S, n, n), mass, g
+        )
+    return Ablation(
+        W=result, subsets=subs, removed_mass=mass[0] if single else mass, base=base
+    )
+
+
+_OUT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+
+
+def _out_dtype(dtype: object, out: np.ndarray | None) -> np.dtype:
+    if dtype is None:
+        return np.dtype(np.float64) if out is None else out.dtype
+    try:
+        dt = np.dtype(dtype)  # type: ignore[call-overload]
+    except TypeError as exc:
+        msg = f"dtype must be float64 or float32; got {dtype!r}"
+        raise TypeError(msg) from exc
+    if dt not in _OUT_DTYPES:
+        msg = f"dtype must be float64 or float32; got {dt}"
+        raise TypeError(msg)
+    return dt
+
+
+def _check_out(
+    out: object, shape: tuple[int, ...], dtype: object, inputs: list[np.ndarray]
+) -> np.ndarray:
+    if not isinstance(out, np.ndarray) or isinstance(out, np.ma.MaskedArray):
+        msg = f"out must be a numpy.ndarray; got {type(out).__name__}"
+        raise TypeError(msg)
+    want = _out_dtype(dtype, out)
+    if out.dtype not in _OUT_DTYPES or out.dtype != want:
+        msg = f"out must have dtype {want} (float64 or float32); got {out.dtype}"
+        raise TypeError(msg)
+    if out.shape != shape:
+        msg = f"out must have shape {shape}; got {out.shape}"
+        raise ValueError(msg)
+    if not out.flags.c_contiguous:
+        msg = "out must be C-contiguous"
+        raise ValueError(msg)
+    if not out.flags.writeable:
+        msg = "out must be writeable"
+        raise ValueError(msg)
+    if any(np.may_share_memory(out, a) for a in inputs):
+        msg = "out must not share memory with the forms' Q, T or W"
+        raise ValueError(msg)
+    return out

@@ -8,14 +8,16 @@ diagonal (eigenvalue) blocks, ``N`` the strictly block-upper-triangular coupling
 How the form is computed
 ------------------------
 1. An unordered real Schur form, in float64. ``method="auto"`` takes the faster
-   source measured for the size (``benchmarks/bench_schur.py``): for ``n <= 1024``
-   the compiled core's own blocked Householder Hessenberg reduction, then the
+   source measured for the size and the BLAS thread count (``benchmarks/run.py
+   --only schur``): for ``n <= 1024`` with one BLAS thread, ``n <= 768`` with more
+   (LAPACK's ``dgees`` gains from a second thread, the own QR runs on one), the
+   compiled core's own blocked Householder Hessenberg reduction, then the
    Francis double-shift QR (``csrc/schur_hqr.cpp``, with the Ahues & Tisseur
    deflation test) below ``n = 75`` and a small-bulge multishift QR with aggressive
    early deflation (``csrc/schur_mqr.cpp``, after Braman, Byers & Mathias 2002; the
    algorithm of LAPACK ``dlaqr0``, in the project's own code) from there, with
    x86-64-v3 (AVX2/FMA) clones selected at run time; above, LAPACK ``dgees``
-   through SciPy (not measured beyond ``n = 1024``). Eigen's
+   through SciPy. Eigen's
    ``RealSchur`` is available as ``method="eigen"`` (slower at every size).
 2. The compiled core (``csrc/schur_swap.cpp``, the project's own code) then
 
@@ -66,6 +68,7 @@ the eigenvalues are reported as ``(re + i|im|, re − i|im|)``.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -95,11 +98,12 @@ SwapRejected = _core.SwapRejected
 DEFAULT_RTOL = 1e-8
 
 _EPS = np.finfo(np.float64).eps
-# Up to this size the own QR is faster than LAPACK dgees (measured on a loaded
-# 2-core machine, ordered_schur own vs lapack: CPU time with single-threaded
-# OpenBLAS 1.4x at n = 256 and 512, 1.3x at 1024; wall time with threaded OpenBLAS
-# 1.2x at 1024). Larger n: not measured, LAPACK.
+# Largest n for which method="auto" takes the own QR (single-threaded) over LAPACK
+# dgees: with one BLAS thread, and with two or more (dgees then runs its
+# Hessenberg reduction and bulge-chasing updates on both cores). The figures
+# behind them are in benchmarks/README.md.
 _OWN_MAX_N = 1024
+_OWN_MAX_N_THREADED = 768
 _METHODS = ("auto", "own", "lapack", "eigen")
 _LWORK: dict[int, int] = {}
 
@@ -284,7 +288,8 @@ def ordered_schur(
         Source of the unordered factorisation: the compiled core's own QR
         (``"own"``: double-shift below n = 75, multishift from there), LAPACK
         ``dgees`` (``"lapack"``) or Eigen (``"eigen"``).
-        ``"auto"`` picks the one measured faster for this ``n`` (own up to 1024).
+        ``"auto"`` picks the one measured faster for this ``n``: own up to 1024
+        with one BLAS thread (``OPENBLAS_NUM_THREADS=1``), up to 768 with more.
         If the own QR iteration fails to converge, LAPACK is used instead. The
         standardisation and reordering are always the compiled core's.
 
@@ -326,7 +331,8 @@ def ordered_schur(
         msg = f"method must be one of {_METHODS}; got {method!r}"
         raise ValueError(msg)
     if method == "auto":
-        method = "own" if n <= _OWN_MAX_N else "lapack"
+        limit = _OWN_MAX_N if _blas_threads() == 1 else _OWN_MAX_N_THREADED
+        method = "own" if n <= limit else "lapack"
     # Far from 1 the core's squared norms over/underflow: the default atol becomes
     # inf (every modulus ties, nothing is reordered) or 0, and the swap tests run in
     # subnormals (a wrong factorisation at 1e-300). Factor W·2^e, which is exact,
@@ -390,6 +396,21 @@ def ordered_schur(
 #: Matrices whose largest entry lies beyond ``2**±400`` are scaled by a power of two
 #: before factorisation (and ablation), so intermediate products cannot overflow.
 SCALE_LIMIT = 2.0**400
+
+
+def _blas_threads() -> int:
+    """Threads OpenBLAS starts with: its environment variables, else the usable cores.
+
+    Read on every call (a microsecond) so that the choice follows the environment;
+    a limit set later at run time (threadpoolctl) is not seen.
+    """
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "").split(",")[0].strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _pow2_exponent(A: np.ndarray) -> int:
