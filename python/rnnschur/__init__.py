@@ -6,6 +6,9 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import _core
 from .ablation import Ablation, ablate
+from .importers import from_flax, from_torch
+from .io import from_arrays, load_network
+from .network import Network, UnsupportedNetworkError
 from .rnn import loss_and_grad, rollout
 from .schur import SchurForm, SchurSplit, SwapRejected, ordered_schur, schur_split
 from .tasks import (
@@ -40,6 +43,7 @@ __all__ = [
     "ContextIntegration",
     "CopyTask",
     "FlipFlop",
+    "Network",
     "SchurForm",
     "SchurSplit",
     "SineGeneration",
@@ -47,11 +51,16 @@ __all__ = [
     "TrainConfig",
     "TrainedModel",
     "TrainingDiverged",
+    "UnsupportedNetworkError",
     "__version__",
     "_core",
     "ablate",
     "evaluate",
+    "from_arrays",
+    "from_flax",
+    "from_torch",
     "load",
+    "load_network",
     "loss_and_grad",
     "make_task",
     "ordered_schur",
