@@ -294,6 +294,7 @@ def test_top_level_names():
         "from_flax",
         "from_arrays",
         "load_network",
+        "diagnose",
     ):
         assert name in rnnschur.__all__
 

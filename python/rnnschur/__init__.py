@@ -6,6 +6,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import _core
 from .ablation import Ablation, ablate
+from .diagnose import DiagnoseResult, diagnose
 from .importers import from_flax, from_torch
 from .io import from_arrays, load_network
 from .network import Network, UnsupportedNetworkError
@@ -42,6 +43,7 @@ __all__ = [
     "CheckpointError",
     "ContextIntegration",
     "CopyTask",
+    "DiagnoseResult",
     "FlipFlop",
     "Network",
     "SchurForm",
@@ -55,6 +57,7 @@ __all__ = [
     "__version__",
     "_core",
     "ablate",
+    "diagnose",
     "evaluate",
     "from_arrays",
     "from_flax",
