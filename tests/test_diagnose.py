@@ -109,6 +109,12 @@ def test_matches_reference(rng, leak):
     assert np.isnan(res.delta_per_mass[0])
     np.testing.assert_allclose(res.delta_per_mass[1:], want[1:], rtol=1e-7)
     assert res.leak == leak
+    # the unablated variant is the network itself, bit for bit
+    m = np.broadcast_to(mask, y.shape)
+    own = ((net.rollout(x) - y) ** 2)[m].sum() / ((y - y[m.any(-1)].mean(0)) ** 2)[
+        m
+    ].sum()
+    assert res.metric[0] == pytest.approx(own, rel=1e-12)
 
 
 @pytest.mark.parametrize("batch_first", [False, True])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import zipfile
 
 import numpy as np
@@ -294,3 +295,25 @@ def test_npz_layout_follows_checkpoint_conventions(tmp_path, rng):
     assert meta["format"] == "rnnschur.network" and meta["format_version"] == 1
     assert sha == rio.content_digest(json.dumps(meta, sort_keys=True).encode(), entries)
     assert io.BytesIO  # (module used for the npz in memory)
+
+
+def test_missing_optional_dependencies_name_the_extra(tmp_path, rng, monkeypatch):
+    from rnnschur import from_torch
+
+    net = _net(rng)
+    for mod in ("torch", "safetensors", "safetensors.numpy"):
+        monkeypatch.setitem(sys.modules, mod, None)  # makes `import mod` fail
+    with pytest.raises(ImportError, match=r'"rnnschur\[safetensors\]"'):
+        net.save(tmp_path / "n.safetensors")
+    (tmp_path / "m.safetensors").write_bytes(b"")
+    with pytest.raises(ImportError, match=r'"rnnschur\[safetensors\]"'):
+        load_network(tmp_path / "m.safetensors")
+    with pytest.raises(ImportError, match=r'"rnnschur\[torch\]"'):
+        net.to_torch()
+    with pytest.raises(ImportError, match=r'"rnnschur\[torch\]"'):
+        from_torch(tmp_path / "m.pt")
+    with pytest.raises(ImportError, match=r'"rnnschur\[torch\]"'):
+        load_network(tmp_path / "m.pth")
+    # a state dict of NumPy arrays needs no torch
+    sd = {"weight_ih_l0": net.W_xh, "weight_hh_l0": net.W_hh, "fc.weight": net.W_hy}
+    assert from_torch(sd).n_hidden == 6

@@ -237,8 +237,12 @@ def test_effective_recurrence_round_trip_and_spectrum(rng):
         np.sort_complex(0.75 + 0.25 * np.linalg.eigvals(net.W_hh)),
         atol=1e-12,
     )
+    np.testing.assert_array_equal(net.recurrence_from_effective(W_eff), net.W_hh)
+    other = W_eff + 0.01 * np.triu(np.ones((7, 7)), 1)
     np.testing.assert_allclose(
-        net.recurrence_from_effective(W_eff), net.W_hh, atol=1e-14
+        net.recurrence_from_effective(other),
+        (other - 0.75 * np.eye(7)) / 0.25,
+        atol=1e-13,
     )
     stack = np.stack([W_eff, 2 * W_eff])
     back = net.recurrence_from_effective(stack)

@@ -10,7 +10,8 @@ rollout:
    ``|λ| ≥ α ρ(W_eff)``, C the rest;
 3. ``ablate(form, split, subsets)``: ``W̃_eff(S)`` for every subset S of the coupling
    blocks {RR, CR, CC} (default all 8), mapped back to recurrent matrices
-   ``W̃_hh(S) = (W̃_eff(S) − (1 − a) I) / a`` and cast to the network's dtype;
+   ``W̃_hh(S) = (W̃_eff(S) − (1 − a) I) / a`` (the unablated one is ``W_hh`` bit
+   for bit) and cast to the network's dtype;
 4. one rollout of the K variants as a ``(K, Nh, Nh)`` stack (biases, ``h0`` and
    leak of the network in every variant), scored by the chosen metric.
 

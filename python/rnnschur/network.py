@@ -228,6 +228,11 @@ class Network:
     def recurrence_from_effective(self, W_eff: Any) -> np.ndarray:
         """Inverse of :meth:`effective_recurrence`: ``(W_eff − (1 − a) I) / a``.
 
+        Evaluated as ``W_hh − (effective_recurrence() − W_eff) / a`` (equal in exact
+        arithmetic): the change is scaled rather than the whole matrix, so the
+        network's own ``W_eff`` maps back to ``W_hh`` exactly and an ablated one
+        differs from ``W_hh`` only by its ablation.
+
         Parameters
         ----------
         W_eff : array_like, shape (Nh, Nh) or (K, Nh, Nh)
@@ -238,9 +243,10 @@ class Network:
         """
         W = np.array(W_eff, dtype=np.float64)
         if self.leak != 1.0:
-            idx = np.arange(W.shape[-1])
-            W[..., idx, idx] -= 1.0 - self.leak
-            W /= self.leak
+            W = (
+                self.W_hh.astype(np.float64)
+                - (self.effective_recurrence() - W) / self.leak
+            )
         return W
 
     # --------------------------------------------------------------- running it
