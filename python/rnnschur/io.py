@@ -119,7 +119,7 @@ def save_network(net: Network, path: str | os.PathLike[str]) -> Path:
         payload[_META] = np.frombuffer(meta_bytes, dtype=np.uint8)
         payload[_SHA] = np.frombuffer(digest, dtype=np.uint8)
         buf = io.BytesIO()
-        np.savez(buf, **payload)
+        np.savez(buf, **payload)  # type: ignore[arg-type]  # numpy stub: **kwds
         data = buf.getvalue()
     _atomic_write(path, data)
     return path

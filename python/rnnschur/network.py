@@ -477,7 +477,7 @@ def _leaky_rollout_numpy(
     variant (BLAS threads, not ``n_threads``). Results that overflow raise
     ``ValueError`` like the core's.
     """
-    dt = _F64 if _F64 in (x.dtype, W_hh.dtype) else _F32
+    dt: np.dtype[Any] = _F64 if _F64 in (x.dtype, W_hh.dtype) else _F32
     stack = W_hh.ndim == 3
     Ws = (W_hh if stack else W_hh[None]).astype(dt, copy=False)
     T, B, _ = x.shape
