@@ -204,6 +204,9 @@ def _inputs(
     network: Network, x: Any, y: Any, mask: Any, batch_first: Any, check_y: bool
 ) -> tuple[np.ndarray, bool]:
     """Validated time-major inputs and the layout; targets checked when ``check_y``."""
+    if not isinstance(network, Network):
+        msg = f"network must be a rnnschur.Network; got {type(network).__name__}"
+        raise TypeError(msg)
     bf = network.batch_first if batch_first is None else batch_first
     if not isinstance(bf, (bool, np.bool_)):
         msg = f"batch_first must be None or a bool; got {batch_first!r}"
@@ -242,9 +245,8 @@ def diagnose(
     ----------
     network : Network
     x : array_like, float32/float64, shape (T, B, Nx) or (B, T, Nx)
-        Inputs of the evaluation batch.
+        Inputs and targets of the evaluation batch.
     y : array_like, float, shape (T, B, Ny) or (B, T, Ny)
-        Targets.
     mask : array_like of bool (or 0/1 int), optional
         Broadcastable to the shape of ``y``: the entries that count (all if None).
     alpha : float in (0, 1], default 0.9
@@ -268,16 +270,12 @@ def diagnose(
     Raises
     ------
     TypeError
-        ``network`` is not a Network, wrong dtypes, a metric callable returning a
-        non-number.
+        Not a Network, wrong dtypes, a metric callable returning a non-number.
     ValueError
-        Shape mismatches, NaN/inf in the data, empty data (``T = 0``, ``B = 0`` or
-        a mask selecting nothing), an unknown metric, ``alpha`` outside (0, 1],
-        targets with zero variance (FVU) or not ±1 (sign accuracy).
+        Shape mismatches, NaN/inf, empty data (``T = 0``, ``B = 0``, empty mask),
+        unknown metric, ``alpha`` outside (0, 1], targets with zero variance
+        (FVU) or not ±1 (sign accuracy).
     """
-    if not isinstance(network, Network):
-        msg = f"network must be a rnnschur.Network; got {type(network).__name__}"
-        raise TypeError(msg)
     name, fn = _check_metric(metric)
     subs = _subsets(subsets)
     xt, bf = _inputs(network, x, y, mask, batch_first, fn is None)
@@ -288,23 +286,24 @@ def diagnose(
     y_hat = network.rollout(xt, W_hh=W, batch_first=False, n_threads=n_threads)
     assert isinstance(y_hat, np.ndarray)
     scores = _scores(name, fn, y_hat, y, mask, bf)
-    mass = np.asarray(abl.removed_mass, dtype=np.float64)
+    mass = np.array(abl.removed_mass, dtype=np.float64)
     delta = scores - scores[0]
-    per_mass = metrics.s_delta_t(delta, mass)
-    arrays = [mass, scores, delta, per_mass, np.abs(form.eigvals)]
-    for a in arrays:
+    arrays = {
+        "removed_mass": mass,
+        "metric": scores,
+        "delta": delta,
+        "delta_per_mass": metrics.s_delta_t(delta, mass),
+        "moduli": np.abs(form.eigvals),
+    }
+    for a in arrays.values():
         a.flags.writeable = False
     return DiagnoseResult(
         subsets=subs,
-        removed_mass=arrays[0],
-        metric=arrays[1],
-        delta=arrays[2],
-        delta_per_mass=arrays[3],
         metric_name=name,
         n=form.n,
         n_R=split.n_R,
         alpha=split.alpha,
         threshold=split.threshold,
-        moduli=arrays[4],
         leak=network.leak,
+        **arrays,
     )
