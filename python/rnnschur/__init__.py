@@ -13,8 +13,12 @@ from . import _core
 from ._version import library_version
 from .ablation import Ablation, ablate
 from .alignment import SubspaceAlignment, subspace_alignment
+from .diagnose import DiagnoseResult, diagnose
 from .dynamics import FixedPoints, fixed_points
 from .dynamics_ablation import FixedPointContinuation, continue_fixed_points
+from .importers import from_flax, from_torch
+from .io import from_arrays, load_network
+from .network import Network, UnsupportedNetworkError
 from .predictors import predictor_analysis, predictor_verdict
 from .rnn import NonFiniteError, loss_and_grad, rollout
 from .schur import SchurForm, SchurSplit, SwapRejected, ordered_schur, schur_split
@@ -46,9 +50,11 @@ __all__ = [
     "CheckpointError",
     "ContextIntegration",
     "CopyTask",
+    "DiagnoseResult",
     "FixedPointContinuation",
     "FixedPoints",
     "FlipFlop",
+    "Network",
     "NonFiniteError",
     "SchurForm",
     "SchurSplit",
@@ -58,14 +64,20 @@ __all__ = [
     "TrainConfig",
     "TrainedModel",
     "TrainingDiverged",
+    "UnsupportedNetworkError",
     "__version__",
     "_core",
     "ablate",
     "continue_fixed_points",
     "default_config",
+    "diagnose",
     "evaluate",
     "fixed_points",
+    "from_arrays",
+    "from_flax",
+    "from_torch",
     "load",
+    "load_network",
     "loss_and_grad",
     "make_task",
     "ordered_schur",
