@@ -13,10 +13,12 @@ worker threads still spinning after a call (see benchmarks/bench_ablation.py).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
-from numba import carray, njit, prange, types
+from numba import njit, prange, types
 from numba.extending import intrinsic
+from numba.np.numpy_support import carray
 
 from .schur import SCALE_LIMIT
 
@@ -34,6 +36,11 @@ def _f64_pointer(typingctx, addr):  # noqa: ARG001 (numba's intrinsic signature)
         return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
 
     return sig, codegen
+
+
+# Called as _ptr(addr) in compiled code; numba's stubs would type the call by the
+# Python signature above (typingctx first).
+_ptr: Any = _f64_pointer
 
 
 @njit(cache=True, nogil=True)
@@ -178,9 +185,9 @@ def ablate_batch(addr, n, blk, n_R, sel, use_w, out, mass):
     S = sel.shape[0]
     nn = n * n
     for m in prange(M):
-        q = carray(_f64_pointer(addr[m, 0]), (n, n))
-        t = carray(_f64_pointer(addr[m, 1]), (n, n))
-        w = carray(_f64_pointer(addr[m, 2]), (n, n))
+        q = carray(_ptr(addr[m, 0]), (n, n))
+        t = carray(_ptr(addr[m, 1]), (n, n))
+        w = carray(_ptr(addr[m, 2]), (n, n))
         g = _mass_scale(t)
         C, sq, tsq = _contributions(q, t, w, blk[m], n_R[m], not use_w, g)
         # One contiguous write stream per subset (vectorisable, each output
