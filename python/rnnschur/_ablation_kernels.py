@@ -1,9 +1,11 @@
 """Numba kernels of the batched Schur-coupling ablation (private; see ablation.py).
 
 Linearity: with ``C_b = Q N_b Qᵀ`` for the three coupling blocks ``b ∈ {RR, CR, CC}``,
-every subset ``S`` gives ``W̃(S) = base − Σ_{b∈S} C_b``. The kernel forms the three
-``C_b`` once per model (6 small BLAS products, in the cheaper association order) and
-then writes all subsets in one branch-free pass; models run in parallel (``prange``).
+every subset ``S`` gives ``W̃(S) = base − Σ_{b∈S} C_b``. The kernel reads each
+model's Q, T, W in place (by address), forms the three ``C_b`` once per model (small
+BLAS products in the cheaper association order; C_RR from ``W − Q B Qᵀ − C_CR −
+C_CC`` when that is cheaper) and then writes each subset as one contiguous stream;
+models run in parallel (``prange``, one synchronisation per call).
 The products go to BLAS through Numba (SciPy's OpenBLAS). At these sizes
 (m·n·k < 2·65536·4) OpenBLAS runs each product on the calling thread, so the two
 levels of threading do not compete; what does compete is another library's idle
