@@ -69,12 +69,25 @@ const char* first_nonfinite(const FiniteCheck* c, int n) {
     return nullptr;
 }
 
+// leak in (0, 1] as the working dtype (a float32 leak below ~1e-45 is 0).
+template <class T>
+T leak_arg(double leak) {
+    auto got = [leak] { return py::repr(py::float_(leak)).cast<std::string>(); };
+    if (!(leak > 0.0 && leak <= 1.0))
+        value_error("leak must be in (0, 1], got " + got());
+    const T a = static_cast<T>(leak);
+    if (!(a > T(0)))
+        value_error("leak = " + got() + " rounds to 0 in float32; pass float64 arrays");
+    return a;
+}
+
 template <class T>
 py::object rollout_t(const py::array& W_xh, const py::array& W_hh,
                      const py::array& W_hy, const py::array& x, const py::object& b_h,
                      const py::object& b_y, const py::object& h0, bool return_hidden,
-                     int n_threads) {
+                     int n_threads, double leak) {
     ForwardArgs<T> a{};
+    a.leak = leak_arg<T>(leak);
     a.W_xh = float_arg<T>(W_xh, "W_xh", 2);
     const bool stacked = W_hh.ndim() == 3;
     a.W_hh = float_arg<T>(W_hh, "W_hh", stacked ? 3 : 2);
@@ -152,8 +165,9 @@ template <class T>
 py::tuple loss_and_grad_t(const py::array& W_xh, const py::array& W_hh,
                           const py::array& W_hy, const py::array& x, const py::array& y,
                           const py::object& mask, const py::object& b_h,
-                          const py::object& b_y, int n_threads) {
+                          const py::object& b_y, int n_threads, double leak) {
     GradArgs<T> a{};
+    a.leak = leak_arg<T>(leak);
     a.W_xh = float_arg<T>(W_xh, "W_xh", 2);
     a.W_hh = float_arg<T>(W_hh, "W_hh", 2);
     a.W_hy = float_arg<T>(W_hy, "W_hy", 2);
@@ -263,30 +277,30 @@ void register_rnn(py::module_& m) {
         "rollout",
         [](const py::array& W_xh, const py::array& W_hh, const py::array& W_hy,
            const py::array& x, const py::object& b_h, const py::object& b_y,
-           const py::object& h0, bool return_hidden, int n_threads) {
+           const py::object& h0, bool return_hidden, int n_threads, double leak) {
             if (is_f64(W_xh))
                 return rollout_t<double>(W_xh, W_hh, W_hy, x, b_h, b_y, h0,
-                                         return_hidden, n_threads);
+                                         return_hidden, n_threads, leak);
             return rollout_t<float>(W_xh, W_hh, W_hy, x, b_h, b_y, h0, return_hidden,
-                                    n_threads);
+                                    n_threads, leak);
         },
         "W_xh"_a, "W_hh"_a, "W_hy"_a, "x"_a, "b_h"_a, "b_y"_a, "h0"_a,
-        "return_hidden"_a, "n_threads"_a,
+        "return_hidden"_a, "n_threads"_a, py::kw_only(), "leak"_a = 1.0,
         "Forward pass; arrays must share one float dtype and be C-contiguous. "
         "See rnnschur.rollout.");
     m.def(
         "loss_and_grad",
         [](const py::array& W_xh, const py::array& W_hh, const py::array& W_hy,
            const py::array& x, const py::array& y, const py::object& mask,
-           const py::object& b_h, const py::object& b_y, int n_threads) {
+           const py::object& b_h, const py::object& b_y, int n_threads, double leak) {
             if (is_f64(W_xh))
                 return loss_and_grad_t<double>(W_xh, W_hh, W_hy, x, y, mask, b_h, b_y,
-                                               n_threads);
+                                               n_threads, leak);
             return loss_and_grad_t<float>(W_xh, W_hh, W_hy, x, y, mask, b_h, b_y,
-                                          n_threads);
+                                          n_threads, leak);
         },
         "W_xh"_a, "W_hh"_a, "W_hy"_a, "x"_a, "y"_a, "mask"_a, "b_h"_a, "b_y"_a,
-        "n_threads"_a,
+        "n_threads"_a, py::kw_only(), "leak"_a = 1.0,
         "Masked MSE and its BPTT gradient; mask is a (T, B, Ny) bool array or None. "
         "See rnnschur.loss_and_grad.");
     if (const char* err = simd_env_error()) value_error(err);

@@ -302,7 +302,7 @@ bool forward_impl(const ForwardArgs<T>& a, int n_threads) {
     const i64 items = d.K * shards;
     const int parts = static_cast<int>(items < nt ? items : nt);
     const i64 bs_max = (d.B + shards - 1) / shards;
-    const RnnLayout L = make_layout(d, ks.nr, bs_max, false);
+    const RnnLayout L = make_layout(d, ks.nr, bs_max, false, a.leak != T(1));
     T* packed = scratch<T>(0, L.packed_size);
     ks.pack_forward(a, L, packed);
     // Each item checks its own outputs while they are warm (a serial pass over
@@ -334,7 +334,7 @@ bool grad_impl(GradArgs<T>& a, int n_threads) {
         6.0 * d.T * d.B * (double(d.Nh) * d.Nh + double(d.Nh) * (d.Nx + d.Ny));
     const int parts = choose_parts(n_threads, d.B, flops, d.B);
     const i64 bs_max = (d.B + parts - 1) / parts;
-    const RnnLayout L = make_layout(d, ks.nr, bs_max, true);
+    const RnnLayout L = make_layout(d, ks.nr, bs_max, true, a.leak != T(1));
     T* packed = scratch<T>(0, L.packed_size);
     ks.pack_grad(a, L, packed);
     // Gradient partial sums of every part live side by side in the caller's

@@ -1,4 +1,7 @@
 // Batched tanh-RNN forward pass and BPTT: the pure C++ interface (no pybind11).
+// The recurrence is h_t = (1 - leak) h_{t-1} + leak tanh(a_t), a_t = W_xh x_t +
+// W_hh h_{t-1} + b_h, with leak in (0, 1]; leak == 1 (the plain tanh RNN) runs
+// the leak-free kernels, operation for operation.
 //
 // All arrays are dense, C-contiguous and already validated by the caller:
 //   W_xh (Nh, Nx), W_hh (K, Nh, Nh), W_hy (Ny, Nh), b_h (Nh), b_y (Ny),
@@ -45,6 +48,7 @@ struct ForwardArgs {
     std::int64_t h0_bstride;
     T* y;
     T* hidden;  // may be null
+    T leak = T(1);
 };
 
 template <class T>
@@ -65,6 +69,7 @@ struct GradArgs {
     T* g_b_h;  // may be null: not wanted
     T* g_b_y;  // may be null: not wanted
     double loss;
+    T leak = T(1);
 };
 
 // SIMD levels of the hot kernels, picked once at import (see rnn_dispatch.cpp):

@@ -41,6 +41,9 @@ struct RnnLayout {
     i64 ny4;  // Ny rounded up to 4 (rows of the padded W_hy copy)
     // workspace of one work item with bs batch rows
     i64 bs, off_H, off_dA, off_X, off_Y, off_tmp, off_pack, ws_size;
+    // BPTT with a leak: leak (1 - u_t^2) of all T steps (off_D) and dL/dh of
+    // two steps (off_G, ping-pong); empty without a leak
+    i64 off_D, off_G;
     // BPTT: weight-gradient chunk in steps (0: one pass at the end, dA holds
     // all T blocks) and the number of dA blocks kept, both for bs rows
     i64 chunk, ring_dA;
@@ -64,7 +67,8 @@ static inline i64 grad_chunk(i64 Nh, i64 bs) {
     return bs >= kChunkRows ? 1 : kChunkRows / bs;
 }
 
-static inline RnnLayout make_layout(const RnnDims& d, i64 nr, i64 bs, bool grad) {
+static inline RnnLayout make_layout(const RnnDims& d, i64 nr, i64 bs, bool grad,
+                                    bool leaky) {
     RnnLayout L{};
     L.nr = nr;
     const i64 lanes = nr / 2, nh1 = d.Nh < 1 ? 1 : d.Nh;
@@ -95,6 +99,8 @@ static inline RnnLayout make_layout(const RnnDims& d, i64 nr, i64 bs, bool grad)
     L.chunk = grad_chunk(d.Nh, bs);
     L.ring_dA = L.chunk == 0 ? d.T : (L.chunk < 2 ? 2 : L.chunk);
     L.off_dA = take(grad ? L.ring_dA * bs * L.ldh : 0);
+    L.off_D = take(grad && leaky ? d.T * bs * L.ldh : 0);
+    L.off_G = take(grad && leaky ? 2 * bs * L.ldh : 0);
     L.off_X = take(grad ? d.T * bs * d.Nx : 0);
     L.off_Y = take(grad ? d.T * bs * L.ldy : 0);
     L.off_tmp = take(grad ? d.Nx * d.Nh + L.ldh + L.ldy : 0);

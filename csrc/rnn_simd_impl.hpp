@@ -590,6 +590,27 @@ inline void tanh_rows(T* y, i64 rows, i64 ld, i64 ncols) {
     }
 }
 
+// The leak of one step on `rows` contiguous rows of stride ldh (padding
+// included: zeros stay zero): h = (1 - leak) prev + leak u, with u = tanh(a)
+// already in h. With du, BPTT's factor dh/da = leak (1 - u^2) goes there too:
+// recovering u from h and prev later would cancel for a small leak.
+template <class T>
+inline void leak_rows(T* h, const T* prev, T* du, i64 rows, i64 ldh, T leak) {
+    constexpr int Lv = V<T>::L;
+    const vec_t<T> a = vbcast<T>(leak), c = vbcast<T>(T(1) - leak);
+    const i64 n = rows * ldh;
+    if (du == nullptr) {
+        for (i64 j = 0; j < n; j += Lv)
+            vstore<T>(h + j, c * vload<T>(prev + j) + a * vload<T>(h + j));
+        return;
+    }
+    for (i64 j = 0; j < n; j += Lv) {
+        const vec_t<T> u = vload<T>(h + j);
+        vstore<T>(h + j, c * vload<T>(prev + j) + a * u);
+        vstore<T>(du + j, a * (T(1) - u * u));
+    }
+}
+
 // One recurrence step for `rows` rows: cur = tanh(prev W_hh^T + x_t W_xh^T + b_h).
 // The input projection is fused into the step's GEMM as extra inner-dimension
 // terms (no pass over memory for it), bias and (below AVX-512) tanh into its
@@ -688,17 +709,21 @@ void forward_item(const ForwardArgs<T>& a, const RnnLayout& L, const T* P, i64 k
     const T* whhT = P + L.off_whhT + k * d.Nh * ldh;
     T* yk = a.y + k * d.T * d.B * d.Ny;
     T* hk = a.hidden ? a.hidden + k * d.T * d.B * d.Nh : nullptr;
+    const bool leaky = a.leak != T(1);
     for (i64 t = 0; t < d.T; ++t) {
         const T* prev = H + (t & 1) * blk;
         T* cur = H + ((t + 1) & 1) * blk;
         const T* xt = a.x + (t * d.B + b0) * d.Nx;
         if (L.fused) {
+            // the fused readout of step t - 1 is computed from prev, already leaked
             step_forward_fused<T>(d, L, P, whhT, bs, prev, xt, d.Nx, cur,
                                   t > 0 ? yk + ((t - 1) * d.B + b0) * d.Ny : nullptr);
+            if (leaky) leak_rows<T>(cur, prev, nullptr, bs, ldh, a.leak);
             if (t == d.T - 1)
                 readout_step<T>(d, L, P, bs, cur, yk + (t * d.B + b0) * d.Ny, d.Ny);
         } else {
             step_forward<T>(d, L, P, whhT, bs, prev, xt, d.Nx, cur);
+            if (leaky) leak_rows<T>(cur, prev, nullptr, bs, ldh, a.leak);
             readout_step<T>(d, L, P, bs, cur, yk + (t * d.B + b0) * d.Ny, d.Ny);
         }
         if (hk)
@@ -708,6 +733,49 @@ void forward_item(const ForwardArgs<T>& a, const RnnLayout& L, const T* P, i64 k
     }
 }
 
+// BPTT step t on bs rows: dA_t = dL/da_t into cur, from dY_t W_hy + dA_{t+1} W_hh
+// (one GEMM, the readout term as extra inner-dimension terms; dA_next is unread
+// at the last step). Without a leak that sum is dL/dh_t and dA_t = dL/dh_t (1 -
+// h_t^2) (fac = h). With one, dL/dh_t also gets (1 - leak) dL/dh_{t+1} through
+// the state's direct path (kept in gnext/gcur) and dA_t = dL/dh_t du_t (fac =
+// du, leak (1 - u_t^2) from the forward pass).
+template <class T, bool LEAKY>
+inline void bptt_step(const RnnDims& d, const RnnLayout& L, const T* P, i64 bs,
+                      bool last, const T* dA_next, const T* Yt, const T* fac, T* cur,
+                      const T* gnext, T* gcur, T c1) {
+    constexpr int Lv = V<T>::L;
+    const i64 ldh = L.ldh;
+    rows_gemm<T>(
+        bs, last ? 0 : d.Nh, last ? cur : dA_next, ldh, P + L.off_whh, ldh, d.Nh,
+        [&](i64 r, i64 j0, const vec_t<T>* acc, int nv) {
+            T* c = cur + r * ldh + j0;
+            const T* fr = fac + r * ldh + j0;
+            if constexpr (!LEAKY) {
+                for (int v = 0; v < NV; ++v) {
+                    const vec_t<T> hv = vload<T>(fr + v * Lv);
+                    vstore<T>(c + v * Lv,
+                              v < nv ? acc[v] * (T(1) - hv * hv) : vec_t<T>{});
+                }
+            } else {
+                T* gc = gcur + r * ldh + j0;
+                const T* gn = gnext + r * ldh + j0;
+                for (int v = 0; v < NV; ++v) {
+                    vec_t<T> gv = vec_t<T>{};
+                    if (v < nv)
+                        gv = last ? acc[v] : acc[v] + c1 * vload<T>(gn + v * Lv);
+                    vstore<T>(gc + v * Lv, gv);
+                    vstore<T>(c + v * Lv, gv * vload<T>(fr + v * Lv));
+                }
+            }
+        },
+        d.Ny, Yt, L.ldy, P + L.off_why);
+}
+
+// Loss and gradients of one batch shard: forward with the history kept, then
+// BPTT. Over 100 lines because the weight-gradient reductions are interleaved
+// with the backward steps (chunked while the rows are in L1/L2, see below) and
+// share its workspace bookkeeping; split apart, the chunk/ring indexing would
+// have to be passed around.
 template <class T>
 double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i64 b1,
                  T* ws, T* g) {
@@ -726,11 +794,14 @@ double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i
     // Forward with the whole history kept; readout, loss and dL/dy per step,
     // while the step's rows are in L1.
     const T scale = T(2) / static_cast<T>(a.count);
+    const bool leaky = a.leak != T(1);
+    T* du = ws + L.off_D;
     double sse = 0;
     for (i64 t = 0; t < d.T; ++t) {
         T* cur = H + (t + 1) * blk;
         step_forward<T>(d, L, P, P + L.off_whhT, bs, H + t * blk, X + t * bs * d.Nx,
                         d.Nx, cur);
+        if (leaky) leak_rows<T>(cur, H + t * blk, du + t * blk, bs, ldh, a.leak);
         T* Yt = Y + t * bs * ldy;
         readout_step<T>(d, L, P, bs, cur, Yt, ldy);
         for (i64 i = 0; i < bs; ++i) {
@@ -788,23 +859,18 @@ double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i
     const i64 chunk = L.chunk, ring = L.ring_dA;
     const bool chunked = chunk > 0;
     auto dA_at = [&](i64 t) { return dA + (t % ring) * blk; };
-    const T* whh = P + L.off_whh;
+    T* G = ws + L.off_G;
     for (i64 t = d.T - 1; t >= 0; --t) {
         T* cur = dA_at(t);
-        const T* h = H1 + t * blk;
         const bool last = t == d.T - 1;
-        rows_gemm<T>(
-            bs, last ? 0 : d.Nh, last ? cur : dA_at(t + 1), ldh, whh, ldh, d.Nh,
-            [&](i64 r, i64 j0, const vec_t<T>* acc, int nv) {
-                T* c = cur + r * ldh + j0;
-                const T* hr = h + r * ldh + j0;
-                for (int v = 0; v < NV; ++v) {
-                    const vec_t<T> hv = vload<T>(hr + v * Lv);
-                    vstore<T>(c + v * Lv,
-                              v < nv ? acc[v] * (T(1) - hv * hv) : vec_t<T>{});
-                }
-            },
-            d.Ny, Y + t * bs * ldy, ldy, P + L.off_why);
+        const T* dA_next = last ? nullptr : dA_at(t + 1);
+        if (leaky)
+            bptt_step<T, true>(d, L, P, bs, last, dA_next, Y + t * bs * ldy,
+                               du + t * blk, cur, G + ((t + 1) & 1) * blk,
+                               G + (t & 1) * blk, T(1) - a.leak);
+        else
+            bptt_step<T, false>(d, L, P, bs, last, dA_next, Y + t * bs * ldy,
+                                H1 + t * blk, cur, nullptr, nullptr, T(1));
         if (!chunked || t % chunk != 0) continue;
         const i64 rows = (imin(d.T, t + chunk) - t) * bs;
         const T* dAc = cur;  // slot 0: the chunk's first step

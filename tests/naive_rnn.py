@@ -4,6 +4,8 @@ Computes in float64 by default; ``dtype=np.float32`` runs the same straightforwa
 algorithm in float32, which tests use to measure how much error float32 arithmetic
 itself makes on a given problem (saturated units lose most digits of ``1 − h²``);
 ``tanh`` lets such a run use the kernels' own tanh instead of ``np.tanh``.
+``leak`` (in (0, 1], 1 by default) gives the leaky recurrence
+``h_t = (1 − leak) h_{t−1} + leak tanh(a_t)``.
 """
 
 from __future__ import annotations
@@ -12,9 +14,24 @@ import numpy as np
 
 
 def rollout(
-    W_xh, W_hh, W_hy, x, b_h=None, b_y=None, h0=None, dtype=np.float64, tanh=np.tanh
+    W_xh,
+    W_hh,
+    W_hy,
+    x,
+    b_h=None,
+    b_y=None,
+    h0=None,
+    dtype=np.float64,
+    tanh=np.tanh,
+    leak=1.0,
 ):
     """Returns (y, h) with y (T, B, Ny), h (T, B, Nh); single W_hh only."""
+    y, hs, _ = _forward(W_xh, W_hh, W_hy, x, b_h, b_y, h0, dtype, tanh, leak)
+    return y, hs
+
+
+def _forward(W_xh, W_hh, W_hy, x, b_h, b_y, h0, dtype, tanh, leak):
+    """(y, h, u): u_t = tanh(a_t) is the state update before the leak."""
     W_xh, W_hh, W_hy, x = (np.asarray(a, dtype=dtype) for a in (W_xh, W_hh, W_hy, x))
     T, B, _ = x.shape
     Nh, Ny = W_hh.shape[0], W_hy.shape[0]
@@ -26,10 +43,14 @@ def rollout(
         else np.broadcast_to(h0, (B, Nh)).astype(dtype)
     )
     hs = np.zeros((T, B, Nh), dtype)
+    us = np.zeros((T, B, Nh), dtype)
+    a = dtype(leak)
     for t in range(T):
-        h = tanh(x[t] @ W_xh.T + h @ W_hh.T + bh)
+        u = tanh(x[t] @ W_xh.T + h @ W_hh.T + bh)
+        h = u if leak == 1 else (1 - a) * h + a * u
         hs[t] = h
-    return hs @ W_hy.T + by, hs
+        us[t] = u
+    return hs @ W_hy.T + by, hs, us
 
 
 def loss_and_grad(
@@ -43,13 +64,18 @@ def loss_and_grad(
     b_y=None,
     dtype=np.float64,
     tanh=np.tanh,
+    leak=1.0,
 ):
-    """Masked MSE and BPTT gradients, written independently of the C++ code."""
+    """Masked MSE and BPTT gradients, written independently of the C++ code.
+
+    With a leak, dL/dh_t = W_hy^T dy_t + W_hh^T da_{t+1} + (1 − leak) dL/dh_{t+1}
+    and da_t = leak (1 − u_t²) dL/dh_t.
+    """
     W_xh, W_hh, W_hy, x, y = (
         np.asarray(a, dtype=dtype) for a in (W_xh, W_hh, W_hy, x, y)
     )
     T, B, _ = x.shape
-    yhat, hs = rollout(W_xh, W_hh, W_hy, x, b_h, b_y, dtype=dtype, tanh=tanh)
+    yhat, hs, us = _forward(W_xh, W_hh, W_hy, x, b_h, b_y, None, dtype, tanh, leak)
     m = (
         np.ones(y.shape, dtype)
         if mask is None
@@ -66,9 +92,12 @@ def loss_and_grad(
     }
     db_h = np.zeros(W_hh.shape[0], dtype)
     da_next = np.zeros((B, W_hh.shape[0]), dtype)
+    dh_next = np.zeros((B, W_hh.shape[0]), dtype)
+    a = dtype(leak)
     for t in range(T - 1, -1, -1):
-        dh = dy[t] @ W_hy + da_next @ W_hh
-        da = dh * (1.0 - hs[t] ** 2)
+        dh = dy[t] @ W_hy + da_next @ W_hh + (1 - a) * dh_next
+        da = a * dh * (1.0 - us[t] ** 2)
+        dh_next = dh
         h_prev = hs[t - 1] if t > 0 else np.zeros_like(hs[0])
         g["W_hh"] += da.T @ h_prev
         g["W_xh"] += da.T @ x[t]

@@ -23,6 +23,8 @@ def rollout(
     h0: npt.NDArray[np.floating] | None,
     return_hidden: bool,
     n_threads: int,
+    *,
+    leak: float = 1.0,
 ) -> (
     npt.NDArray[np.floating] | tuple[npt.NDArray[np.floating], npt.NDArray[np.floating]]
 ): ...
@@ -36,6 +38,8 @@ def loss_and_grad(
     b_h: npt.NDArray[np.floating] | None,
     b_y: npt.NDArray[np.floating] | None,
     n_threads: int,
+    *,
+    leak: float = 1.0,
 ) -> tuple[float, dict[str, npt.NDArray[np.floating]]]: ...
 def simd_level() -> str: ...
 def simd_levels() -> list[str]: ...

@@ -2,9 +2,12 @@
 
 The model is
 
-    h_t = tanh(W_xh x_t + W_hh h_{t-1} + b_h),   y_t = W_hy h_t + b_y,
+    h_t = (1 - leak) h_{t-1} + leak tanh(W_xh x_t + W_hh h_{t-1} + b_h),
+    y_t = W_hy h_t + b_y,
 
-with time-major inputs ``x`` of shape ``(T, B, Nx)``. The compiled kernels release
+with time-major inputs ``x`` of shape ``(T, B, Nx)`` and ``leak`` in (0, 1]
+(``leak = 1``, the default, is the plain tanh RNN ``h_t = tanh(...)`` and runs the
+leak-free kernels). The compiled kernels release
 the GIL, split whole batch shards (or whole ``W_hh`` variants) between threads and
 check every input for NaN/inf.
 
@@ -41,8 +44,10 @@ Conventions shared by both functions
 
 from __future__ import annotations
 
+import math
+import numbers
 import operator
-from typing import Any, Literal, overload
+from typing import Any, Literal, cast, overload
 
 import numpy as np
 
@@ -67,18 +72,21 @@ def _float_array(a: Any, name: str) -> np.ndarray:
     if isinstance(a, np.ma.MaskedArray):  # its mask would be silently ignored
         msg = f"{name} must not be a masked array; pass {name}.filled(value) instead"
         raise TypeError(msg)
-    if type(a) is not np.ndarray:
+    arr: np.ndarray
+    if type(a) is np.ndarray:
+        arr = a
+    else:
         try:
-            a = np.asarray(a)
+            arr = np.asarray(a)
         except (ValueError, TypeError) as exc:  # e.g. ragged nested sequences
             msg = f"{name} must be a float32 or float64 array: {exc}"
             raise TypeError(msg) from None
-    dt = a.dtype
+    dt = arr.dtype
     if dt.kind != "f" or dt.itemsize not in (4, 8):
         msg = f"{name} must be a float32 or float64 array, got dtype {dt}"
         raise TypeError(msg)
     # non-native byte order, or a dtype object that is not the canonical one
-    return a.astype(_F32 if dt.itemsize == 4 else _F64)
+    return arr.astype(_F32 if dt.itemsize == 4 else _F64)
 
 
 def _prepare(
@@ -132,6 +140,20 @@ def _n_threads(n_threads: Any) -> int:
     return min(n, 4096)
 
 
+def _leak(leak: Any) -> float:
+    """``leak`` as a Python float in (0, 1]; TypeError/ValueError naming it."""
+    if type(leak) is float and 0.0 < leak <= 1.0:
+        return leak
+    if isinstance(leak, (bool, np.bool_)) or not isinstance(leak, numbers.Real):
+        msg = f"leak must be a real number in (0, 1], got {type(leak).__name__}"
+        raise TypeError(msg)
+    value = float(leak)
+    if not (math.isfinite(value) and 0.0 < value <= 1.0):
+        msg = f"leak must be a finite number in (0, 1], got {leak!r}"
+        raise ValueError(msg)
+    return value
+
+
 def _check_ndim(a: np.ndarray, name: str, ndim: int | tuple[int, ...]) -> None:
     ok = a.ndim in ndim if isinstance(ndim, tuple) else a.ndim == ndim
     if not ok:
@@ -156,6 +178,7 @@ def rollout(
     h0: Any = ...,
     return_hidden: Literal[False] = ...,
     n_threads: int | None = ...,
+    leak: float = ...,
 ) -> np.ndarray: ...
 @overload
 def rollout(
@@ -169,6 +192,7 @@ def rollout(
     h0: Any = ...,
     return_hidden: Literal[True],
     n_threads: int | None = ...,
+    leak: float = ...,
 ) -> tuple[np.ndarray, np.ndarray]: ...
 @overload
 def rollout(
@@ -182,6 +206,7 @@ def rollout(
     h0: Any = ...,
     return_hidden: bool,
     n_threads: int | None = ...,
+    leak: float = ...,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]: ...
 def rollout(
     W_xh: Any,
@@ -194,6 +219,7 @@ def rollout(
     h0: Any = None,
     return_hidden: bool = False,
     n_threads: int | None = None,
+    leak: float = 1.0,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Run a batch of sequences through a tanh RNN (or a stack of K variants).
 
@@ -221,6 +247,10 @@ def rollout(
         parts run on a persistent pool of hardware-thread workers plus the calling
         thread. ``None`` means one part per hardware thread; 1 runs on the calling
         thread only. Small calls stay on the calling thread regardless.
+    leak : float, default 1.0
+        Leak of the state update, in (0, 1]: ``h_t = (1 - leak) h_{t-1} +
+        leak tanh(...)``, shared by all K variants. It is rounded to the working
+        dtype; 1 (the plain tanh RNN) runs the leak-free kernels unchanged.
 
     Returns
     -------
@@ -233,17 +263,33 @@ def rollout(
     Raises
     ------
     TypeError
-        An argument is not a float32/float64 array.
+        An argument is not a float32/float64 array, or ``leak`` is not a real
+        number (a bool is refused).
     ValueError
-        Wrong number of dimensions or mismatched sizes; :class:`NonFiniteError` (a
+        Wrong number of dimensions or mismatched sizes, ``leak`` outside (0, 1] (or
+        one that rounds to 0 in float32); :class:`NonFiniteError` (a
         ``ValueError``) for NaN/inf in an input or an overflow in the result.
     """
+    a = _leak(leak)
     arrays = _prepare((W_xh, W_hh, W_hy, x, b_h, b_y, h0), _ROLLOUT_NAMES, 4)
-    _check_ndim(arrays[1], "W_hh", (2, 3))
+    W_xh_, W_hh_, W_hy_, x_ = cast("list[np.ndarray]", arrays[:4])  # required
+    b_h_, b_y_, h0_ = arrays[4:]
+    _check_ndim(W_hh_, "W_hh", (2, 3))
     if not isinstance(return_hidden, (bool, np.bool_)):
         msg = f"return_hidden must be a bool; got {type(return_hidden).__name__}"
         raise TypeError(msg)
-    return _core.rollout(*arrays, bool(return_hidden), _n_threads(n_threads))
+    return _core.rollout(
+        W_xh_,
+        W_hh_,
+        W_hy_,
+        x_,
+        b_h_,
+        b_y_,
+        h0_,
+        bool(return_hidden),
+        _n_threads(n_threads),
+        leak=a,
+    )
 
 
 def _mask_array(mask: Any, shape: tuple[int, int, int]) -> np.ndarray:
@@ -278,6 +324,7 @@ def loss_and_grad(
     b_h: Any = None,
     b_y: Any = None,
     n_threads: int | None = None,
+    leak: float = 1.0,
 ) -> tuple[float, dict[str, np.ndarray]]:
     """Masked mean squared error of a tanh RNN and its exact BPTT gradient.
 
@@ -305,6 +352,9 @@ def loss_and_grad(
         parts run on a persistent pool of hardware-thread workers plus the calling
         thread. ``None`` means one part per hardware thread; 1 runs on the calling
         thread only. Small calls stay on the calling thread regardless.
+    leak : float, default 1.0
+        Leak of the state update, in (0, 1], as in :func:`rollout` (a constant:
+        no gradient is returned for it).
 
     Returns
     -------
@@ -318,15 +368,19 @@ def loss_and_grad(
     Raises
     ------
     TypeError
-        An argument is not a float32/float64 array, or ``mask`` is not boolean.
+        An argument is not a float32/float64 array, ``mask`` is not boolean, or
+        ``leak`` is not a real number (a bool is refused).
     ValueError
-        Wrong number of dimensions, mismatched sizes, NaN/inf in an input, a mask
+        Wrong number of dimensions, mismatched sizes, ``leak`` outside (0, 1],
+        NaN/inf in an input, a mask
         that selects no entry (this includes ``T = 0`` and ``B = 0``: the mean over
         nothing is undefined), or an overflow in the result.
     """
+    a = _leak(leak)
     params = (W_xh, W_hh, W_hy, b_h, b_y)
     arrays = _prepare((W_xh, W_hh, W_hy, x, y, b_h, b_y), _GRAD_NAMES, 5)
-    W_xh_, W_hh_, W_hy_, x_, y_, b_h_, b_y_ = arrays
+    W_xh_, W_hh_, W_hy_, x_, y_ = cast("list[np.ndarray]", arrays[:5])  # required
+    b_h_, b_y_ = arrays[5:]
     m = mask
     if mask is not None and not (
         type(mask) is np.ndarray
@@ -338,7 +392,7 @@ def loss_and_grad(
         _check_ndim(W_hy_, "W_hy", 2)
         m = _mask_array(mask, (x_.shape[0], x_.shape[1], W_hy_.shape[0]))
     loss, grads = _core.loss_and_grad(
-        W_xh_, W_hh_, W_hy_, x_, y_, m, b_h_, b_y_, _n_threads(n_threads)
+        W_xh_, W_hh_, W_hy_, x_, y_, m, b_h_, b_y_, _n_threads(n_threads), leak=a
     )
     if x_.dtype is _F64:
         # gradients in each parameter's own dtype (float32 parameters whose
@@ -366,12 +420,14 @@ def loss_and_grad_unchecked(
     b_h: np.ndarray | None = None,
     b_y: np.ndarray | None = None,
     n_threads: int = 0,
+    leak: float = 1.0,
 ) -> tuple[float, dict[str, np.ndarray]]:
     """Lean entry point of :func:`loss_and_grad` for hot training loops.
 
     Every array must already share one dtype (float32 or float64) and be
     C-contiguous; ``mask`` must be ``None`` or a C-contiguous bool array of shape
-    exactly ``(T, B, Ny)``; ``n_threads`` is an int, 0 meaning all hardware threads.
+    exactly ``(T, B, Ny)``; ``n_threads`` is an int, 0 meaning all hardware threads;
+    ``leak`` a float in (0, 1] (checked in C++).
     Shapes, dtypes, layouts and finiteness are still checked in C++ (so misuse
     raises rather than crashes), but nothing is converted and mixed dtypes raise
     ``TypeError``. Not exported at the package top level.
@@ -383,4 +439,6 @@ def loss_and_grad_unchecked(
         ``"W_xh"``, ``"W_hh"``, ``"W_hy"`` (and ``"b_h"``, ``"b_y"`` when given), each
         of its parameter's shape and of the common dtype.
     """
-    return _core.loss_and_grad(W_xh, W_hh, W_hy, x, y, mask, b_h, b_y, n_threads)
+    return _core.loss_and_grad(
+        W_xh, W_hh, W_hy, x, y, mask, b_h, b_y, n_threads, leak=leak
+    )
