@@ -433,78 +433,20 @@ def _rollout_core(
     return_hidden: bool,
     n_threads: int | None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """Every rollout of a :class:`Network` goes through here (time-major).
-
-    ``leak == 1`` runs the compiled core (:func:`rnnschur.rollout`); other leaks run
-    :func:`_leaky_rollout_numpy` until the core supports the leak.
-    """
-    if leak == 1.0:
-        return rnn.rollout(
-            W_xh,
-            W_hh,
-            W_hy,
-            x,
-            b_h=b_h,
-            b_y=b_y,
-            h0=h0,
-            return_hidden=return_hidden,
-            n_threads=n_threads,
-        )
-    if not isinstance(return_hidden, (bool, np.bool_)):
-        msg = f"return_hidden must be a bool; got {type(return_hidden).__name__}"
-        raise TypeError(msg)
-    return _leaky_rollout_numpy(
-        W_xh, W_hh, W_hy, x, b_h, b_y, h0, leak, bool(return_hidden)
+    """Every rollout of a :class:`Network` goes through here (time-major): the
+    compiled core (:func:`rnnschur.rollout`), leak included."""
+    return rnn.rollout(
+        W_xh,
+        W_hh,
+        W_hy,
+        x,
+        b_h=b_h,
+        b_y=b_y,
+        h0=h0,
+        leak=leak,
+        return_hidden=return_hidden,
+        n_threads=n_threads,
     )
-
-
-def _leaky_rollout_numpy(
-    W_xh: np.ndarray,
-    W_hh: np.ndarray,
-    W_hy: np.ndarray,
-    x: np.ndarray,
-    b_h: np.ndarray,
-    b_y: np.ndarray,
-    h0: np.ndarray | None,
-    leak: float,
-    return_hidden: bool,
-) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """The leaky rollout in NumPy, in the working dtype (float64 if ``x`` or the
-    weights are float64, else float32), ``W_hh`` of shape (Nh, Nh) or (K, Nh, Nh).
-
-    The input projection ``W_xh x_t + b_h`` is computed once for all time steps and
-    variants; the time loop does one ``(B, Nh) @ (Nh, Nh)`` product per step and
-    variant (BLAS threads, not ``n_threads``). Results that overflow raise
-    ``ValueError`` like the core's.
-    """
-    dt: np.dtype[Any] = _F64 if _F64 in (x.dtype, W_hh.dtype) else _F32
-    stack = W_hh.ndim == 3
-    Ws = (W_hh if stack else W_hh[None]).astype(dt, copy=False)
-    T, B, _ = x.shape
-    K, Nh = Ws.shape[0], Ws.shape[1]
-    with np.errstate(over="ignore", invalid="ignore"):  # checked below
-        u = x.astype(dt, copy=False) @ W_xh.astype(dt).T + b_h.astype(dt)
-        keep = dt.type(1.0 - leak)
-        a = dt.type(leak)
-        H = np.empty((K, T, B, Nh), dt)
-        start = (
-            np.zeros((B, Nh), dt)
-            if h0 is None
-            else np.broadcast_to(h0.astype(dt), (B, Nh))
-        )
-        for k in range(K):
-            WT = np.ascontiguousarray(Ws[k].T)
-            h = start
-            for t in range(T):
-                h = keep * h + a * np.tanh(u[t] + h @ WT)
-                H[k, t] = h
-        Y = H @ W_hy.astype(dt).T + b_y.astype(dt)
-    if not np.isfinite(Y).all():
-        msg = "rollout overflowed: the outputs contain inf/NaN (weights too large?)"
-        raise ValueError(msg)
-    if not stack:
-        Y, H = Y[0], H[0]
-    return (Y, H) if return_hidden else Y
 
 
 def time_major(x: Any, batch_first: bool, name: str) -> np.ndarray:
