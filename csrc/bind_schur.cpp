@@ -80,11 +80,8 @@ py::tuple ordered_schur_with(const Eigen::Ref<const RowMat>& W, double rtol,
     return py::make_tuple(T, Q, stats_dict(st));
 }
 
-}  // namespace
-
-void register_schur(py::module_& m) {
-    py::register_exception<sc::SwapRejected>(m, "SwapRejected", PyExc_ValueError);
-
+// The factorisations: unordered (Eigen, own QR) and ordered by modulus.
+void register_factorisations(py::module_& m) {
     m.def(
         "schur_real_eigen",
         [](const Eigen::Ref<const RowMat>& W) {
@@ -130,7 +127,10 @@ void register_schur(py::module_& m) {
             return py::make_tuple(T, Q);
         },
         "W"_a, "Unordered real Schur form by the own Francis QR: returns (T, Q).");
+}
 
+// Standardisation, single swaps and the full reordering of a Schur pair in place.
+void register_reordering(py::module_& m) {
     m.def(
         "schur_reorder",
         [](ColRef T, ColRef Q, double rtol, double atol, int strategy) {
@@ -193,7 +193,10 @@ void register_schur(py::module_& m) {
         "Swap the adjacent blocks at row j (sizes n1, n2) in place. strategy: 0 "
         "automatic, 1 Sylvester (+ refinement) only, 2 SVD basis only. Raises "
         "SwapRejected (a ValueError) if the swap fails the stability tests.");
+}
 
+// Read-only queries on a standardised T: block structure and sep.
+void register_queries(py::module_& m) {
     m.def(
         "schur_blocks",
         [](const Eigen::Ref<const Eigen::MatrixXd>& T) {
@@ -232,6 +235,15 @@ void register_schur(py::module_& m) {
         "T"_a, "r"_a, "iters"_a = 30, "tol"_a = 1e-3,
         "Power-iteration estimate of sep_F(T[:r,:r], T[r:,r:]) (an upper bound that "
         "converges to it).");
+}
+
+}  // namespace
+
+void register_schur(py::module_& m) {
+    py::register_exception<sc::SwapRejected>(m, "SwapRejected", PyExc_ValueError);
+    register_factorisations(m);
+    register_reordering(m);
+    register_queries(m);
 }
 
 }  // namespace rnnschur

@@ -169,123 +169,99 @@ void compact_wy_factor(Index m, Index nb, const double* V, Index ldv, const doub
     }
 }
 
-}  // namespace
-
-// Hessenberg reduction H = Q^T W Q, Q accumulated explicitly. Blocked after
-// Quintana-Orti & van de Geijn (ACM TOMS 32, 2006): panels of kPanel reflectors are
-// built with matrix-vector products, then the rest of the matrix is updated with matrix
-// products; Q is formed backwards from the compact WY form of each group.
-void hessenberg(Eigen::MatrixXd& A, Eigen::MatrixXd& Q) {
+// The panels of hessenberg() for columns 0..k-1 (k returned, a multiple of kPanel):
+// reflectors go to A (below the subdiagonal zeroed), Vall and taus.
+Index hessenberg_panels(Eigen::MatrixXd& A, Eigen::MatrixXd& Vall,
+                        std::vector<double>& taus) {
     const Index n = A.rows();
     const Index ld = A.outerStride();
-    Q.setIdentity(n, n);
-    if (n < 3) return;
-    const Index nr = n - 2;  // number of reflectors; v_k lives in rows k+1..n-1
-    Eigen::MatrixXd Vall = Eigen::MatrixXd::Zero(n, nr);
-    std::vector<double> taus(static_cast<std::size_t>(nr), 0.0);
-    std::vector<double> w(static_cast<std::size_t>(n));
+    const Index nr = n - 2;
     Index k = 0;
-
-    if (n >= kBlockedMin) {
-        const Index nb = kPanel;
-        Eigen::MatrixXd Y(n, nb), Tm(nb, nb), Vt, W, W2;
-        std::vector<double> b(static_cast<std::size_t>(n)),
-            u(static_cast<std::size_t>(nb));
-        for (; k + nb <= nr && n - k > kBlockedMin; k += nb) {
-            const Index m = n - k - 1;  // rows k+1..n-1
-            Tm.setZero();
-            for (Index i = 0; i < nb; ++i) {
-                const Index c = k + i;
-                double* col = A.data() + c * ld;
-                if (i > 0) {
-                    // Right: b -= Y(k+1:n, 0:i) V(c, 0:i)^T.
-                    for (Index j = 0; j < i; ++j)
-                        u[static_cast<std::size_t>(j)] = Vall(c, k + j);
-                    gemv(m, i, -1.0, Y.data() + k + 1, n, u.data(), true, col + k + 1);
-                    // Left: b(k+1:n) <- (I - V T^T V^T) b(k+1:n) (V zero above its 1s).
-                    const double* Vp = Vall.data() + k * n + k + 1;
-                    gemv_t(m, i, Vp, n, col + k + 1, u.data());
-                    for (Index j = i - 1; j >= 0; --j) {  // u <- T^T u
-                        double d = 0.0;
-                        for (Index q = 0; q <= j; ++q)
-                            d += Tm(q, j) * u[static_cast<std::size_t>(q)];
-                        u[static_cast<std::size_t>(j)] = d;
-                    }
-                    gemv(m, i, -1.0, Vp, n, u.data(), true, col + k + 1);
-                }
-                // Reflector from col(c+1:n).
-                const Index len = n - c - 1;
-                double* x = col + c + 1;
-                const double tau = make_reflector(x, len);
-                taus[static_cast<std::size_t>(c)] = tau;
-                double* v = Vall.data() + c * n;
-                v[c + 1] = 1.0;
-                for (Index r = 1; r < len; ++r) {
-                    v[c + 1 + r] = x[r];
-                    x[r] = 0.0;
-                }
-                // u = V(:, 0:i)^T v_i; Y(k+1:n, i) = tau (A(k+1:n, c+1:n) v_i - Y u).
-                gemv_t(len, i, Vall.data() + k * n + c + 1, n, v + c + 1, u.data());
-                double* y = Y.data() + i * n;
-                gemv(m, len, tau, A.data() + (c + 1) * ld + k + 1, ld, v + c + 1, false,
-                     y + k + 1);
-                gemv(m, i, -tau, Y.data() + k + 1, n, u.data(), true, y + k + 1);
-                // T(0:i, i) = -tau T(0:i, 0:i) u; T(i, i) = tau.
-                for (Index r = 0; r < i; ++r) {
+    const Index nb = kPanel;
+    Eigen::MatrixXd Y(n, nb), Tm(nb, nb), Vt, W, W2;
+    std::vector<double> u(static_cast<std::size_t>(nb));
+    for (; k + nb <= nr && n - k > kBlockedMin; k += nb) {
+        const Index m = n - k - 1;  // rows k+1..n-1
+        Tm.setZero();
+        for (Index i = 0; i < nb; ++i) {
+            const Index c = k + i;
+            double* col = A.data() + c * ld;
+            if (i > 0) {
+                // Right: b -= Y(k+1:n, 0:i) V(c, 0:i)^T.
+                for (Index j = 0; j < i; ++j)
+                    u[static_cast<std::size_t>(j)] = Vall(c, k + j);
+                gemv(m, i, -1.0, Y.data() + k + 1, n, u.data(), true, col + k + 1);
+                // Left: b(k+1:n) <- (I - V T^T V^T) b(k+1:n) (V zero above its 1s).
+                const double* Vp = Vall.data() + k * n + k + 1;
+                gemv_t(m, i, Vp, n, col + k + 1, u.data());
+                for (Index j = i - 1; j >= 0; --j) {  // u <- T^T u
                     double d = 0.0;
-                    for (Index j = r; j < i; ++j)
-                        d += Tm(r, j) * u[static_cast<std::size_t>(j)];
-                    Tm(r, i) = -tau * d;
+                    for (Index q = 0; q <= j; ++q)
+                        d += Tm(q, j) * u[static_cast<std::size_t>(q)];
+                    u[static_cast<std::size_t>(j)] = d;
                 }
-                Tm(i, i) = tau;
+                gemv(m, i, -1.0, Vp, n, u.data(), true, col + k + 1);
             }
-            const double* V = Vall.data() + k * n + (k + 1);  // V(k+1:n, 0:nb), ld n
-            // Rows 0..k: Y(0:k+1, :) = A(0:k+1, k+1:n) V T, then A(0:k+1, k+1:n) -= Y
-            // V^T.
-            const Index top = k + 1;
-            W.resize(top, nb);
-            gemm(top, nb, m, 1.0, A.data() + (k + 1) * ld, ld, V, n, false, W.data(),
-                 top);
-            gemm(top, nb, nb, 1.0, W.data(), top, Tm.data(), nb, false, Y.data(), n);
-            Vt = Eigen::Map<const Eigen::MatrixXd, 0, Eigen::OuterStride<>>(
-                     V, m, nb, Eigen::OuterStride<>(n))
-                     .transpose();  // nb x m
-            gemm(top, m, nb, -1.0, Y.data(), n, Vt.data(), nb, true,
-                 A.data() + (k + 1) * ld, ld);
-            // Rows k+1..n-1, columns k+nb..n-1: right update, then the left one.
-            const Index nc = n - k - nb;
-            gemm(m, nc, nb, -1.0, Y.data() + k + 1, n, Vt.data() + (nb - 1) * nb, nb,
-                 true, A.data() + (k + nb) * ld + k + 1, ld);
-            W.resize(nb, nc);
-            gemm(nb, nc, m, 1.0, Vt.data(), nb, A.data() + (k + nb) * ld + k + 1, ld,
-                 false, W.data(), nb);
-            const Eigen::MatrixXd Tt = Tm.transpose();
-            W2.resize(nb, nc);
-            gemm(nb, nc, nb, 1.0, Tt.data(), nb, W.data(), nb, false, W2.data(), nb);
-            gemm(m, nc, nb, -1.0, V, n, W2.data(), nb, true,
-                 A.data() + (k + nb) * ld + k + 1, ld);
+            // Reflector from col(c+1:n).
+            const Index len = n - c - 1;
+            double* x = col + c + 1;
+            const double tau = make_reflector(x, len);
+            taus[static_cast<std::size_t>(c)] = tau;
+            double* v = Vall.data() + c * n;
+            v[c + 1] = 1.0;
+            for (Index r = 1; r < len; ++r) {
+                v[c + 1 + r] = x[r];
+                x[r] = 0.0;
+            }
+            // u = V(:, 0:i)^T v_i; Y(k+1:n, i) = tau (A(k+1:n, c+1:n) v_i - Y u).
+            gemv_t(len, i, Vall.data() + k * n + c + 1, n, v + c + 1, u.data());
+            double* y = Y.data() + i * n;
+            gemv(m, len, tau, A.data() + (c + 1) * ld + k + 1, ld, v + c + 1, false,
+                 y + k + 1);
+            gemv(m, i, -tau, Y.data() + k + 1, n, u.data(), true, y + k + 1);
+            // T(0:i, i) = -tau T(0:i, 0:i) u; T(i, i) = tau.
+            for (Index r = 0; r < i; ++r) {
+                double d = 0.0;
+                for (Index j = r; j < i; ++j)
+                    d += Tm(r, j) * u[static_cast<std::size_t>(j)];
+                Tm(r, i) = -tau * d;
+            }
+            Tm(i, i) = tau;
         }
+        const double* V = Vall.data() + k * n + (k + 1);  // V(k+1:n, 0:nb), ld n
+        // Rows 0..k: Y(0:k+1, :) = A(0:k+1, k+1:n) V T, then A(0:k+1, k+1:n) -= Y
+        // V^T.
+        const Index top = k + 1;
+        W.resize(top, nb);
+        gemm(top, nb, m, 1.0, A.data() + (k + 1) * ld, ld, V, n, false, W.data(), top);
+        gemm(top, nb, nb, 1.0, W.data(), top, Tm.data(), nb, false, Y.data(), n);
+        Vt = Eigen::Map<const Eigen::MatrixXd, 0, Eigen::OuterStride<>>(
+                 V, m, nb, Eigen::OuterStride<>(n))
+                 .transpose();  // nb x m
+        gemm(top, m, nb, -1.0, Y.data(), n, Vt.data(), nb, true,
+             A.data() + (k + 1) * ld, ld);
+        // Rows k+1..n-1, columns k+nb..n-1: right update, then the left one.
+        const Index nc = n - k - nb;
+        gemm(m, nc, nb, -1.0, Y.data() + k + 1, n, Vt.data() + (nb - 1) * nb, nb, true,
+             A.data() + (k + nb) * ld + k + 1, ld);
+        W.resize(nb, nc);
+        gemm(nb, nc, m, 1.0, Vt.data(), nb, A.data() + (k + nb) * ld + k + 1, ld, false,
+             W.data(), nb);
+        const Eigen::MatrixXd Tt = Tm.transpose();
+        W2.resize(nb, nc);
+        gemm(nb, nc, nb, 1.0, Tt.data(), nb, W.data(), nb, false, W2.data(), nb);
+        gemm(m, nc, nb, -1.0, V, n, W2.data(), nb, true,
+             A.data() + (k + nb) * ld + k + 1, ld);
     }
+    return k;
+}
 
-    // Unblocked for the remaining columns.
-    for (; k < nr; ++k) {
-        const Index m = n - k - 1;
-        double* x = A.col(k).data() + k + 1;
-        const double tau = make_reflector(x, m);
-        double* v = Vall.data() + k * n;
-        v[k + 1] = 1.0;
-        for (Index i = 1; i < m; ++i) {
-            v[k + 1 + i] = x[i];
-            x[i] = 0.0;
-        }
-        taus[static_cast<std::size_t>(k)] = tau;
-        if (tau == 0.0) continue;
-        reflect_left(A.data() + (k + 1) * ld + (k + 1), ld, m, m, v + k + 1, tau);
-        reflect_right(A.data() + (k + 1) * ld, ld, n, m, v + k + 1, tau, w.data());
-    }
-
-    // Q = H_0 H_1 ... H_{n-3}, backwards by groups: Q(k+1:, k+1:) <- (I - V T V^T)
-    // Q(...).
+// Q = H_0 H_1 ... H_{n-3} from the reflectors of hessenberg() (Vall, taus).
+void hessenberg_q(const Eigen::MatrixXd& Vall, const std::vector<double>& taus,
+                  Eigen::MatrixXd& Q) {
+    const Index n = Q.rows();
+    const Index nr = n - 2;
+    // Backwards by groups: Q(g0+1:, g0+1:) <- (I - V T V^T) Q(g0+1:, g0+1:).
     const Index ldq = Q.outerStride();
     Eigen::MatrixXd Tg, W, W2;
     for (Index g0 = ((nr - 1) / kPanel) * kPanel; g0 >= 0; g0 -= kPanel) {
@@ -306,6 +282,45 @@ void hessenberg(Eigen::MatrixXd& A, Eigen::MatrixXd& Q) {
         gemm(nb, m, nb, 1.0, Tg.data(), nb, W.data(), nb, false, W2.data(), nb);
         gemm(m, m, nb, -1.0, V, n, W2.data(), nb, true, q, ldq);
     }
+}
+
+}  // namespace
+
+// Hessenberg reduction H = Q^T W Q, Q accumulated explicitly. Blocked after
+// Quintana-Orti & van de Geijn (ACM TOMS 32, 2006): panels of kPanel reflectors are
+// built with matrix-vector products, then the rest of the matrix is updated with matrix
+// products; Q is formed backwards from the compact WY form of each group.
+void hessenberg(Eigen::MatrixXd& A, Eigen::MatrixXd& Q) {
+    const Index n = A.rows();
+    const Index ld = A.outerStride();
+    Q.setIdentity(n, n);
+    if (n < 3) return;
+    const Index nr = n - 2;  // number of reflectors; v_k lives in rows k+1..n-1
+    Eigen::MatrixXd Vall = Eigen::MatrixXd::Zero(n, nr);
+    std::vector<double> taus(static_cast<std::size_t>(nr), 0.0);
+    std::vector<double> w(static_cast<std::size_t>(n));
+    Index k = 0;
+
+    if (n >= kBlockedMin) k = hessenberg_panels(A, Vall, taus);
+
+    // Unblocked for the remaining columns.
+    for (; k < nr; ++k) {
+        const Index m = n - k - 1;
+        double* x = A.col(k).data() + k + 1;
+        const double tau = make_reflector(x, m);
+        double* v = Vall.data() + k * n;
+        v[k + 1] = 1.0;
+        for (Index i = 1; i < m; ++i) {
+            v[k + 1 + i] = x[i];
+            x[i] = 0.0;
+        }
+        taus[static_cast<std::size_t>(k)] = tau;
+        if (tau == 0.0) continue;
+        reflect_left(A.data() + (k + 1) * ld + (k + 1), ld, m, m, v + k + 1, tau);
+        reflect_right(A.data() + (k + 1) * ld, ld, n, m, v + k + 1, tau, w.data());
+    }
+
+    hessenberg_q(Vall, taus, Q);
 }
 
 namespace {

@@ -519,6 +519,77 @@ double block_modulus(const ConstMatRef& T, Index start, int size) {
     return std::hypot(T(start, start), im);
 }
 
+namespace {
+
+// 1x1 / 1x1 swap at row j: the rotation taking e1 to the eigenvector of t22; never
+// rejected (backward stable), and T(j, j+1) is unchanged in exact arithmetic.
+void swap_1x1(MatRef T, MatRef Q, Index j) {
+    const Index n = T.rows();
+    const double t11 = T(j, j), t22 = T(j + 1, j + 1), t12 = T(j, j + 1);
+    const double f = t12, g = t22 - t11;
+    Rotation r;
+    if (g != 0.0 || f != 0.0) {
+        const double h = std::hypot(f, g);
+        r.c = f / h;
+        r.s = g / h;
+    }
+    rotate_rows(T, j, j + 2, n, r);
+    rotate_cols(T, j, j, r);
+    rotate_cols(Q, j, Q.rows(), r);
+    T(j, j) = t22;
+    T(j + 1, j + 1) = t11;
+}
+
+// Standardises the 2x2 blocks of the swapped diagonal block Dt (sizes n2 then n1)
+// and folds each rotation into V, so that V^T D V = Dt still holds.
+void restandardize_moved(Small& Dt, Small& V, int n1, int n2) {
+    const int m = n1 + n2;
+    for (const auto& [off, size] : {std::pair<int, int>{0, n2}, {n2, n1}}) {
+        if (size != 2) continue;
+        double a = Dt(off, off), b = Dt(off, off + 1), c = Dt(off + 1, off),
+               d = Dt(off + 1, off + 1);
+        const Rotation r = standardize_2x2(a, b, c, d);
+        if (r.c == 1.0 && r.s == 0.0) continue;
+        for (int k = off + 2; k < m; ++k) {  // rows off, off+1 to the right
+            const double x = Dt(off, k), y = Dt(off + 1, k);
+            Dt(off, k) = r.c * x + r.s * y;
+            Dt(off + 1, k) = r.c * y - r.s * x;
+        }
+        for (int k = 0; k < off; ++k) {  // columns off, off+1 above
+            const double x = Dt(k, off), y = Dt(k, off + 1);
+            Dt(k, off) = r.c * x + r.s * y;
+            Dt(k, off + 1) = r.c * y - r.s * x;
+        }
+        for (int k = 0; k < m; ++k) {  // V <- V R^T
+            const double x = V(k, off), y = V(k, off + 1);
+            V(k, off) = r.c * x + r.s * y;
+            V(k, off + 1) = r.c * y - r.s * x;
+        }
+        Dt(off, off) = a;
+        Dt(off, off + 1) = b;
+        Dt(off + 1, off) = c;
+        Dt(off + 1, off + 1) = d;
+    }
+}
+
+// SwapRejected naming both blocks and the last candidate's residuals.
+[[noreturn]] void reject_swap(const ConstMatRef& T, Index j, int n1, int n2,
+                              const SwapReport& rep, double last_weak,
+                              double last_strong) {
+    std::ostringstream os;
+    os << std::setprecision(3);
+    os << "cannot swap the adjacent Schur blocks at " << describe_block(T, j, n1)
+       << " and " << describe_block(T, j + n1, n2)
+       << ": no method (Bai-Demmel swap, iterative refinement, extended precision, "
+          "SVD basis) passes the stability test (weak residual "
+       << last_weak << " vs threshold " << rep.weak_threshold << ", strong residual "
+       << last_strong << " vs threshold " << rep.strong_threshold
+       << "); the eigenvalues are too close to be reordered reliably";
+    throw SwapRejected(os.str());
+}
+
+}  // namespace
+
 SwapReport swap_adjacent(MatRef T, MatRef Q, Index j, int n1, int n2,
                          SwapStrategy strategy) {
     SwapReport rep;
@@ -528,21 +599,7 @@ SwapReport swap_adjacent(MatRef T, MatRef Q, Index j, int n1, int n2,
         throw std::invalid_argument("swap_adjacent: bad block position or sizes");
 
     if (m == 2) {
-        // 1x1 / 1x1: the rotation taking e1 to the eigenvector of t22; never rejected
-        // (backward stable), and T(j, j+1) is unchanged in exact arithmetic.
-        const double t11 = T(j, j), t22 = T(j + 1, j + 1), t12 = T(j, j + 1);
-        const double f = t12, g = t22 - t11;
-        Rotation r;
-        if (g != 0.0 || f != 0.0) {
-            const double h = std::hypot(f, g);
-            r.c = f / h;
-            r.s = g / h;
-        }
-        rotate_rows(T, j, j + 2, n, r);
-        rotate_cols(T, j, j, r);
-        rotate_cols(Q, j, Q.rows(), r);
-        T(j, j) = t22;
-        T(j + 1, j + 1) = t11;
+        swap_1x1(T, Q, j);
         rep.method = SwapMethod::givens;
         return rep;
     }
@@ -592,51 +649,14 @@ SwapReport swap_adjacent(MatRef T, MatRef Q, Index j, int n1, int n2,
                        .cast<double>(),
                    SwapMethod::svd);
     }
-    if (!ok) {
-        std::ostringstream os;
-        os << std::setprecision(3);
-        os << "cannot swap the adjacent Schur blocks at " << describe_block(T, j, n1)
-           << " and " << describe_block(T, j + n1, n2)
-           << ": no method (Bai-Demmel swap, iterative refinement, extended precision, "
-              "SVD basis) passes the stability test (weak residual "
-           << last_weak << " vs threshold " << rep.weak_threshold
-           << ", strong residual " << last_strong << " vs threshold "
-           << rep.strong_threshold
-           << "); the eigenvalues are too close to be reordered reliably";
-        throw SwapRejected(os.str());
-    }
+    if (!ok) reject_swap(T, j, n1, n2, rep, last_weak, last_strong);
     rep.weak_residual = best.weak;
     rep.strong_residual = best.strong;
 
     // Re-standardise the moved 2x2 blocks on the small matrix (they may split into
     // 1x1 blocks) and fold the rotations into V, so that T and Q get one O(n) pass.
     Small Dt = best.Dt;
-    for (const auto& [off, size] : {std::pair<int, int>{0, n2}, {n2, n1}}) {
-        if (size != 2) continue;
-        double a = Dt(off, off), b = Dt(off, off + 1), c = Dt(off + 1, off),
-               d = Dt(off + 1, off + 1);
-        const Rotation r = standardize_2x2(a, b, c, d);
-        if (r.c == 1.0 && r.s == 0.0) continue;
-        for (int k = off + 2; k < m; ++k) {  // rows off, off+1 to the right
-            const double x = Dt(off, k), y = Dt(off + 1, k);
-            Dt(off, k) = r.c * x + r.s * y;
-            Dt(off + 1, k) = r.c * y - r.s * x;
-        }
-        for (int k = 0; k < off; ++k) {  // columns off, off+1 above
-            const double x = Dt(k, off), y = Dt(k, off + 1);
-            Dt(k, off) = r.c * x + r.s * y;
-            Dt(k, off + 1) = r.c * y - r.s * x;
-        }
-        for (int k = 0; k < m; ++k) {  // V <- V R^T
-            const double x = V(k, off), y = V(k, off + 1);
-            V(k, off) = r.c * x + r.s * y;
-            V(k, off + 1) = r.c * y - r.s * x;
-        }
-        Dt(off, off) = a;
-        Dt(off, off + 1) = b;
-        Dt(off + 1, off) = c;
-        Dt(off + 1, off + 1) = d;
-    }
+    restandardize_moved(Dt, V, n1, n2);
     apply_similarity(T, Q, j, m, V);
     T.block(j, j, m, m) = Dt;
     return rep;

@@ -16,17 +16,29 @@ block-diagonal ``D`` cost O(n²); ``∂L/∂D`` needs only the block-diagonal en
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar, cast
+
 import numpy as np
 from numba import njit
 
-# Only FMA contraction: no reassociation, so the operation order is fixed.
-# error_model="numpy": a zero pivot gives inf/NaN (caught downstream as a non-finite
-# W_hh), never a ZeroDivisionError inside the kernel.
-_OPTS = {"cache": True, "nogil": True, "fastmath": {"contract"}, "error_model": "numpy"}
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
-@njit(**_OPTS)
-def _matmul(a, b, out):
+def _kernel(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Compile ``fn`` with Numba, keeping its signature for the type checker."""
+    # Only FMA contraction: no reassociation, so the operation order is fixed.
+    # error_model="numpy": a zero pivot gives inf/NaN (caught downstream as a
+    # non-finite W_hh), never a ZeroDivisionError inside the kernel.
+    compiled = njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")(
+        fn
+    )
+    return cast("Callable[_P, _R]", compiled)
+
+
+@_kernel
+def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     """``out = a @ b`` in i-k-j order (contiguous, vectorisable inner loop)."""
     n, k = a.shape
     m = b.shape[1]
@@ -41,8 +53,8 @@ def _matmul(a, b, out):
                 row[j] += aip * bp[j]
 
 
-@njit(**_OPTS)
-def _inverse(a):
+@_kernel
+def _inverse(a: np.ndarray) -> np.ndarray:
     """``a⁻¹`` by LU with partial pivoting (largest magnitude in the column, first
     one on ties, as LAPACK's getrf) and two triangular solves on the identity."""
     n = a.shape[0]
@@ -93,8 +105,10 @@ def _inverse(a):
     return x
 
 
-@njit(**_OPTS)
-def _times_blockdiag(x, e, singles, pairs):
+@_kernel
+def _times_blockdiag(
+    x: np.ndarray, e: np.ndarray, singles: np.ndarray, pairs: np.ndarray
+) -> np.ndarray:
     """``x @ e`` for ``e`` block diagonal with 1×1 blocks at ``singles`` and 2×2
     blocks at ``pairs`` (every other entry of ``e`` is ignored)."""
     n = x.shape[0]
@@ -116,8 +130,8 @@ def _times_blockdiag(x, e, singles, pairs):
     return out
 
 
-@njit(**_OPTS)
-def _col_dot(a, b, i, j):
+@_kernel
+def _col_dot(a: np.ndarray, b: np.ndarray, i: int, j: int) -> float:
     """``a[:, i] · b[:, j]``."""
     s = 0.0
     for k in range(a.shape[0]):
@@ -125,8 +139,10 @@ def _col_dot(a, b, i, j):
     return s
 
 
-@njit(**_OPTS)
-def cayley_forward(A, D, singles, pairs):
+@_kernel
+def cayley_forward(
+    A: np.ndarray, D: np.ndarray, singles: np.ndarray, pairs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(M, O, OD, W)`` with ``M = (I + A)⁻¹``, ``O = 2M - I``, ``OD = O D`` and
     ``W = OD Oᵀ``; all float64 ``(n, n)``. ``A``, ``D`` float64 C-contiguous."""
     n = A.shape[0]
@@ -143,8 +159,16 @@ def cayley_forward(A, D, singles, pairs):
     return M, O, OD, W
 
 
-@njit(**_OPTS)
-def cayley_pullback(G, M, O, OD, D, singles, pairs):
+@_kernel
+def cayley_pullback(
+    G: np.ndarray,
+    M: np.ndarray,
+    O: np.ndarray,
+    OD: np.ndarray,
+    D: np.ndarray,
+    singles: np.ndarray,
+    pairs: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """``(dA, dD)`` from ``G = ∂L/∂W`` and the outputs of :func:`cayley_forward`.
 
     ``G_O = G O Dᵀ + Gᵀ O D`` is ``∂L/∂O``; ``dO = -2 M dA M`` gives the unconstrained

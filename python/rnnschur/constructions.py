@@ -50,6 +50,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _cayley_kernels as _kernels
 from ._validation import check_int
@@ -97,24 +98,24 @@ def _check_rng(rng: Any) -> np.random.Generator:
     return rng
 
 
-def _square(name: str, a: Any, n: int | None = None) -> np.ndarray:
-    a = np.asarray(a)
-    if not np.issubdtype(a.dtype, np.floating):
-        msg = f"{name} must be a real floating-point array; got dtype {a.dtype}"
+def _square(name: str, a: npt.ArrayLike, n: int | None = None) -> np.ndarray:
+    arr = np.asarray(a)
+    if not np.issubdtype(arr.dtype, np.floating):
+        msg = f"{name} must be a real floating-point array; got dtype {arr.dtype}"
         raise TypeError(msg)
-    if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] == 0:
-        msg = f"{name} must be a non-empty square matrix; got shape {a.shape}"
+    if arr.ndim != 2 or arr.shape[0] != arr.shape[1] or arr.shape[0] == 0:
+        msg = f"{name} must be a non-empty square matrix; got shape {arr.shape}"
         raise ValueError(msg)
-    if n is not None and a.shape[0] != n:
-        msg = f"{name} must have shape ({n}, {n}); got {a.shape}"
+    if n is not None and arr.shape[0] != n:
+        msg = f"{name} must have shape ({n}, {n}); got {arr.shape}"
         raise ValueError(msg)
-    if not np.all(np.isfinite(a)):
+    if not np.all(np.isfinite(arr)):
         msg = f"{name} must be finite"
         raise ValueError(msg)
-    return a.astype(np.float64, copy=False)
+    return arr.astype(np.float64, copy=False)
 
 
-def haar_orthogonal(n, rng) -> np.ndarray:
+def haar_orthogonal(n: int, rng: np.random.Generator) -> np.ndarray:
     """Haar-distributed orthogonal matrix, float64 ``(n, n)``.
 
     QR of a standard Gaussian matrix with ``Q`` multiplied column-wise by
@@ -126,17 +127,18 @@ def haar_orthogonal(n, rng) -> np.ndarray:
     q, r = np.linalg.qr(z)
     d = np.sign(np.diag(r))
     d[d == 0] = 1.0
-    return q * d[None, :]
+    out: np.ndarray = q * d[None, :]
+    return out
 
 
-def dense_default(n, rng) -> np.ndarray:
+def dense_default(n: int, rng: np.random.Generator) -> np.ndarray:
     """``W ~ U[-m, m]`` entrywise, ``m = n^{-1/2}``; float64 ``(n, n)``."""
     n = _check_n(n)
     m = 1.0 / np.sqrt(n)
     return _check_rng(rng).uniform(-m, m, size=(n, n))
 
 
-def dense_orthogonal(n, rng) -> np.ndarray:
+def dense_orthogonal(n: int, rng: np.random.Generator) -> np.ndarray:
     """Haar orthogonal ``W``; float64 ``(n, n)``."""
     return haar_orthogonal(n, rng)
 
@@ -154,7 +156,7 @@ def _normal_blocks(n: int, rng: np.random.Generator) -> np.ndarray:
     return d
 
 
-def dense_normal(n, rng) -> np.ndarray:
+def dense_normal(n: int, rng: np.random.Generator) -> np.ndarray:
     """``W = Q D Q^T``, ``Q`` Haar, ``D`` 2×2 blocks ``[[a,-b],[b,a]]``, ``a,b ~ N(0,1/6)``.
 
     For odd ``n`` a trailing 1×1 block ``a ~ N(0, 1/6)``. float64 ``(n, n)``; normal
@@ -164,10 +166,11 @@ def dense_normal(n, rng) -> np.ndarray:
     rng = _check_rng(rng)
     q = haar_orthogonal(n, rng)
     d = _normal_blocks(n, rng)
-    return q @ d @ q.T
+    out: np.ndarray = q @ d @ q.T
+    return out
 
 
-def realblock(eigvals) -> tuple[np.ndarray, np.ndarray]:
+def realblock(eigvals: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Real block form of the spectrum of a real matrix.
 
     Parameters
@@ -222,27 +225,27 @@ def realblock(eigvals) -> tuple[np.ndarray, np.ndarray]:
     return d, np.asarray(sizes, dtype=np.int64)
 
 
-def block_sizes_of(D, *, check: bool = True) -> np.ndarray:
+def block_sizes_of(D: npt.ArrayLike, *, check: bool = True) -> np.ndarray:
     """Block sizes of a matrix in real block form (a 2×2 block where ``D[i+1, i] != 0``).
 
     With ``check`` (default) raises ``ValueError`` unless ``D`` is exactly in the
     documented form (zeros outside the blocks, equal diagonals and opposite
     off-diagonals inside 2×2 blocks).
     """
-    D = _square("D", D)
-    n = D.shape[0]
-    sizes = []
+    Dm = _square("D", D)
+    n = Dm.shape[0]
+    found = []
     i = 0
     while i < n:
-        if i + 1 < n and (D[i + 1, i] != 0 or D[i, i + 1] != 0):
-            sizes.append(2)
+        if i + 1 < n and (Dm[i + 1, i] != 0 or Dm[i, i + 1] != 0):
+            found.append(2)
             i += 2
         else:
-            sizes.append(1)
+            found.append(1)
             i += 1
-    sizes = np.asarray(sizes, dtype=np.int64)
+    sizes = np.asarray(found, dtype=np.int64)
     if check:
-        _check_block_form(D, sizes)
+        _check_block_form(Dm, sizes)
     return sizes
 
 
@@ -252,14 +255,14 @@ def _check_skew(A: np.ndarray) -> None:
         raise ValueError(msg)
 
 
-def cayley_orthogonal(A) -> np.ndarray:
+def cayley_orthogonal(A: npt.ArrayLike) -> np.ndarray:
     """``O(A) = (I - A)(I + A)^{-1}`` for skew-symmetric ``A``; float64 ``(n, n)``.
 
     ``I + A`` is always invertible for skew ``A`` (its eigenvalues are ``1 + iμ``).
     """
-    A = _square("A", A)
-    _check_skew(A)
-    return CayleyMap(A, np.eye(A.shape[0]), np.ones(A.shape[0], np.int64)).O
+    Am = _square("A", A)
+    _check_skew(Am)
+    return CayleyMap(Am, np.eye(Am.shape[0]), np.ones(Am.shape[0], np.int64)).O
 
 
 class CayleyMap:
@@ -280,7 +283,7 @@ class CayleyMap:
 
     __slots__ = ("A", "D", "M", "O", "W", "_OD", "_pairs", "_singles")
 
-    def __init__(self, A: np.ndarray, D: np.ndarray, block_sizes: np.ndarray):
+    def __init__(self, A: np.ndarray, D: np.ndarray, block_sizes: np.ndarray) -> None:
         self.A = np.ascontiguousarray(A, dtype=np.float64)
         self.D = np.ascontiguousarray(D, dtype=np.float64)
         block_sizes = np.asarray(block_sizes)
@@ -305,7 +308,9 @@ class CayleyMap:
         )
 
 
-def _checked_cayley(A, D, block_sizes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _checked_cayley(
+    A: npt.ArrayLike, D: npt.ArrayLike, block_sizes: npt.ArrayLike | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     A = _square("A", A)
     _check_skew(A)
     D = _square("D", D, A.shape[0])
@@ -342,7 +347,9 @@ def _check_block_form(D: np.ndarray, sizes: np.ndarray) -> None:
         raise ValueError(msg)
 
 
-def W_from_cayley(A, D, *, block_sizes=None) -> np.ndarray:
+def W_from_cayley(
+    A: npt.ArrayLike, D: npt.ArrayLike, *, block_sizes: npt.ArrayLike | None = None
+) -> np.ndarray:
     """Recurrent matrix ``W = O(A) D O(A)^T``.
 
     Parameters
@@ -362,7 +369,13 @@ def W_from_cayley(A, D, *, block_sizes=None) -> np.ndarray:
     return CayleyMap(A, D, sizes).W
 
 
-def cayley_pullback(A, D, dW, *, block_sizes=None) -> tuple[np.ndarray, np.ndarray]:
+def cayley_pullback(
+    A: npt.ArrayLike,
+    D: npt.ArrayLike,
+    dW: npt.ArrayLike,
+    *,
+    block_sizes: npt.ArrayLike | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Pull ``∂L/∂W`` back to the Cayley parameters in closed form.
 
     With ``M = (I + A)^{-1}`` (one LU solve), ``O = (I - A) M`` and
@@ -392,7 +405,9 @@ def cayley_pullback(A, D, dW, *, block_sizes=None) -> tuple[np.ndarray, np.ndarr
     return CayleyMap(A, D, sizes).pullback(dW)
 
 
-def cayley_init(n, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def cayley_init(
+    n: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Initial Cayley parameters ``(A, D, block_sizes)`` as in the paper.
 
     ``U ~ U[-m, m]``, ``A = (U - U^T)/2``; ``W̃ ~ U[-m, m]``, ``D = realblock(eig(W̃))``
@@ -409,7 +424,11 @@ def cayley_init(n, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def init_params(
-    construction, n_inputs, hidden, n_outputs, rng
+    construction: str,
+    n_inputs: int,
+    hidden: int,
+    n_outputs: int,
+    rng: np.random.Generator,
 ) -> dict[str, np.ndarray]:
     """Initial parameters of a network, float64.
 

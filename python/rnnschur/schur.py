@@ -48,10 +48,8 @@ polynomial of the block moving up), in double, then in extended precision. Each
 candidate must pass both tests. If none does,
 :class:`rnnschur.schur.SwapRejected` (a subclass of ``ValueError``) is raised,
 naming the two blocks (rows, eigenvalues, moduli) and the residuals versus the
-thresholds; a wrong factorisation is never returned. In a seeded search over ~15 000
-adversarial swaps (nearly equal eigenvalues, 2×2 blocks skewed up to 1e8,
-couplings up to 1e12) about 4 % needed (a)-(c) and none was rejected
-(``tests/test_schur.py::test_adversarial_swaps``).
+thresholds; a wrong factorisation is never returned
+(``tests/test_schur.py::test_adversarial_swaps`` searches adversarial swaps).
 
 Ordering rule (deterministic)
 -----------------------------
@@ -68,14 +66,14 @@ the eigenvalues are reported as ``(re + i|im|, re − i|im|)``.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
-from scipy.linalg import lapack as _lapack
 
 from . import _core
+from ._schur_source import ordered_factor, resolve_method
 from ._validation import is_real
 
 __all__ = [
@@ -96,16 +94,6 @@ SwapRejected = _core.SwapRejected
 
 #: Default relative tolerance under which two block moduli count as equal.
 DEFAULT_RTOL = 1e-8
-
-_EPS = np.finfo(np.float64).eps
-# Largest n for which method="auto" takes the own QR (single-threaded) over LAPACK
-# dgees: with one BLAS thread, and with two or more (dgees then runs its
-# Hessenberg reduction and bulge-chasing updates on both cores). The figures
-# behind them are in benchmarks/README.md.
-_OWN_MAX_N = 1024
-_OWN_MAX_N_THREADED = 768
-_METHODS = ("auto", "own", "lapack", "eigen")
-_LWORK: dict[int, int] = {}
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -149,23 +137,6 @@ def _as_square_float64(W: object, name: str = "W") -> np.ndarray:
         msg = f"{name} must be finite; it contains NaN or inf"
         raise _core.NonFiniteError(msg)
     return out
-
-
-def _dgees(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    n = W.shape[0]
-    lwork = _LWORK.get(n)
-    if lwork is None:
-        res = _lapack.dgees(lambda _wr, _wi: None, W, lwork=-1)
-        lwork = max(int(res[-2][0]), 3 * n, 1)
-        _LWORK[n] = lwork
-    A = np.array(W, order="F", copy=True)
-    t, _, _, _, vs, _, info = _lapack.dgees(
-        lambda _wr, _wi: None, A, lwork=lwork, overwrite_a=1
-    )
-    if info != 0:
-        msg = f"LAPACK dgees failed to converge (info={info}) on W"
-        raise np.linalg.LinAlgError(msg)
-    return np.asfortranarray(t), np.asfortranarray(vs)
 
 
 @dataclass(frozen=True, eq=False)
@@ -229,7 +200,8 @@ class SchurForm:
     @cached_property
     def _block_mask(self) -> np.ndarray:
         b = self.block_index
-        return b[:, None] == b[None, :]
+        mask: np.ndarray = b[:, None] == b[None, :]
+        return mask
 
     @property
     def B(self) -> np.ndarray:
@@ -321,62 +293,39 @@ def ordered_schur(
     block of a tiny ``W`` underflow).
     """
     Wf = _as_square_float64(W, "W")
-    n = Wf.shape[0]
     rtol = _check_tol(rtol, "rtol")
     # The default atol is computed in the compiled core from ||T||_F (= ||W||_F up to
     # rounding): a NumPy BLAS call here would leave NumPy's OpenBLAS threads
-    # spinning against SciPy's inside dgees (measured 1.2-2.5x slower at n = 256).
-    atol = -1.0 if atol is None else _check_tol(atol, "atol")
-    if method not in _METHODS:
-        msg = f"method must be one of {_METHODS}; got {method!r}"
-        raise ValueError(msg)
-    if method == "auto":
-        limit = _OWN_MAX_N if _blas_threads() == 1 else _OWN_MAX_N_THREADED
-        method = "own" if n <= limit else "lapack"
+    # spinning against SciPy's inside dgees.
+    atol_in = -1.0 if atol is None else _check_tol(atol, "atol")
+    method = resolve_method(method, Wf.shape[0])
     # Far from 1 the core's squared norms over/underflow: the default atol becomes
     # inf (every modulus ties, nothing is reordered) or 0, and the swap tests run in
     # subnormals (a wrong factorisation at 1e-300). Factor W·2^e, which is exact,
     # and scale back; W within 2^±400 is factored as given.
     e = _pow2_exponent(Wf)
     Ws = np.ldexp(Wf, e) if e else Wf
-    if e and atol >= 0.0:
-        atol = _ldexp_clamped(atol, e)
-    if method == "own":
-        try:
-            T, Q, stats = _core.schur_ordered_own(Ws, rtol, atol)
-        except RuntimeError:  # QR iteration did not converge: LAPACK instead
-            method = "lapack"
-    if method == "eigen":
-        try:
-            T, Q, stats = _core.schur_ordered_eigen(Ws, rtol, atol)
-        except RuntimeError as exc:
-            raise np.linalg.LinAlgError(str(exc)) from exc
-    elif method == "lapack":
-        T, Q = _dgees(Ws)
-        stats = _core.schur_reorder(T, Q, rtol, atol)
+    if e and atol_in >= 0.0:
+        atol_in = _ldexp_clamped(atol_in, e)
+    T, Q, stats, method = ordered_factor(Ws, rtol, atol_in, method)
+    return _schur_form(Wf, T, Q, stats, e, rtol, method)
+
+
+def _schur_form(
+    Wf: np.ndarray,
+    T: np.ndarray,
+    Q: np.ndarray,
+    stats: dict[str, Any],
+    e: int,
+    rtol: float,
+    method: str,
+) -> SchurForm:
+    """The :class:`SchurForm` of ``Wf`` from the ordered form ``(T, Q)`` of
+    ``Wf·2^e`` and the core's reordering ``stats``."""
     starts, sizes, eigvals = _core.schur_blocks(T)
     atol_used = float(stats["atol"])
     if e:
-        Ts = T
-        with np.errstate(over="ignore"):
-            T = np.ldexp(Ts, -e)
-            ev = np.empty_like(eigvals)
-            ev.real = np.ldexp(eigvals.real, -e)
-            ev.imag = np.ldexp(eigvals.imag, -e)
-            eigvals = ev
-            finite = np.isfinite(T).all() and np.isfinite(np.abs(eigvals)).all()
-        if not finite:  # T, or a modulus |λ|, beyond the float64 range
-            msg = (
-                "W is too large in magnitude: its Schur form T overflows float64 "
-                "(scale W down)"
-            )
-            raise ValueError(msg)
-        if not np.array_equal(np.diagonal(T, -1) != 0, np.diagonal(Ts, -1) != 0):
-            msg = (
-                "W is too small in magnitude: a 2x2 block of its Schur form "
-                "underflows in float64 (scale W up)"
-            )
-            raise ValueError(msg)
+        T, eigvals = _scale_back(T, eigvals, e)
         atol_used = _ldexp_clamped(atol_used, -e)
     return SchurForm(
         Q=_readonly(np.ascontiguousarray(Q)),
@@ -393,24 +342,35 @@ def ordered_schur(
     )
 
 
+def _scale_back(
+    Ts: np.ndarray, eigvals: np.ndarray, e: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``T`` and the eigenvalues of ``W`` from those of ``W·2^e``; ``ValueError`` if
+    they leave the float64 range (overflow, or a 2×2 block underflowing)."""
+    with np.errstate(over="ignore"):
+        T = np.ldexp(Ts, -e)
+        ev = np.empty_like(eigvals)
+        ev.real = np.ldexp(eigvals.real, -e)
+        ev.imag = np.ldexp(eigvals.imag, -e)
+        finite = np.isfinite(T).all() and np.isfinite(np.abs(ev)).all()
+    if not finite:  # T, or a modulus |λ|, beyond the float64 range
+        msg = (
+            "W is too large in magnitude: its Schur form T overflows float64 "
+            "(scale W down)"
+        )
+        raise ValueError(msg)
+    if not np.array_equal(np.diagonal(T, -1) != 0, np.diagonal(Ts, -1) != 0):
+        msg = (
+            "W is too small in magnitude: a 2x2 block of its Schur form "
+            "underflows in float64 (scale W up)"
+        )
+        raise ValueError(msg)
+    return T, ev
+
+
 #: Matrices whose largest entry lies beyond ``2**±400`` are scaled by a power of two
 #: before factorisation (and ablation), so intermediate products cannot overflow.
 SCALE_LIMIT = 2.0**400
-
-
-def _blas_threads() -> int:
-    """Threads OpenBLAS starts with: its environment variables, else the usable cores.
-
-    Read on every call (a microsecond) so that the choice follows the environment;
-    a limit set later at run time (threadpoolctl) is not seen.
-    """
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
-        value = os.environ.get(var, "").split(",")[0].strip()
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def _pow2_exponent(A: np.ndarray) -> int:
@@ -428,7 +388,7 @@ def _ldexp_clamped(x: float, e: int) -> float:
         return float(np.finfo(np.float64).max)
 
 
-def _check_tol(x: object, name: str) -> float:
+def _check_tol(x: Any, name: str) -> float:
     if not is_real(x):
         msg = f"{name} must be a real number; got {type(x).__name__}"
         raise TypeError(msg)
@@ -523,24 +483,9 @@ def schur_split(
     ValueError
         ``alpha`` is outside (0, 1] or ``sep_method`` is unknown / too large.
     """
-    if not isinstance(form, SchurForm):
-        msg = (
-            f"form must be a SchurForm (from ordered_schur); got {type(form).__name__}"
-        )
-        raise TypeError(msg)
-    if not is_real(alpha):
-        msg = f"alpha must be a real number in (0, 1]; got {type(alpha).__name__}"
-        raise TypeError(msg)
-    alpha = float(alpha)
-    if not (0.0 < alpha <= 1.0):
-        msg = f"alpha must be in (0, 1]; got {alpha}"
-        raise ValueError(msg)
-    if sep_method not in ("estimate", "exact", "none"):
-        msg = f"sep_method must be 'estimate', 'exact' or 'none'; got {sep_method!r}"
-        raise ValueError(msg)
+    alpha = _check_split_args(form, alpha, sep_method)
     n = form.n
-    rho = form.spectral_radius
-    threshold = alpha * rho
+    threshold = alpha * form.spectral_radius
     n_R = leading_count(form, threshold)
     n_C = n - n_R
     if sep_method == "exact" and n_R * n_C > _SEP_EXACT_MAX:
@@ -548,26 +493,7 @@ def schur_split(
             f"sep_method='exact' needs n_R * n_C <= {_SEP_EXACT_MAX}; got {n_R} * {n_C}"
         )
         raise ValueError(msg)
-
-    idx = np.arange(n)
-    in_r = idx < n_R
-    upper = form.block_index[:, None] < form.block_index[None, :]
-    RR = upper & in_r[:, None] & in_r[None, :]
-    CR = in_r[:, None] & ~in_r[None, :]
-    CC = upper & ~in_r[:, None] & ~in_r[None, :]
-
-    # sep is scale-equivariant; an exact power-of-two scaling keeps the core's
-    # norms of T from overflowing (sep came out 0 for |T| near 1e200).
-    e = _pow2_exponent(form.T)
-    Ts = np.ldexp(form.T, e) if e else form.T
-    if n_R in (0, n):
-        sep = math.inf
-    elif sep_method == "estimate":
-        sep = _ldexp_clamped(float(_core.schur_sep(np.asfortranarray(Ts), n_R)), -e)
-    elif sep_method == "exact":
-        sep = _ldexp_clamped(_sep_exact(Ts, n_R), -e)
-    else:
-        sep = math.nan
+    RR, CR, CC = _coupling_masks(form, n_R)
     return SchurSplit(
         n=n,
         n_R=n_R,
@@ -576,10 +502,58 @@ def schur_split(
         RR=_readonly(RR),
         CR=_readonly(CR),
         CC=_readonly(CC),
-        sep=sep,
+        sep=_separation(form.T, n_R, sep_method),
         sep_method=sep_method,
         block_sizes=form.block_sizes,
     )
+
+
+def _check_split_args(form: object, alpha: Any, sep_method: str) -> float:
+    """Validate the arguments of :func:`schur_split`; return ``alpha`` as a float."""
+    if not isinstance(form, SchurForm):
+        msg = (
+            f"form must be a SchurForm (from ordered_schur); got {type(form).__name__}"
+        )
+        raise TypeError(msg)
+    if not is_real(alpha):
+        msg = f"alpha must be a real number in (0, 1]; got {type(alpha).__name__}"
+        raise TypeError(msg)
+    value = float(alpha)
+    if not (0.0 < value <= 1.0):
+        msg = f"alpha must be in (0, 1]; got {value}"
+        raise ValueError(msg)
+    if sep_method not in ("estimate", "exact", "none"):
+        msg = f"sep_method must be 'estimate', 'exact' or 'none'; got {sep_method!r}"
+        raise ValueError(msg)
+    return value
+
+
+def _coupling_masks(
+    form: SchurForm, n_R: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Masks ``(RR, CR, CC)`` of the coupling blocks of ``N`` (bool, (n, n))."""
+    in_r = np.arange(form.n) < n_R
+    upper = form.block_index[:, None] < form.block_index[None, :]
+    RR = upper & in_r[:, None] & in_r[None, :]
+    CR = in_r[:, None] & ~in_r[None, :]
+    CC = upper & ~in_r[:, None] & ~in_r[None, :]
+    return RR, CR, CC
+
+
+def _separation(T: np.ndarray, n_R: int, sep_method: str) -> float:
+    """``sep_F(T[:n_R, :n_R], T[n_R:, n_R:])`` by ``sep_method`` (see SchurSplit)."""
+    n = T.shape[0]
+    if n_R in (0, n):
+        return math.inf
+    if sep_method == "none":
+        return math.nan
+    # sep is scale-equivariant; an exact power-of-two scaling keeps the core's
+    # norms of T from overflowing (sep came out 0 for |T| near 1e200).
+    e = _pow2_exponent(T)
+    Ts = np.ldexp(T, e) if e else T
+    if sep_method == "estimate":
+        return _ldexp_clamped(float(_core.schur_sep(np.asfortranarray(Ts), n_R)), -e)
+    return _ldexp_clamped(_sep_exact(Ts, n_R), -e)
 
 
 def leading_count(form: SchurForm, threshold: float) -> int:

@@ -51,6 +51,8 @@ class Task:
     """
 
     name: ClassVar[str]
+    # Declared for the type checker: every subclass is a dataclass.
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 
     @property
     def n_inputs(self) -> int:  # pragma: no cover - abstract
@@ -67,7 +69,7 @@ class Task:
     def to_dict(self) -> dict[str, Any]:
         """Return ``{"name": ..., **parameters}`` (JSON-serialisable)."""
         params = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+        for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             params[f.name] = list(value) if isinstance(value, tuple) else value
         return {"name": self.name, **params}
@@ -96,7 +98,13 @@ class Task:
         # The core's lean entry point wants C-contiguous arrays.
         return np.ascontiguousarray(x), np.ascontiguousarray(y), mask
 
-    def _sample(self, batch_size, rng, split, dtype):  # pragma: no cover - abstract
+    def _sample(  # pragma: no cover - abstract
+        self,
+        batch_size: int,
+        rng: np.random.Generator,
+        split: str,
+        dtype: np.dtype[Any],
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise NotImplementedError
 
 
@@ -123,7 +131,7 @@ class CopyTask(Task):
     lags: int = 128
     name: ClassVar[str] = "copy"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, "symbols", check_int("symbols", self.symbols, 1))
         object.__setattr__(self, "dim", check_int("dim", self.dim, 1))
         object.__setattr__(self, "lags", check_int("lags", self.lags, 1))
@@ -145,7 +153,13 @@ class CopyTask(Task):
         """Time indices of the replay lags ``ℓ = 1 .. lags`` (the masked steps)."""
         return slice(self.symbols, self.symbols + self.lags)
 
-    def _sample(self, batch_size, rng, split, dtype):  # noqa: ARG002
+    def _sample(
+        self,
+        batch_size: int,
+        rng: np.random.Generator,
+        split: str,  # noqa: ARG002
+        dtype: np.dtype[Any],
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         s, d = self.symbols, self.dim
         seq = np.where(rng.random((s, batch_size, d)) < 0.5, -1.0, 1.0).astype(dtype)
         x = np.zeros((self.length, batch_size, d), dtype=dtype)
@@ -179,11 +193,11 @@ class FlipFlop(Task):
     """
 
     bits: int = 3
-    length: int = 25  # type: ignore[assignment]
+    length: int = 25
     pulse_prob: float = 0.2
     name: ClassVar[str] = "flipflop"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, "bits", check_int("bits", self.bits, 1))
         object.__setattr__(self, "length", check_int("length", self.length, 1))
         object.__setattr__(
@@ -200,7 +214,13 @@ class FlipFlop(Task):
     def n_outputs(self) -> int:
         return self.bits
 
-    def _sample(self, batch_size, rng, split, dtype):  # noqa: ARG002
+    def _sample(
+        self,
+        batch_size: int,
+        rng: np.random.Generator,
+        split: str,  # noqa: ARG002
+        dtype: np.dtype[Any],
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         shape = (self.length, batch_size, self.bits)
         # One uniform per entry: u < p/2 gives a -1 pulse, p/2 <= u < p a +1 pulse.
         u = rng.random(shape, dtype=np.float32)
@@ -239,7 +259,7 @@ class SineGeneration(Task):
     interpolation to unseen frequencies.
     """
 
-    length: int = 50  # type: ignore[assignment]
+    length: int = 50
     n_freqs: int = 51
     omega_min: float = 0.1
     omega_max: float = 0.6
@@ -247,7 +267,7 @@ class SineGeneration(Task):
     holdout_offset: int = 2
     name: ClassVar[str] = "sine"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, "length", check_int("length", self.length, 1))
         object.__setattr__(self, "n_freqs", check_int("n_freqs", self.n_freqs, 2))
         lo = check_real("omega_min", self.omega_min, low=0.0, low_open=True)
@@ -296,7 +316,13 @@ class SineGeneration(Task):
         """Grid indices used for training (the complement of :attr:`test_indices`)."""
         return np.setdiff1d(np.arange(self.n_freqs), self.test_indices)
 
-    def _sample(self, batch_size, rng, split, dtype):
+    def _sample(
+        self,
+        batch_size: int,
+        rng: np.random.Generator,
+        split: str,
+        dtype: np.dtype[Any],
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         pool = self.train_indices if split == "train" else self.test_indices
         j = pool[rng.integers(0, pool.size, size=batch_size)]
         t = np.arange(self.length, dtype=np.float64)[:, None]
@@ -328,13 +354,13 @@ class ContextIntegration(Task):
     """
 
     inputs: int = 4
-    length: int = 48  # type: ignore[assignment]
+    length: int = 48
     coherences: tuple[float, ...] = (0.05, 0.15, 0.5)
     noise_std: float = 1.0
     dt: float = 0.1
     name: ClassVar[str] = "cdi"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         inputs = check_int("inputs", self.inputs, 0)
         if inputs != 4:
             msg = (
@@ -368,7 +394,13 @@ class ContextIntegration(Task):
     def n_outputs(self) -> int:
         return 1
 
-    def _sample(self, batch_size, rng, split, dtype):  # noqa: ARG002
+    def _sample(
+        self,
+        batch_size: int,
+        rng: np.random.Generator,
+        split: str,  # noqa: ARG002
+        dtype: np.dtype[Any],
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         coh = np.asarray(self.coherences)
         mu = coh[rng.integers(0, coh.size, size=(batch_size, 2))]
         mu *= np.where(rng.random((batch_size, 2)) < 0.5, -1.0, 1.0)

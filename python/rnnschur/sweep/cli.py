@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from types import FrameType
+from typing import Any, NoReturn
 
 __all__ = ["add_sweep_parser", "cmd_sweep"]
 
@@ -20,9 +22,9 @@ def _positive(text: str) -> int:
     return value
 
 
-def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
+def add_sweep_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Declare ``rnnschur sweep``."""
-    p = subparsers.add_parser(
+    p: argparse.ArgumentParser = subparsers.add_parser(
         "sweep",
         help="train and diagnose a grid of models (local processes or Dask)",
         description=(
@@ -63,7 +65,7 @@ class _Terminated(BaseException):
     that no handler of job failures records it as a failed model)."""
 
 
-def _raise_terminated(_signum, _frame):
+def _raise_terminated(_signum: int, _frame: FrameType | None) -> NoReturn:
     raise _Terminated
 
 

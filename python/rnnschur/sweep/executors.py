@@ -92,7 +92,7 @@ class LocalExecutor(Executor):
     (:attr:`max_in_flight`), so a death costs the models being trained, not the queue.
     """
 
-    def __init__(self, jobs: int):
+    def __init__(self, jobs: int) -> None:
         if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
             msg = f"jobs must be a positive integer; got {jobs!r}"
             raise ValueError(msg)
@@ -107,7 +107,12 @@ class LocalExecutor(Executor):
             max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn")
         )
 
-    def submit(self, fn, arg, key):  # noqa: ARG002 - the key names Dask tasks only
+    def submit(
+        self,
+        fn: Callable[[Any], Any],
+        arg: Any,
+        key: str,  # noqa: ARG002 - the key names Dask tasks only
+    ) -> concurrent.futures.Future[Any]:
         # Processes are spawned on demand inside submit, so the environment is set here.
         with _worker_environment():
             try:
@@ -117,20 +122,21 @@ class LocalExecutor(Executor):
                 self._pool = self._new_pool()
                 return self._pool.submit(fn, arg)
 
-    def wait_any(self, futures):
+    def wait_any(self, futures: Collection[Any]) -> set[Any]:
         done, _ = concurrent.futures.wait(
             futures, return_when=concurrent.futures.FIRST_COMPLETED
         )
         return done
 
-    def is_lost(self, exc):
+    def is_lost(self, exc: BaseException) -> bool:
         return isinstance(exc, BrokenProcessPool)
 
-    def close(self):
+    def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _distributed():
+def _distributed() -> Any:
+    """The module ``distributed`` (an optional extra)."""
     try:
         import distributed
     except ImportError as exc:
@@ -155,7 +161,9 @@ class DaskExecutor(Executor):
     whose workers keep dying fails with ``KilledWorker``, which counts as lost.
     """
 
-    def __init__(self, *, scheduler: str | None = None, n_workers: int | None = None):
+    def __init__(
+        self, *, scheduler: str | None = None, n_workers: int | None = None
+    ) -> None:
         if (scheduler is None) == (n_workers is None):
             msg = "give exactly one of scheduler (an address) and n_workers"
             raise ValueError(msg)
@@ -189,17 +197,17 @@ class DaskExecutor(Executor):
             self.client = distributed.Client(self.cluster)
             self.description = f"Dask LocalCluster ({n_workers} workers)"
 
-    def submit(self, fn, arg, key):
+    def submit(self, fn: Callable[[Any], Any], arg: Any, key: str) -> Any:
         return self.client.submit(fn, arg, key=f"rnnschur-sweep-{key}", pure=False)
 
-    def wait_any(self, futures):
+    def wait_any(self, futures: Collection[Any]) -> set[Any]:
         done, _ = self._distributed.wait(list(futures), return_when="FIRST_COMPLETED")
         return set(done)
 
-    def is_lost(self, exc):
+    def is_lost(self, exc: BaseException) -> bool:
         return isinstance(exc, self._distributed.KilledWorker)
 
-    def close(self):
+    def close(self) -> None:
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()

@@ -28,7 +28,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,10 +75,11 @@ _COLUMNS: dict[str, str] = {
 }
 
 
-def _pyarrow():
+def _pyarrow() -> tuple[Any, Any]:
+    """The modules ``pyarrow`` and ``pyarrow.parquet`` (an optional extra)."""
     try:
-        import pyarrow as pa  # type: ignore[import-untyped]
-        import pyarrow.parquet as pq  # type: ignore[import-untyped]
+        import pyarrow as pa
+        import pyarrow.parquet as pq
     except ImportError as exc:  # pragma: no cover - depends on the environment
         msg = (
             "sweep results are written with pyarrow: "
@@ -239,7 +240,11 @@ class ResultStore:
             k for k, rows in self.rows.items() if rows[0]["status"] in FINAL_STATUSES
         }
 
-    def _table(self, rows: list[dict[str, Any]], extra=()):
+    def _table(
+        self,
+        rows: list[dict[str, Any]],
+        extra: Sequence[tuple[str, list[Any]]] = (),
+    ) -> Any:
         """Rows as a table of :data:`_COLUMNS`, with ``extra`` ``(name, values)``
         columns (types inferred; JSON text if mixed) after ``eval_seed``."""
         pa = self.pa
@@ -258,7 +263,7 @@ class ResultStore:
         cols = cols[:cut] + added + cols[cut:]
         return pa.table(dict(cols))
 
-    def _write(self, path: Path, table) -> None:
+    def _write(self, path: Path, table: Any) -> None:
         with _atomic(path) as fh:
             self.pq.write_table(table, fh)
 
@@ -305,7 +310,7 @@ class ResultStore:
         return path
 
 
-def read_results(out_dir: str | os.PathLike[str]):
+def read_results(out_dir: str | os.PathLike[str]) -> Any:
     """``OUT/results.parquet`` as a ``pyarrow.Table``."""
     _, pq = _pyarrow()
     return pq.read_table(Path(out_dir) / "results.parquet")

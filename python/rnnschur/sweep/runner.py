@@ -95,7 +95,7 @@ class SweepSummary(dict[str, Any]):
     ``diverged``, ``error``, ``lost`` (worker deaths survived), ``seconds``."""
 
 
-def _progress_bar(enabled: bool, total: int, initial: int):
+def _progress_bar(enabled: bool, total: int, initial: int) -> Any:
     if not enabled:
         return None
     from tqdm.auto import tqdm

@@ -233,11 +233,17 @@ _TRAIN_FLOATS = {
 
 
 def _task_fields(task: str) -> dict[str, Any]:
-    cls: Any = TASKS[task]  # a dataclass (Task subclasses are frozen dataclasses)
-    return {f.name: f.default for f in dataclasses.fields(cls)}
+    return {f.name: f.default for f in dataclasses.fields(TASKS[task])}
 
 
-def _block_axes(where: str, block: dict[str, Any], top: dict[str, Any]):
+#: What one [[grid]] block varies: task name, constructions, hidden sizes, seeds, and
+#: the ``(name, candidates)`` axes of task and training parameters.
+_BlockAxes = tuple[
+    str, list[Any], list[Any], list[int], list[tuple[Any, ...]], list[tuple[Any, ...]]
+]
+
+
+def _block_axes(where: str, block: dict[str, Any], top: dict[str, Any]) -> _BlockAxes:
     unknown = sorted(set(block) - _BLOCK_KEYS)
     if unknown:
         msg = f"{where}: unknown key(s) {unknown}; known: {sorted(_BLOCK_KEYS)}"
@@ -271,7 +277,12 @@ def _block_axes(where: str, block: dict[str, Any], top: dict[str, Any]):
     return task, cons, hidden, seeds, task_axes, train_axes
 
 
-def _resolve(where, task_name, task_params, train_over):
+def _resolve(
+    where: str,
+    task_name: str,
+    task_params: dict[str, Any],
+    train_over: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Build the task and the config of one combination; errors name ``where``."""
     try:
         task = make_task(task_name, **task_params)
@@ -296,7 +307,13 @@ def _resolve(where, task_name, task_params, train_over):
     return task.to_dict(), cfg.to_dict()
 
 
-def _expand_block(where, block, top, diagnose, base_seed) -> list[Cell]:
+def _expand_block(
+    where: str,
+    block: dict[str, Any],
+    top: dict[str, Any],
+    diagnose: dict[str, Any],
+    base_seed: int,
+) -> list[Cell]:
     task, cons, hidden, seeds, task_axes, train_axes = _block_axes(where, block, top)
     cells = []
     names_t = [n for n, _ in task_axes]
@@ -315,7 +332,15 @@ def _expand_block(where, block, top, diagnose, base_seed) -> list[Cell]:
     return cells
 
 
-def _make_cell(tdict, construction, hidden, seed, cdict, diagnose, base_seed) -> Cell:
+def _make_cell(
+    tdict: dict[str, Any],
+    construction: str,
+    hidden: int,
+    seed: int,
+    cdict: dict[str, Any],
+    diagnose: dict[str, Any],
+    base_seed: int,
+) -> Cell:
     ident_cfg = {k: v for k, v in cdict.items() if k != "n_threads"}
     material = {
         "task": tdict,
