@@ -260,7 +260,7 @@ def _network_from_meta(meta: dict[str, Any], entries: dict[str, np.ndarray]) -> 
 
 def _from_trained(model: TrainedModel) -> Network:
     """The network of a training checkpoint (no biases, ``h_0 = 0``, leak 1)."""
-    return Network(W_xh=model.W_xh, W_hh=model.W_hh, W_hy=model.W_hy)
+    return model.network
 
 
 # ---------------------------------------------------------------------------- arrays
