@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import rnnschur.training as tr
+from rnnschur.files import content_digest, current_umask
 from rnnschur.tasks import ContextIntegration, CopyTask
 from rnnschur.training import CheckpointError, TrainConfig, load, save, train
-from rnnschur.training import checkpoint as ckpt
 
 CFG = TrainConfig(
     epochs=2, batches_per_epoch=3, batch_size=8, eval_size=16, n_threads=1
@@ -83,7 +83,7 @@ def test_saves_exactly_at_the_given_path_and_leaves_no_temporaries(
 def test_file_mode_follows_the_umask_not_the_temporary(dense_model, tmp_path, umask):
     old = os.umask(umask)
     try:
-        assert ckpt._current_umask() == umask
+        assert current_umask() == umask
         save(tmp_path / "m.npz", dense_model)
     finally:
         os.umask(old)
@@ -150,7 +150,9 @@ def _set_meta(entries, meta, *, rehash):
         arrays = {
             k: v for k, v in entries.items() if k not in ("__meta__", "__sha256__")
         }
-        entries["__sha256__"] = np.frombuffer(ckpt._digest(raw, arrays), dtype=np.uint8)
+        entries["__sha256__"] = np.frombuffer(
+            content_digest(raw, arrays), dtype=np.uint8
+        )
 
 
 def test_flipped_weight_raises(dense_model, tmp_path):

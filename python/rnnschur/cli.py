@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from ._version import library_version
+from .cli_diagnose import add_diagnose_parser
 from .constructions import CONSTRUCTIONS
 from .paper.settings import DEFAULT_ALPHA, DEFAULT_EVAL_SIZE, EXPERIMENTS
 from .sweep.cli import add_sweep_parser
@@ -347,6 +348,7 @@ SUBCOMMANDS = [
     add_reproduce_parser,
     add_ablate_parser,
     add_sweep_parser,
+    add_diagnose_parser,
 ]
 
 

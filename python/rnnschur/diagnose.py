@@ -201,13 +201,24 @@ def _scores(
     return np.asarray(sq, dtype=np.float64)
 
 
+def _as_network(network: Any) -> Network:
+    """A Network itself, or the ``.network`` of a trained model."""
+    inner = getattr(network, "network", None)
+    if isinstance(inner, Network):
+        return inner
+    if not isinstance(network, Network):
+        msg = (
+            "network must be a rnnschur.Network (or have one as .network, like a "
+            f"TrainedModel); got {type(network).__name__}"
+        )
+        raise TypeError(msg)
+    return network
+
+
 def _inputs(
     network: Network, x: Any, y: Any, mask: Any, batch_first: Any, check_y: bool
 ) -> tuple[np.ndarray, bool]:
     """Validated time-major inputs and the layout; targets checked when ``check_y``."""
-    if not isinstance(network, Network):
-        msg = f"network must be a rnnschur.Network; got {type(network).__name__}"
-        raise TypeError(msg)
     bf = network.batch_first if batch_first is None else batch_first
     if not isinstance(bf, (bool, np.bool_)):
         msg = f"batch_first must be None or a bool; got {batch_first!r}"
@@ -229,7 +240,7 @@ def _inputs(
 
 
 def diagnose(
-    network: Network,
+    network: Network | Any,
     x: Any,
     y: Any,
     mask: Any = None,
@@ -244,7 +255,8 @@ def diagnose(
 
     Parameters
     ----------
-    network : Network
+    network : Network or TrainedModel
+        A trained model is diagnosed through its :attr:`~TrainedModel.network`.
     x : array_like, float32/float64, shape (T, B, Nx) or (B, T, Nx)
         Inputs and targets of the evaluation batch.
     y : array_like, float, shape (T, B, Ny) or (B, T, Ny)
@@ -271,12 +283,13 @@ def diagnose(
     Raises
     ------
     TypeError
-        Not a Network, wrong dtypes, a metric callable returning a non-number.
+        Not a Network (nor a model with one), wrong dtypes, a metric callable returning a non-number.
     ValueError
         Shape mismatches, NaN/inf, empty data (``T = 0``, ``B = 0``, empty mask),
         unknown metric, ``alpha`` outside (0, 1], targets with zero variance
         (FVU) or not ±1 (sign accuracy).
     """
+    network = _as_network(network)
     name, fn = _check_metric(metric)
     subs = _subsets(subsets)
     xt, bf = _inputs(network, x, y, mask, batch_first, fn is None)

@@ -35,6 +35,7 @@ import numpy as np
 import scipy.linalg
 
 from . import _core
+from .network import Network
 from .rnn import rollout
 
 __all__ = ["STATUS_NAMES", "FixedPoints", "fixed_points", "network_arrays"]
@@ -105,6 +106,9 @@ def network_arrays(network: Any) -> NetworkArrays:
     ValueError
         Mismatched shapes, NaN/inf weights, or a leak outside (0, 1].
     """
+    inner = getattr(network, "network", None)
+    if isinstance(inner, Network):  # a trained model: its network type
+        network = inner
     W_xh = _weight(network, "W_xh", True)
     W_hh = _weight(network, "W_hh", True)
     assert W_xh is not None

@@ -19,18 +19,17 @@ names or torch state-dict keys) and ``.pt`` / ``.pth`` torch state dicts.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import json
 import math
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .files import atomic_write, content_digest
 from .importers import from_torch
 from .network import Network, UnsupportedNetworkError
 
@@ -57,18 +56,6 @@ _META = "__meta__"
 _SHA = "__sha256__"
 _FIELDS = ("W_xh", "W_hh", "W_hy", "b_h", "b_y", "h0")
 _SAFETENSORS_EXTRA = 'pip install "rnnschur[safetensors]"'
-
-
-def content_digest(meta_bytes: bytes, arrays: dict[str, np.ndarray]) -> bytes:
-    """SHA-256 of the metadata and of every array (name, dtype, shape, bytes), in
-    sorted name order: the checksum scheme of the package's checkpoints."""
-    h = hashlib.sha256(meta_bytes)
-    for name in sorted(arrays):
-        a = np.ascontiguousarray(arrays[name])
-        for part in (name, a.dtype.str, repr(a.shape)):
-            h.update(part.encode())
-        h.update(a.tobytes())
-    return h.digest()
 
 
 def _meta_of(net: Network, arrays: dict[str, np.ndarray]) -> bytes:
@@ -121,7 +108,7 @@ def save_network(net: Network, path: str | os.PathLike[str]) -> Path:
         buf = io.BytesIO()
         np.savez(buf, **payload)  # type: ignore[arg-type]  # numpy stub: **kwds
         data = buf.getvalue()
-    _atomic_write(path, data)
+    atomic_write(path, data)
     return path
 
 
@@ -260,7 +247,7 @@ def _network_from_meta(meta: dict[str, Any], entries: dict[str, np.ndarray]) -> 
 
 def _from_trained(model: TrainedModel) -> Network:
     """The network of a training checkpoint (no biases, ``h_0 = 0``, leak 1)."""
-    return Network(W_xh=model.W_xh, W_hh=model.W_hh, W_hy=model.W_hy)
+    return model.network
 
 
 # ---------------------------------------------------------------------------- arrays
@@ -417,21 +404,3 @@ def _check_save_path(path: Any) -> Path:
         msg = f"cannot save to {str(p)!r}: directory {str(p.parent)!r} does not exist"
         raise FileNotFoundError(msg)
     return p
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same directory, fsync, rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if hasattr(os, "fchmod"):  # mkstemp's 0600 -> the mode of any new file
-                umask = os.umask(0o022)
-                os.umask(umask)
-                os.fchmod(fh.fileno(), 0o666 & ~umask)
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -8,19 +8,18 @@ verify everything before a model is built.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import IO, Any, NoReturn
 
 import numpy as np
 
 from .._validation import check_path, is_integer
 from ..constructions import CONSTRUCTIONS, W_from_cayley
+from ..files import atomic_write, content_digest
 from ..tasks import task_from_dict
 from .config import TrainConfig
 from .model import TrainedModel
@@ -37,18 +36,6 @@ _SHA = "__sha256__"
 
 class CheckpointError(ValueError):
     """A checkpoint file is unreadable, truncated, tampered with or of another format."""
-
-
-def _digest(meta_bytes: bytes, arrays: dict[str, np.ndarray]) -> bytes:
-    h = hashlib.sha256()
-    h.update(meta_bytes)
-    for name in sorted(arrays):
-        a = np.ascontiguousarray(arrays[name])
-        h.update(name.encode())
-        h.update(a.dtype.str.encode())
-        h.update(repr(a.shape).encode())
-        h.update(a.tobytes())
-    return h.digest()
 
 
 def _model_arrays(model: TrainedModel) -> dict[str, np.ndarray]:
@@ -102,44 +89,12 @@ def save(path: str | os.PathLike[str], model: TrainedModel) -> Path:
     meta_bytes = json.dumps(meta, sort_keys=True).encode()
     payload = dict(arrays)
     payload[_META] = np.frombuffer(meta_bytes, dtype=np.uint8)
-    payload[_SHA] = np.frombuffer(_digest(meta_bytes, arrays), dtype=np.uint8)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            # mkstemp makes the file 0600; a checkpoint should get the mode any new
-            # file would (0666 masked by the umask), like np.savez on a plain path.
-            if hasattr(os, "fchmod"):
-                os.fchmod(fh.fileno(), 0o666 & ~_current_umask())
-            np.savez(fh, **payload)  # type: ignore[arg-type]  # numpy stubs: kwargs
-            fh.flush()
-            os.fsync(fh.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:  # pragma: no cover - platforms without directory fsync
-        pass
-    return path
+    payload[_SHA] = np.frombuffer(content_digest(meta_bytes, arrays), dtype=np.uint8)
 
+    def write(fh: IO[bytes]) -> None:
+        np.savez(fh, **payload)  # type: ignore[arg-type]  # numpy stubs: kwargs
 
-def _current_umask() -> int:
-    """The process umask, read without changing it where the platform allows."""
-    try:
-        with Path("/proc/self/status").open(encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)  # no read-only query elsewhere: set and restore at once
-    os.umask(mask)
-    return mask
+    return atomic_write(path, write)
 
 
 def _fail(path: str | os.PathLike[str], why: str) -> NoReturn:
@@ -184,7 +139,7 @@ def load(path: str | os.PathLike[str]) -> TrainedModel:
             f"format version {meta.get('format_version')!r} is not supported "
             f"(this library reads version {FORMAT_VERSION})",
         )
-    if sha.dtype != np.uint8 or sha.tobytes() != _digest(meta_bytes, entries):
+    if sha.dtype != np.uint8 or sha.tobytes() != content_digest(meta_bytes, entries):
         _fail(path, "checksum mismatch (the file was modified or corrupted)")
     try:
         return _model_from(meta, entries)

@@ -4,10 +4,11 @@ one when training diverges (:class:`TrainingDiverged`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
-from ..rnn import rollout
+from ..network import Network
 from ..tasks import Task
 from .config import TrainConfig
 
@@ -63,6 +64,13 @@ class TrainedModel:
         s = self.history.get("seconds", [])
         return float(s[-1]) if s else 0.0
 
+    @cached_property
+    def network(self) -> Network:
+        """The trained network as a :class:`rnnschur.Network` (read-only copies of
+        ``W_xh``, ``W_hh``, ``W_hy`` in ``config.dtype``; zero biases, ``h_0 = 0``,
+        leak 1): the model every rollout of this object runs."""
+        return Network(W_xh=self.W_xh, W_hh=self.W_hh, W_hy=self.W_hy)
+
     def rollout(
         self,
         x: np.ndarray,
@@ -71,14 +79,30 @@ class TrainedModel:
         n_threads: int | None = None,
     ) -> np.ndarray:
         """Outputs ``ŷ`` for inputs ``x`` ``(T, B, Nx)``; ``W_hh`` may override (e.g. an
-        ablated ``(K, Nh, Nh)`` stack). See :func:`rnnschur.rollout`.
+        ablated ``(K, Nh, Nh)`` stack). Runs :meth:`rnnschur.Network.rollout` of
+        :attr:`network`; a float64 ``W_hh`` (or ``x``) makes the whole rollout float64,
+        as in :func:`rnnschur.rollout`.
 
         Returns
         -------
         ndarray, shape (T, B, Ny) or (K, T, B, Ny)
         """
-        W = self.W_hh if W_hh is None else W_hh
-        return rollout(self.W_xh, W, self.W_hy, x, n_threads=n_threads)
+        net = self.network
+        if (
+            W_hh is not None
+            and np.asarray(W_hh).dtype == np.float64
+            and net.dtype != np.float64
+        ):
+            # Network.rollout casts W_hh to the network's dtype; the promotion to
+            # float64 is exact, so this is the computation the core would do.
+            net = Network(
+                W_xh=self.W_xh.astype(np.float64),
+                W_hh=self.W_hh.astype(np.float64),
+                W_hy=self.W_hy.astype(np.float64),
+            )
+        y = net.rollout(x, W_hh=W_hh, batch_first=False, n_threads=n_threads)
+        assert isinstance(y, np.ndarray)
+        return y
 
 
 class TrainingDiverged(RuntimeError):
