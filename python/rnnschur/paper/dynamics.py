@@ -26,7 +26,9 @@ from .settings import REPORT_EVAL_SEED, ModelSpec, RunSettings
 
 __all__ = [
     "FIXED_POINT_TASKS",
+    "Float64Net",
     "continuation_rows",
+    "continuation_summary",
     "dynamics_experiment",
     "fixed_point_rows",
     "hidden_states",
@@ -97,7 +99,7 @@ def model_fixed_points(
 ) -> tuple[FixedPoints, FixedPointContinuation]:
     """Fixed points of ``model`` at zero input (float64 weights) and their continuation
     into every Schur-ablated network of ``subsets``."""
-    net = _Float64Net(model)
+    net = Float64Net(model)
     fp = fixed_points(net, n_starts=n_starts, rng=seed)
     cont = continue_fixed_points(
         net,
@@ -111,7 +113,7 @@ def model_fixed_points(
     return fp, cont
 
 
-class _Float64Net:
+class Float64Net:
     """A trained model's weights in float64 (the search runs in float64; a float32
     ``W_hh`` is taken as exact), with its task for the default starting states."""
 
@@ -165,6 +167,11 @@ def fixed_point_rows(
 def continuation_rows(
     spec: ModelSpec, cont: FixedPointContinuation
 ) -> list[dict[str, Any]]:
+    """:func:`continuation_summary` rows, each led by the model's fields."""
+    return [{**_model_fields(spec), **r} for r in continuation_summary(cont)]
+
+
+def continuation_summary(cont: FixedPointContinuation) -> list[dict[str, Any]]:
     """One row per ablation subset: how many intact fixed points (stable ones and
     saddles) survived, vanished or changed stability, and how many new points a
     fresh search found."""
@@ -176,7 +183,6 @@ def continuation_rows(
         fresh = cont.fresh[k] if cont.fresh is not None else None
         rows.append(
             {
-                **_model_fields(spec),
                 "subset": subset_label(() if label == "none" else label.split("+")),
                 "removed": "" if label == "none" else label,
                 "removed_mass": float(cont.removed_mass[k]),
