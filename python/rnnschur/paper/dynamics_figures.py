@@ -196,6 +196,7 @@ def predictor_figure(
     if not analyses:
         return None
     import matplotlib as mpl
+    from matplotlib.ticker import NullFormatter
 
     names = [p for m in ACCOUNTS.values() for p in m]
     with mpl.rc_context(_STYLE):  # type: ignore[arg-type]  # keys typed as Literal
@@ -216,7 +217,10 @@ def predictor_figure(
                             )  # fmt: skip
                 if name in _LOG and any(o[name] > 0 for o in obs):
                     ax.set_xscale("log")
+                    ax.xaxis.set_minor_formatter(NullFormatter())
                 ax.set_yscale("symlog", linthresh=1e-3)
+                low = min((o["effect"] for o in obs), default=0.0)
+                ax.set_ylim(bottom=min(-5e-4, 1.5 * low))
                 ax.set_xlabel(name.replace("_", " "))
                 cr = corr.get(name)
                 if cr is not None and cr["spearman_rho"] is not None:
