@@ -49,9 +49,10 @@ def test_pipeline_writes_every_file(tiny_run):
         "## Copy task",
         "## Threshold sensitivity",
         "## Across tasks",
+        "## Why can a coupling be removed?",
     ):
         assert heading in text
-    for fig in ("figure1.png", "figure2.png"):
+    for fig in ("figure1.png", "figure2.png", "figure_predictors.png"):
         data = (out / fig).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
         assert len(data) > 10_000
@@ -80,6 +81,17 @@ def test_pipeline_writes_every_file(tiny_run):
             assert r["removed_mass"] == 0.0
     models = list((out / "models").glob("*.npz"))
     assert len(models) == len(model_specs(settings))
+    # dynamics section: every (copy or task) model × block, fixed points of task models
+    n_task_models = len(settings.tasks) * len(settings.task_seeds)
+    assert len(results["subspaces"]) == 3 * (n_copy_models + n_task_models)
+    assert len(results["continuation"]) == 8 * n_task_models
+    assert {r["key"] for r in results["fixed_points"]} == {
+        r["key"] for r in results["subspaces"] if r["task"] != "copy"
+    }
+    for r in results["fixed_points"]:
+        assert r["status"] == "slow" or r["q"] < 1e-20
+    assert set(results["predictors"]) == {"tasks", "copy"}
+    assert results["timing"]["dynamics_seconds"] > 0
 
 
 def test_rerun_reuses_checkpoints(tiny_run):

@@ -16,6 +16,7 @@ from pathlib import Path
 from ._version import library_version
 from .cli_diagnose import add_diagnose_parser
 from .constructions import CONSTRUCTIONS
+from .paper.dynamics_cli import add_fixed_points_parser
 from .paper.settings import DEFAULT_ALPHA, DEFAULT_EVAL_SIZE, EXPERIMENTS
 from .sweep.cli import add_sweep_parser
 from .tasks import TASKS, make_task
@@ -320,6 +321,15 @@ def add_ablate_parser(subparsers) -> argparse.ArgumentParser:
         metavar="N",
         help=f"held-out sequences ({DEFAULT_EVAL_SIZE})",
     )
+    p.add_argument(
+        "--subspaces",
+        action="store_true",
+        help=(
+            "also print the subspace measures of each block on held-out hidden "
+            "states: removed mass, activity-weighted size, alignment indices with "
+            "their null, principal angles with PCs, readout and input spaces"
+        ),
+    )
     p.set_defaults(func=cmd_ablate)
     return p
 
@@ -333,6 +343,10 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         text = ablation_table(
             args.model, alpha=args.alpha, task=args.task, eval_size=args.eval_size
         )
+        if args.subspaces:
+            from .paper.dynamics_cli import subspace_table
+
+            text += "\n\n" + subspace_table(args.model, alpha=args.alpha)
     except (CheckpointError, OSError, ValueError, TypeError) as exc:
         print(f"rnnschur ablate: {exc}", file=sys.stderr)
         return 1
@@ -349,6 +363,7 @@ SUBCOMMANDS = [
     add_ablate_parser,
     add_sweep_parser,
     add_diagnose_parser,
+    lambda sub: add_fixed_points_parser(sub, _alpha),
 ]
 
 

@@ -22,7 +22,10 @@ import numpy as np
 from .. import metrics
 from ..ablation import BLOCK_NAMES
 from ..training import TrainedModel
-from .labels import subset_label
+from .dynamics import FIXED_POINT_TASKS, dynamics_experiment
+from .dynamics_claims import predictor_results
+from .dynamics_figures import trajectory_panels
+from .labels import TASK_LABELS, subset_label
 from .models import ensure_models
 from .profile import ablation_profile
 from .settings import (
@@ -304,8 +307,55 @@ def run(
     finally:
         if bar is not None:
             bar.close()
+    t1 = time.perf_counter()
+    _dynamics(results, models, settings, only, progress)
     results["timing"] = {
         "train_or_load_seconds": t_train,
+        "dynamics_seconds": time.perf_counter() - t1,
         "total_seconds": time.perf_counter() - t0,
     }
     return results
+
+
+def _dynamics(
+    results: dict[str, Any],
+    models: _Models,
+    settings: RunSettings,
+    only: Sequence[str],
+    progress: bool,
+) -> None:
+    """The dynamics section (subspaces, fixed points, predictors) on the models of
+    the copy and task experiments that ran."""
+    work = dict(
+        ("copy" in only) * _copy_work(models, settings)
+        + ("tasks" in only) * _task_work(models, settings)
+    )
+    if not work:
+        return
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(work), desc="subspaces, fixed points", leave=True)
+    try:
+        dyn = dynamics_experiment(
+            work, settings, tick=bar.update if bar is not None else None
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    results["subspaces"] = dyn["subspaces"]
+    results["fixed_points"] = dyn["fixed_points"]
+    results["continuation"] = dyn["continuation"]
+    results["predictors"] = predictor_results(
+        dyn["subspaces"], results.get("copy") or [], results.get("tasks_per_seed") or []
+    )
+    # Figure data (arrays; not written to results.json): the first seed of each task.
+    results["_trajectory_rows"] = [
+        (
+            f"{TASK_LABELS[spec.task]}, seed {spec.seed}",
+            trajectory_panels(model, alpha=settings.alpha, n_starts=settings.fp_starts),
+        )
+        for spec, model in work.items()
+        if spec.task in FIXED_POINT_TASKS and spec.seed == min(settings.task_seeds)
+    ]

@@ -31,6 +31,7 @@ from ..ablation import BLOCK_NAMES, DEFAULT_SUBSETS
 from ..constructions import CONSTRUCTIONS
 from . import values as pv
 from .claims import CRITERIA, check_claims
+from .dynamics_report import DYNAMICS_FILES, dynamics_section, write_dynamics_data
 from .figures import figure1, figure2
 from .labels import BLOCK_LABELS, CONSTRUCTION_LABELS, TASK_LABELS, subset_label
 from .settings import EXPERIMENTS
@@ -58,6 +59,7 @@ _OUTPUTS = {
     "copy": ("copy.csv", "figure1.png"),
     "alpha": ("alpha.csv",),
     "tasks": ("tasks_per_seed.csv", "tasks_summary.csv", "figure2.png"),
+    "dynamics": DYNAMICS_FILES,
 }
 
 
@@ -341,9 +343,12 @@ def _write_data(out: Path, results: dict[str, Any], present: dict[str, bool]) ->
         if not present[name]:
             for f in files:
                 (out / f).unlink(missing_ok=True)
+    # Keys starting with "_" hold figure data (arrays), not results.
+    public = {k: v for k, v in results.items() if not k.startswith("_")}
     (out / "results.json").write_text(
-        json.dumps(jsonable(results), indent=2, allow_nan=False)
+        json.dumps(jsonable(public), indent=2, allow_nan=False)
     )
+    write_dynamics_data(out, results)
     for key in ("copy", "alpha", "tasks_per_seed", "tasks_summary", "models", "claims"):
         if results.get(key):
             write_csv(out / f"{key}.csv", results[key])
@@ -475,6 +480,7 @@ def write_report(results: dict[str, Any], out_dir: str | os.PathLike[str]) -> Pa
         "copy": bool(results.get("copy")),
         "alpha": bool(results.get("alpha")),
         "tasks": bool(results.get("tasks_summary")),
+        "dynamics": bool(results.get("subspaces")),
     }
     _write_data(out, results, present)
     lines = _header(results) + _summary(results, claims)
@@ -490,6 +496,8 @@ def write_report(results: dict[str, Any], out_dir: str | os.PathLike[str]) -> Pa
         lines += _tasks_section(
             results["tasks_summary"], results.get("tasks_per_seed", [])
         )
+    if present["dynamics"]:
+        lines += dynamics_section(results, out)
     lines += _models_section(results.get("models") or [])
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")

@@ -94,6 +94,10 @@ class RunSettings:
     task_config: TrainConfig
     eval_size: int
     notes: tuple[str, ...] = field(default=())
+    #: Starting states of each fixed-point search (dynamics section).
+    fp_starts: int = 1024
+    #: Random subspaces per dimension in the alignment-index null.
+    subspace_null: int = 1000
 
     @classmethod
     def full(cls) -> RunSettings:
@@ -133,12 +137,16 @@ class RunSettings:
                 COPY_CONFIG, epochs=40, copy_curriculum=((0, 16),)
             ),
             eval_size=512,
+            fp_starts=256,
+            subspace_null=200,
             notes=(
                 (
                     "QUICK MODE: reduced settings — copy task at Nh = 72 only, trained "
                     "40 epochs on 16 replay lags (the full run: Nh ∈ {56, 64, 72}, "
                     "120-epoch curriculum up to 128 lags); 512 held-out sequences per "
-                    "model (full: 1024). Run without --quick for the paper's settings."
+                    "model (full: 1024); fixed-point searches from 256 starting states "
+                    "(full: 1024) and alignment-index nulls of 200 random subspaces "
+                    "(full: 1000). Run without --quick for the paper's settings."
                 ),
             ),
         )
