@@ -153,7 +153,10 @@ template <class T>
 inline vec_t<T> vdiv(vec_t<T> n, vec_t<T> d) {
 #if RNNSCHUR_VBYTES == 64 && defined(__AVX512F__)
     if constexpr (sizeof(T) == 4) {
-        const vec_t<T> r = _mm512_rcp14_ps(d);
+        // The zero-masked form is the same instruction with all lanes set; GCC 12's
+        // unmasked intrinsic passes an "undefined" source that -Wmaybe-uninitialized
+        // flags inside its own header.
+        const vec_t<T> r = _mm512_maskz_rcp14_ps(static_cast<__mmask16>(0xFFFF), d);
         const vec_t<T> q0 = n * r;
         return q0 + r * (n - q0 * d);
     }

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 
 __all__ = [
     "PairedDifference",
@@ -36,6 +35,9 @@ __all__ = [
 def _rank_corr(Y: np.ndarray) -> np.ndarray:
     """Spearman ρ of column 0 of ``Y`` (n, 1 + P) with every other column; NaN
     where a column is constant."""
+    # scipy.stats costs about a second to import; only this analysis needs it.
+    from scipy.stats import rankdata
+
     R = rankdata(Y, axis=0)
     R -= R.mean(axis=0)
     norms = np.sqrt(np.sum(R * R, axis=0))
