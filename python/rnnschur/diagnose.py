@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 
 from . import metrics
-from .ablation import ablate, canonical_subset
+from .ablation import Ablation, ablate, canonical_subset
 from .network import Network, check_targets, time_major
-from .schur import ordered_schur, schur_split
+from .schur import SchurForm, SchurSplit, ordered_schur, schur_split
 
 __all__ = ["DiagnoseResult", "diagnose"]
 
@@ -300,6 +300,19 @@ def diagnose(
     y_hat = network.rollout(xt, W_hh=W, batch_first=False, n_threads=n_threads)
     assert isinstance(y_hat, np.ndarray)
     scores = _scores(name, fn, y_hat, y, mask, bf)
+    return _result(subs, name, form, split, abl, scores, network.leak)
+
+
+def _result(
+    subs: tuple[tuple[str, ...], ...],
+    name: str,
+    form: SchurForm,
+    split: SchurSplit,
+    abl: Ablation,
+    scores: np.ndarray,
+    leak: float,
+) -> DiagnoseResult:
+    """The :class:`DiagnoseResult` of per-variant ``scores`` (read-only arrays)."""
     mass = np.array(abl.removed_mass, dtype=np.float64)
     delta = scores - scores[0]
     arrays = {
@@ -318,6 +331,6 @@ def diagnose(
         n_R=split.n_R,
         alpha=split.alpha,
         threshold=split.threshold,
-        leak=network.leak,
+        leak=leak,
         **arrays,
     )

@@ -422,6 +422,104 @@ def _eigvecs(
     return ev, vl, vr
 
 
+def _options(
+    activation: str,
+    tol: Any,
+    grad_tol: Any,
+    dedup_tol: Any,
+    max_iter: Any,
+    eigenvectors: Any,
+    history: Any,
+) -> tuple[float, float, float, int]:
+    """Checked ``(tol, grad_tol, dedup_tol, max_iter)`` of :func:`fixed_points`."""
+    if activation not in _ACTIVATIONS:
+        msg = f"_activation must be 'tanh' or 'identity'; got {activation!r}"
+        raise ValueError(msg)
+    tol = _positive(tol, "tol")
+    grad_tol = _positive(grad_tol, "grad_tol", allow_zero=True)
+    dedup_tol = _positive(dedup_tol, "dedup_tol", allow_zero=True)
+    max_iter = _count(max_iter, "max_iter", 0)
+    for flag, name in ((eigenvectors, "eigenvectors"), (history, "history")):
+        if not isinstance(flag, (bool, np.bool_)):
+            msg = f"{name} must be a bool; got {flag!r}"
+            raise TypeError(msg)
+    return tol, grad_tol, dedup_tol, max_iter
+
+
+def _given_starts(starts: Any, inputs: Any, n: int) -> np.ndarray:
+    """Caller-given starting states as a finite float64 (S, n) array, S >= 1."""
+    if inputs is not None:
+        msg = "give either starts or inputs, not both"
+        raise ValueError(msg)
+    s0 = np.array(starts, dtype=np.float64, order="C", ndmin=2)
+    if s0.ndim != 2 or s0.shape[1] != n or s0.shape[0] == 0:
+        msg = f"starts must have shape (S, {n}) with S >= 1; got {np.shape(starts)}"
+        raise ValueError(msg)
+    if not np.all(np.isfinite(s0)):
+        msg = "starts contains NaN or inf"
+        raise ValueError(msg)
+    return s0
+
+
+def _search(
+    net: NetworkArrays,
+    xs: np.ndarray,
+    s0: np.ndarray,
+    opts: tuple[float, float, float, int],
+    eigenvectors: bool,
+    history: bool,
+    activation: str,
+    nt: int,
+) -> FixedPoints:
+    """Newton from every start, then dedup (fixed points first) and linearise."""
+    tol, grad_tol, dedup_tol, max_iter = opts
+    c = np.ascontiguousarray(net.W_xh @ xs + net.b_h)
+    act = _ACTIVATIONS[activation]
+    h, q, code, iters, _, hist = _core.fixed_points_newton(
+        net.W_hh, c, s0, tol, grad_tol, max_iter, act, bool(history), nt
+    )
+    start_point = np.full(s0.shape[0], -1, dtype=np.int64)
+    groups: list[np.ndarray] = []
+    for want in (0, 1):  # fixed points first, then slow points
+        rows = np.flatnonzero(code == want)
+        reps, label = _dedup(h[rows], q[rows], dedup_tol)
+        start_point[rows] = label + sum(g.size for g in groups)
+        groups.append(rows[reps])
+    idx = np.concatenate(groups)
+    P = idx.size
+    points = np.ascontiguousarray(h[idx])
+    vl: np.ndarray | None = None
+    vr: np.ndarray | None = None
+    if eigenvectors:
+        ev, vl, vr = _eigvecs(net, c, points, activation)
+    else:
+        ev = _core.fixed_point_eigenvalues(net.W_hh, c, points, net.leak, act, nt)
+    mod = np.abs(ev)
+    is_fixed = np.arange(P) < groups[0].size
+    return FixedPoints(
+        h=points,
+        q=q[idx],
+        is_fixed=is_fixed,
+        status=np.where(is_fixed, "fixed", "slow"),
+        eigenvalues=ev,
+        stable=np.all(mod < 1.0, axis=1),
+        n_unstable=np.sum(mod > 1.0, axis=1).astype(np.int64),
+        count=np.bincount(start_point[start_point >= 0], minlength=P).astype(np.int64),
+        left_eigenvectors=vl,
+        right_eigenvectors=vr,
+        x_star=xs,
+        leak=net.leak,
+        tol=tol,
+        starts=s0,
+        final_h=h,
+        start_q=q,
+        start_status=np.asarray(STATUS_NAMES)[code],
+        start_iters=iters,
+        start_point=start_point,
+        history=hist,
+    )
+
+
 def fixed_points(
     network: Any,
     x_star: Any = None,
@@ -484,78 +582,15 @@ def fixed_points(
         raise: their status says so.
     """
     net = network_arrays(network)
-    n = net.W_hh.shape[0]
     xs = _x_star(x_star, net.W_xh.shape[1])
-    if _activation not in _ACTIVATIONS:
-        msg = f"_activation must be 'tanh' or 'identity'; got {_activation!r}"
-        raise ValueError(msg)
-    tol = _positive(tol, "tol")
-    grad_tol = _positive(grad_tol, "grad_tol", allow_zero=True)
-    dedup_tol = _positive(dedup_tol, "dedup_tol", allow_zero=True)
-    max_iter = _count(max_iter, "max_iter", 0)
-    for flag, name in ((eigenvectors, "eigenvectors"), (history, "history")):
-        if not isinstance(flag, (bool, np.bool_)):
-            msg = f"{name} must be a bool; got {flag!r}"
-            raise TypeError(msg)
+    opts = _options(
+        _activation, tol, grad_tol, dedup_tol, max_iter, eigenvectors, history
+    )
     nt = _threads(n_threads)
     if starts is None:
         s0 = sample_starts(
             network, n_starts, inputs=inputs, x_star=xs, noise=noise, rng=rng
         )
     else:
-        if inputs is not None:
-            msg = "give either starts or inputs, not both"
-            raise ValueError(msg)
-        s0 = np.array(starts, dtype=np.float64, order="C", ndmin=2)
-        if s0.ndim != 2 or s0.shape[1] != n or s0.shape[0] == 0:
-            msg = f"starts must have shape (S, {n}) with S >= 1; got {np.shape(starts)}"
-            raise ValueError(msg)
-        if not np.all(np.isfinite(s0)):
-            msg = "starts contains NaN or inf"
-            raise ValueError(msg)
-    c = np.ascontiguousarray(net.W_xh @ xs + net.b_h)
-    act = _ACTIVATIONS[_activation]
-    h, q, code, iters, _, hist = _core.fixed_points_newton(
-        net.W_hh, c, s0, tol, grad_tol, max_iter, act, bool(history), nt
-    )
-    start_point = np.full(s0.shape[0], -1, dtype=np.int64)
-    groups: list[np.ndarray] = []
-    for want in (0, 1):  # fixed points first, then slow points
-        rows = np.flatnonzero(code == want)
-        reps, label = _dedup(h[rows], q[rows], dedup_tol)
-        start_point[rows] = label + sum(g.size for g in groups)
-        groups.append(rows[reps])
-    idx = np.concatenate(groups)
-    P = idx.size
-    points = np.ascontiguousarray(h[idx])
-    vl: np.ndarray | None = None
-    vr: np.ndarray | None = None
-    if eigenvectors:
-        ev, vl, vr = _eigvecs(net, c, points, _activation)
-    else:
-        ev = _core.fixed_point_eigenvalues(net.W_hh, c, points, net.leak, act, nt)
-    mod = np.abs(ev)
-    is_fixed = np.arange(P) < groups[0].size
-    names = np.asarray(STATUS_NAMES)
-    return FixedPoints(
-        h=points,
-        q=q[idx],
-        is_fixed=is_fixed,
-        status=np.where(is_fixed, "fixed", "slow"),
-        eigenvalues=ev,
-        stable=np.all(mod < 1.0, axis=1),
-        n_unstable=np.sum(mod > 1.0, axis=1).astype(np.int64),
-        count=np.bincount(start_point[start_point >= 0], minlength=P).astype(np.int64),
-        left_eigenvectors=vl,
-        right_eigenvectors=vr,
-        x_star=xs,
-        leak=net.leak,
-        tol=tol,
-        starts=s0,
-        final_h=h,
-        start_q=q,
-        start_status=names[code],
-        start_iters=iters,
-        start_point=start_point,
-        history=hist,
-    )
+        s0 = _given_starts(starts, inputs, net.W_hh.shape[0])
+    return _search(net, xs, s0, opts, eigenvectors, history, _activation, nt)

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import _core
 from .ablation import ablate
-from .dynamics import FixedPoints, fixed_points, network_arrays
+from .dynamics import FixedPoints, NetworkArrays, fixed_points, network_arrays
 from .schur import ordered_schur, schur_split
 
 __all__ = ["FixedPointContinuation", "continue_fixed_points"]
@@ -185,6 +185,69 @@ def _check_fraction(value: Any, name: str, low: float, high: float) -> float:
     return float(value)
 
 
+def _setup(
+    network: Any,
+    fp: Any,
+    alpha: Any,
+    n_steps: Any,
+    min_step: Any,
+    jump_tol: Any,
+    n_threads: Any,
+) -> tuple[NetworkArrays, float, _Opts]:
+    """Checked arguments of :func:`continue_fixed_points`: arrays, alpha, options."""
+    if not isinstance(fp, FixedPoints):
+        msg = f"fp must be a FixedPoints result; got {type(fp).__name__}"
+        raise TypeError(msg)
+    net = network_arrays(network)
+    n = net.W_hh.shape[0]
+    if fp.h.shape[1] != n:
+        msg = f"fp has points of width {fp.h.shape[1]}; the network has Nh = {n}"
+        raise ValueError(msg)
+    alpha = _check_fraction(alpha, "alpha", 0.0, 1.0)
+    if int(n_steps) != n_steps or n_steps < 1:
+        msg = f"n_steps must be a positive int; got {n_steps!r}"
+        raise ValueError(msg)
+    opts = _Opts(
+        n_steps=int(n_steps),
+        min_step=_check_fraction(min_step, "min_step", 0.0, 1.0),
+        jump_tol=_check_fraction(jump_tol, "jump_tol", 0.0, np.inf),
+        tol=fp.tol,
+        nt=0 if n_threads is None else int(n_threads),
+    )
+    return net, alpha, opts
+
+
+def _fresh(
+    network: Any,
+    net: NetworkArrays,
+    Wk: np.ndarray,
+    fp: FixedPoints,
+    n_starts: int,
+    gen: np.random.Generator,
+    n_threads: int | None,
+) -> FixedPoints:
+    """Fresh fixed-point search in the network with recurrence ``Wk``."""
+    ablated = replace(net, W_hh=Wk)
+    task = getattr(network, "task", None)
+    source = _WithTask(ablated, task) if task is not None else ablated
+    return fixed_points(
+        source, fp.x_star, n_starts=n_starts, rng=gen, tol=fp.tol, n_threads=n_threads
+    )
+
+
+def _unmatched(f: FixedPoints, done: np.ndarray, match_tol: float) -> np.ndarray:
+    """Fixed points of ``f`` that no continued point accounts for (indices into it).
+
+    A fixed point is new when it is farther than ``match_tol`` (∞-norm) from every
+    row of ``done`` (C, Nh), the points continued into the same network.
+    """
+    cand = np.flatnonzero(f.is_fixed)
+    if done.shape[0] and cand.size:
+        d = np.max(np.abs(f.h[cand, None, :] - done[None]), axis=2)
+        cand = cand[d.min(axis=1) > match_tol]
+    return cand
+
+
 def continue_fixed_points(
     network: Any,
     fp: FixedPoints,
@@ -230,25 +293,10 @@ def continue_fixed_points(
     -------
     FixedPointContinuation
     """
-    if not isinstance(fp, FixedPoints):
-        msg = f"fp must be a FixedPoints result; got {type(fp).__name__}"
-        raise TypeError(msg)
-    net = network_arrays(network)
-    n = net.W_hh.shape[0]
-    if fp.h.shape[1] != n:
-        msg = f"fp has points of width {fp.h.shape[1]}; the network has Nh = {n}"
-        raise ValueError(msg)
-    alpha = _check_fraction(alpha, "alpha", 0.0, 1.0)
-    if int(n_steps) != n_steps or n_steps < 1:
-        msg = f"n_steps must be a positive int; got {n_steps!r}"
-        raise ValueError(msg)
-    opts = _Opts(
-        n_steps=int(n_steps),
-        min_step=_check_fraction(min_step, "min_step", 0.0, 1.0),
-        jump_tol=_check_fraction(jump_tol, "jump_tol", 0.0, np.inf),
-        tol=fp.tol,
-        nt=0 if n_threads is None else int(n_threads),
+    net, alpha, opts = _setup(
+        network, fp, alpha, n_steps, min_step, jump_tol, n_threads
     )
+    n = net.W_hh.shape[0]
     form = ordered_schur(net.W_hh)
     abl = ablate(form, schur_split(form, alpha, sep_method="none"), subsets)
     c = net.W_xh @ fp.x_star + net.b_h
@@ -271,23 +319,9 @@ def continue_fixed_points(
             pts = np.ascontiguousarray(h[ok])
             ev[k, ok] = _core.fixed_point_eigenvalues(Wk, c, pts, net.leak, 0, opts.nt)
         if fresh_search:
-            ablated = replace(net, W_hh=Wk)
-            task = getattr(network, "task", None)
-            source = _WithTask(ablated, task) if task is not None else ablated
-            f = fixed_points(
-                source,
-                fp.x_star,
-                n_starts=n_starts,
-                rng=gen,
-                tol=fp.tol,
-                n_threads=n_threads,
-            )
+            f = _fresh(network, net, Wk, fp, n_starts, gen, n_threads)
             fresh.append(f)
-            cand = np.flatnonzero(f.is_fixed)
-            if ok.any() and cand.size:
-                d = np.max(np.abs(f.h[cand, None, :] - h[None, ok]), axis=2)
-                cand = cand[d.min(axis=1) > match_tol]
-            new.append(cand)
+            new.append(_unmatched(f, h[ok], match_tol))
         else:
             new.append(np.zeros(0, dtype=np.int64))
     return _assemble(

@@ -154,6 +154,13 @@ def _leak(leak: Any) -> float:
     return value
 
 
+def _bool(flag: Any, name: str) -> bool:
+    if not isinstance(flag, (bool, np.bool_)):
+        msg = f"{name} must be a bool; got {type(flag).__name__}"
+        raise TypeError(msg)
+    return bool(flag)
+
+
 def _check_ndim(a: np.ndarray, name: str, ndim: int | tuple[int, ...]) -> None:
     ok = a.ndim in ndim if isinstance(ndim, tuple) else a.ndim == ndim
     if not ok:
@@ -275,21 +282,9 @@ def rollout(
     W_xh_, W_hh_, W_hy_, x_ = cast("list[np.ndarray]", arrays[:4])  # required
     b_h_, b_y_, h0_ = arrays[4:]
     _check_ndim(W_hh_, "W_hh", (2, 3))
-    if not isinstance(return_hidden, (bool, np.bool_)):
-        msg = f"return_hidden must be a bool; got {type(return_hidden).__name__}"
-        raise TypeError(msg)
-    return _core.rollout(
-        W_xh_,
-        W_hh_,
-        W_hy_,
-        x_,
-        b_h_,
-        b_y_,
-        h0_,
-        bool(return_hidden),
-        _n_threads(n_threads),
-        leak=a,
-    )
+    hidden = _bool(return_hidden, "return_hidden")
+    nt = _n_threads(n_threads)
+    return _core.rollout(W_xh_, W_hh_, W_hy_, x_, b_h_, b_y_, h0_, hidden, nt, leak=a)
 
 
 def _mask_array(mask: Any, shape: tuple[int, int, int]) -> np.ndarray:
@@ -381,26 +376,40 @@ def loss_and_grad(
     arrays = _prepare((W_xh, W_hh, W_hy, x, y, b_h, b_y), _GRAD_NAMES, 5)
     W_xh_, W_hh_, W_hy_, x_, y_ = cast("list[np.ndarray]", arrays[:5])  # required
     b_h_, b_y_ = arrays[5:]
-    m = mask
-    if mask is not None and not (
-        type(mask) is np.ndarray
-        and mask.dtype is _BOOL
-        and mask.shape == y_.shape
-        and mask.flags.c_contiguous
-    ):  # anything but a ready (T, B, Ny) bool array (C++ checks y_.shape)
-        _check_ndim(x_, "x", 3)
-        _check_ndim(W_hy_, "W_hy", 2)
-        m = _mask_array(mask, (x_.shape[0], x_.shape[1], W_hy_.shape[0]))
+    m = _grad_mask(mask, x_, y_, W_hy_)
     loss, grads = _core.loss_and_grad(
         W_xh_, W_hh_, W_hy_, x_, y_, m, b_h_, b_y_, _n_threads(n_threads), leak=a
     )
     if x_.dtype is _F64:
-        # gradients in each parameter's own dtype (float32 parameters whose
-        # work was promoted by a float64 input get float32 gradients)
-        for name, p in zip(_PARAM_NAMES, params, strict=True):
-            if p is not None and not _is_f64(p):
-                grads[name] = grads[name].astype(_F32)
+        _cast_grads(grads, params)
     return loss, grads
+
+
+def _grad_mask(
+    mask: Any, x_: np.ndarray, y_: np.ndarray, W_hy_: np.ndarray
+) -> np.ndarray | None:
+    """``mask`` as a C-contiguous (T, B, Ny) bool array (None kept)."""
+    if mask is None or (
+        type(mask) is np.ndarray
+        and mask.dtype is _BOOL
+        and mask.shape == y_.shape
+        and mask.flags.c_contiguous
+    ):  # a ready (T, B, Ny) bool array goes through as is (C++ checks y_.shape)
+        return mask
+    _check_ndim(x_, "x", 3)
+    _check_ndim(W_hy_, "W_hy", 2)
+    return _mask_array(mask, (x_.shape[0], x_.shape[1], W_hy_.shape[0]))
+
+
+def _cast_grads(grads: dict[str, np.ndarray], params: tuple[Any, ...]) -> None:
+    """Cast the float64 gradients of float32 parameters back to float32, in place.
+
+    A float64 input promotes the work of float32 parameters; their gradients
+    keep the parameter's own dtype.
+    """
+    for name, p in zip(_PARAM_NAMES, params, strict=True):
+        if p is not None and not _is_f64(p):
+            grads[name] = grads[name].astype(_F32)
 
 
 def _is_f64(a: Any) -> bool:
