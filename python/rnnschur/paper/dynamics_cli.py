@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..ablation import BLOCK_NAMES
+from ..cli_types import positive_int
 from ..dynamics import FixedPoints, fixed_points
 from ..dynamics_ablation import continue_fixed_points
 from ..training import CheckpointError, TrainedModel, load
@@ -38,17 +39,6 @@ def _input_vector(text: str) -> list[float]:
         msg = f"input values must be finite; got {text!r}"
         raise argparse.ArgumentTypeError(msg)
     return values
-
-
-def _count(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        v = 0
-    if v < 1:
-        msg = f"expected a positive integer, got {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return v
 
 
 def _seed(text: str) -> int:
@@ -84,7 +74,7 @@ def add_fixed_points_parser(
         metavar="X1,X2,...",
         help="the constant input x* (default: zero)",
     )
-    p.add_argument("--n-starts", type=_count, default=1024, metavar="N")
+    p.add_argument("--n-starts", type=positive_int, default=1024, metavar="N")
     p.add_argument("--seed", type=_seed, default=0, metavar="S")
     p.add_argument(
         "--alpha",

@@ -8,18 +8,9 @@ import sys
 from types import FrameType
 from typing import Any, NoReturn
 
+from ..cli_types import positive_int
+
 __all__ = ["add_sweep_parser", "cmd_sweep"]
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        msg = f"expected a positive integer, got {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
 
 
 def add_sweep_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -40,13 +31,13 @@ def add_sweep_parser(subparsers: Any) -> argparse.ArgumentParser:
     where = p.add_mutually_exclusive_group()
     where.add_argument(
         "--jobs",
-        type=_positive,
+        type=positive_int,
         metavar="N",
         help="N local worker processes (default: min(2, CPUs))",
     )
     where.add_argument(
         "--dask-local",
-        type=_positive,
+        type=positive_int,
         metavar="N",
         help="start a Dask LocalCluster of N single-thread workers on 127.0.0.1",
     )
