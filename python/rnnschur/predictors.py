@@ -272,6 +272,17 @@ def _check_confidence(confidence: object) -> None:
         raise ValueError(msg)
 
 
+def _check_varies(v: np.ndarray, name: str) -> None:
+    """A constant sample has no ranks to correlate: refuse it rather than return
+    NaN."""
+    if np.all(v == v[0]):
+        msg = (
+            f"{name} is constant ({v[0]:g} for all {v.size} observations): its rank "
+            "correlation is undefined; leave it out of the analysis"
+        )
+        raise ValueError(msg)
+
+
 def _group_index(groups: object, n: int) -> np.ndarray:
     """Model number (0 .. G−1) of every observation; at least 2 models."""
     g = np.arange(n) if groups is None else np.asarray(groups)
@@ -300,9 +311,10 @@ def predictor_analysis(
     Parameters
     ----------
     effect : array_like, shape (n,)
-        Measured effect per observation (e.g. ΔFVU of a (model, block) ablation).
+        Measured effect per observation (e.g. ΔFVU of a (model, block) ablation);
+        not constant.
     predictors : mapping of str to array_like, shape (n,)
-        Candidate predictors, finite.
+        Candidate predictors, finite, each taking at least two distinct values.
     groups : array_like, shape (n,), optional
         Model label of each observation; resampling draws whole models. Default:
         every observation is its own group.
@@ -322,8 +334,9 @@ def predictor_analysis(
     Raises
     ------
     TypeError, ValueError
-        Non-numeric or non-finite values, mismatched lengths, no predictors, fewer
-        than 2 groups, bad ``n_boot`` / ``confidence``.
+        Non-numeric or non-finite values, mismatched lengths, no predictors, a
+        constant effect or predictor (the message names it), fewer than 2 groups,
+        bad ``n_boot`` / ``confidence``.
     """
     y = _vector(effect, "effect")
     if not isinstance(predictors, Mapping) or not predictors:
@@ -331,6 +344,9 @@ def predictor_analysis(
         raise ValueError(msg)
     names = tuple(str(k) for k in predictors)
     cols = [_vector(v, f"predictors[{k!r}]", y.size) for k, v in predictors.items()]
+    _check_varies(y, "effect")
+    for k, c in zip(predictors, cols, strict=True):
+        _check_varies(c, f"predictors[{k!r}]")
     inv = _group_index(groups, y.size)
     G = int(inv.max()) + 1
     n_boot = _check_count(n_boot, "n_boot", 1)
