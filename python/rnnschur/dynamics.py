@@ -423,7 +423,6 @@ def _eigvecs(
 
 
 def _options(
-    activation: str,
     tol: Any,
     grad_tol: Any,
     dedup_tol: Any,
@@ -432,9 +431,6 @@ def _options(
     history: Any,
 ) -> tuple[float, float, float, int]:
     """Checked ``(tol, grad_tol, dedup_tol, max_iter)`` of :func:`fixed_points`."""
-    if activation not in _ACTIVATIONS:
-        msg = f"_activation must be 'tanh' or 'identity'; got {activation!r}"
-        raise ValueError(msg)
     tol = _positive(tol, "tol")
     grad_tol = _positive(grad_tol, "grad_tol", allow_zero=True)
     dedup_tol = _positive(dedup_tol, "dedup_tol", allow_zero=True)
@@ -536,7 +532,6 @@ def fixed_points(
     eigenvectors: bool = False,
     history: bool = False,
     n_threads: int | None = None,
-    _activation: str = "tanh",
 ) -> FixedPoints:
     """Find the fixed points (and slow points) of a network under constant input.
 
@@ -583,9 +578,7 @@ def fixed_points(
     """
     net = network_arrays(network)
     xs = _x_star(x_star, net.W_xh.shape[1])
-    opts = _options(
-        _activation, tol, grad_tol, dedup_tol, max_iter, eigenvectors, history
-    )
+    opts = _options(tol, grad_tol, dedup_tol, max_iter, eigenvectors, history)
     nt = _threads(n_threads)
     if starts is None:
         s0 = sample_starts(
@@ -593,4 +586,15 @@ def fixed_points(
         )
     else:
         s0 = _given_starts(starts, inputs, net.W_hh.shape[0])
-    return _search(net, xs, s0, opts, eigenvectors, history, _activation, nt)
+    return _search(net, xs, s0, opts, eigenvectors, history, "tanh", nt)
+
+
+def _identity_fixed_points(network: Any, x_star: Any, starts: Any) -> FixedPoints:
+    """:func:`fixed_points` (default options) of the network with ``tanh`` replaced
+    by the identity: an affine map, whose fixed point ``(I − W_hh)⁻¹ c`` and
+    Jacobian are known in closed form. For tests of the Newton core only."""
+    net = network_arrays(network)
+    xs = _x_star(x_star, net.W_xh.shape[1])
+    s0 = _given_starts(starts, None, net.W_hh.shape[0])
+    opts = _options(1e-20, 1e-9, 1e-6, 100, False, False)
+    return _search(net, xs, s0, opts, False, False, "identity", 0)
