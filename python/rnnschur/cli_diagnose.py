@@ -12,10 +12,11 @@ import json
 import math
 import sys
 import zipfile
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from .cli_types import unit_interval
 
 __all__ = ["add_diagnose_parser", "cmd_diagnose"]
 
@@ -24,21 +25,6 @@ _METRICS = ("fvu", "sign_accuracy", "mse")
 
 class _UsageError(Exception):
     """Arguments or data that do not fit (exit code 2)."""
-
-
-def _unit_interval(what: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            msg = f"expected a number in (0, 1] for {what}, got {text!r}"
-            raise argparse.ArgumentTypeError(msg) from None
-        if not 0.0 < value <= 1.0:
-            msg = f"expected a number in (0, 1] for {what}, got {text!r}"
-            raise argparse.ArgumentTypeError(msg)
-        return value
-
-    return parse
 
 
 def add_diagnose_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -71,7 +57,7 @@ def add_diagnose_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--alpha",
-        type=_unit_interval("--alpha"),
+        type=unit_interval("--alpha"),
         default=0.9,
         help="split threshold relative to the spectral radius (default 0.9)",
     )
@@ -83,7 +69,7 @@ def add_diagnose_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--leak",
-        type=_unit_interval("--leak"),
+        type=unit_interval("--leak"),
         default=None,
         help="leak of a foreign file's network (default 1; own files store it)",
     )
