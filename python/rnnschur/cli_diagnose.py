@@ -73,6 +73,16 @@ def add_diagnose_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help="leak of a foreign file's network (default 1; own files store it)",
     )
+    p.add_argument(
+        "--subspaces",
+        action="store_true",
+        help=(
+            "also print the subspace measures of each block on the hidden states of "
+            "DATA (as rnnschur ablate --subspaces): removed mass, activity-weighted "
+            "size, alignment indices with their null, principal angles with PCs, "
+            "readout and input spaces"
+        ),
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_diagnose)
     return p
@@ -107,7 +117,30 @@ def _load_model(args: argparse.Namespace) -> Any:
     return load_network(args.model, **kwargs)
 
 
-def _json_text(result: Any, args: argparse.Namespace) -> str:
+def _subspaces(net: Any, x: Any, args: argparse.Namespace) -> Any:
+    """:func:`rnnschur.subspace_alignment` of the factored matrix (the effective
+    recurrence, as the ablation table) on the network's hidden states over ``x``."""
+    from .alignment import subspace_alignment
+
+    _, H = net.rollout(x, return_hidden=True, batch_first=args.batch_first)
+    return subspace_alignment(
+        net.effective_recurrence(), H, W_hy=net.W_hy, W_xh=net.W_xh,
+        alpha=args.alpha, n_null=1000, rng=0,
+    )  # fmt: skip
+
+
+def _finite_or_none(v: Any) -> Any:
+    """JSON has no NaN: undefined measures become null."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _finite_or_none(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite_or_none(x) for x in v]
+    return v
+
+
+def _json_text(result: Any, args: argparse.Namespace, subspaces: Any) -> str:
     def num(v: float) -> float | None:
         return None if math.isnan(v) else v
 
@@ -128,6 +161,9 @@ def _json_text(result: Any, args: argparse.Namespace) -> str:
         "moduli": [float(v) for v in result.moduli],
         "rows": rows,
     }
+    if subspaces is not None:
+        out["subspaces"] = _finite_or_none(subspaces.to_records())
+        out["subspace_angles"] = _finite_or_none(subspaces.angle_records())
     return json.dumps(out, indent=2)
 
 
@@ -149,8 +185,16 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
             net, x, y, mask, alpha=args.alpha, metric=args.metric,
             batch_first=args.batch_first,
         )  # fmt: skip
+        subspaces = _subspaces(net, x, args) if args.subspaces else None
     except (_UsageError, ValueError, TypeError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
-    print(_json_text(result, args) if args.json else result.to_markdown())
+    if args.json:
+        print(_json_text(result, args, subspaces))
+        return 0
+    text = result.to_markdown()
+    if subspaces is not None:
+        # the one formatter of the subspace table, shared with rnnschur ablate
+        text += "\n\n" + subspaces.to_markdown()
+    print(text)
     return 0
