@@ -33,7 +33,13 @@ from typing import Any
 from ..files import atomic_write
 from .spec import Cell, SpecError, SweepSpec
 
-__all__ = ["FINAL_STATUSES", "ResultStore", "error_outcome", "read_results"]
+__all__ = [
+    "FINAL_STATUSES",
+    "ResultStore",
+    "error_outcome",
+    "read_results",
+    "require_pyarrow",
+]
 
 #: Statuses that a rerun does not retry (training is deterministic).
 FINAL_STATUSES = ("ok", "diverged")
@@ -74,8 +80,9 @@ _COLUMNS: dict[str, str] = {
 }
 
 
-def _pyarrow() -> tuple[Any, Any]:
-    """The modules ``pyarrow`` and ``pyarrow.parquet`` (an optional extra)."""
+def require_pyarrow() -> tuple[Any, Any]:
+    """The modules ``pyarrow`` and ``pyarrow.parquet`` (an optional extra); an
+    ``ImportError`` whose one-line message names the extra when absent."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -178,7 +185,7 @@ class ResultStore:
         *,
         min_interval: float = 2.0,
     ):
-        self.pa, self.pq = _pyarrow()
+        self.pa, self.pq = require_pyarrow()
         self.out = Path(out_dir)
         self.spec = spec
         self.min_interval = min_interval
@@ -293,5 +300,5 @@ class ResultStore:
 
 def read_results(out_dir: str | os.PathLike[str]) -> Any:
     """``OUT/results.parquet`` as a ``pyarrow.Table``."""
-    _, pq = _pyarrow()
+    _, pq = require_pyarrow()
     return pq.read_table(Path(out_dir) / "results.parquet")
