@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -111,6 +112,25 @@ def adam_pipeline(W, starts, max_iters, dtype):
     d = 1.0 - np.tanh(h[keep] @ W.T) ** 2
     ev = np.linalg.eigvals(d[:, :, None] * W[None])
     return h[keep], q[keep], ev, iters
+
+
+#: Threads the benchmark itself keeps busy at most (its 2-thread runs).
+OWN_THREADS = 2
+
+
+def load_note(load):
+    """One line: the 1-minute load average before and after the run, and whether
+    other work shared the cores (before: anything above half a core; after: above
+    what this benchmark's own threads account for)."""
+    text = (
+        f"load (1-min average) {load['before']:.2f} before, {load['after']:.2f} "
+        f"after, on {os.cpu_count()} CPUs: "
+    )
+    if load["before"] > 0.5 or load["after"] > OWN_THREADS + 0.5:
+        return (
+            text + "loaded machine, other work shared the cores; the timings are noisy"
+        )
+    return text + "quiet machine, no other work seen"
 
 
 def timed(fn, blocks):
@@ -228,6 +248,7 @@ def main() -> None:
         return
     from rnnschur.dynamics import sample_starts
 
+    load_before = os.getloadavg()[0]
     model = trained_flipflop(args.model)
     starts = sample_starts(model, N_STARTS, noise=NOISE, rng=0)
     W = np.asarray(model.W_hh, dtype=np.float64)
@@ -260,14 +281,18 @@ def main() -> None:
     print(f"Adam iterations run: {best['adam']['iters']}")
     print(f"point sets: {json.dumps(cmp)}")
     print(f"speed-up (best vs best, medians): {med['adam'] / med['newton']:.1f}x")
-    print("note: shared, loaded machine; the spread above is part of the result")
+    load = {"before": load_before, "after": os.getloadavg()[0]}
+    print(load_note(load))
     if args.json:
         slim = {
             n: {k: v for k, v in r.items() if k != "points"} for n, r in results.items()
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
-            json.dumps({"results": slim, "compare": cmp, "medians": med}, indent=1)
+            json.dumps(
+                {"results": slim, "compare": cmp, "medians": med, "load": load},
+                indent=1,
+            )
         )
 
 

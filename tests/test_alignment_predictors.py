@@ -125,6 +125,10 @@ def test_too_few_models_and_bad_input():
         predictor_analysis(effect, preds, groups, confidence=1.0)
     with pytest.raises(TypeError, match="n_boot"):
         predictor_analysis(effect, preds, groups, n_boot=10.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"predictors\['flat'\] is constant"):
+        predictor_analysis(effect, {**preds, "flat": np.zeros(9)}, groups)
+    with pytest.raises(ValueError, match="effect is constant"):
+        predictor_analysis(np.full(9, 0.25), preds, groups)
     with pytest.raises(KeyError, match="unknown predictor"):
         predictor_verdict(an, accounts={"a": ["nope"], "b": ["align_pc"]})
     with pytest.raises(ValueError, match="at least 2"):

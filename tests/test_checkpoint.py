@@ -265,6 +265,19 @@ def test_not_a_checkpoint(tmp_path):
         load(p)
 
 
+def test_a_saved_network_points_to_load_network(dense_model, tmp_path):
+    import rnnschur
+
+    p = dense_model.network.save(tmp_path / "net.npz")
+    with pytest.raises(CheckpointError, match=r"rnnschur\.load_network") as info:
+        rnnschur.load(p)
+    assert "saved network" in str(info.value) and "not a trained model" in str(
+        info.value
+    )
+    back = rnnschur.load_network(p)
+    np.testing.assert_array_equal(back.W_hh, dense_model.network.W_hh)
+
+
 def test_pickled_content_is_refused(dense_model, tmp_path):
     p = tmp_path / "m.npz"
     save(p, dense_model)

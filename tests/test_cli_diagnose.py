@@ -58,6 +58,53 @@ def test_json_output_matches_records(tmp_path, capsys):
         assert g["metric"] == w["metric"] and g["removed_mass"] == w["removed_mass"]
 
 
+def test_subspaces_table_equals_library_call(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    net = _net(rng, nh=10)
+    net.save(tmp_path / "net.npz")
+    data, x, _ = _data(tmp_path, rng, T=20, B=6)
+    args = ["diagnose", str(tmp_path / "net.npz"), "--data", str(data)]
+    assert main([*args, "--alpha", "0.6"]) == 0
+    plain = capsys.readouterr().out
+    assert "alignment" not in plain
+    assert main([*args, "--alpha", "0.6", "--subspaces"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(plain.rstrip("\n"))
+    _, H = net.rollout(x, return_hidden=True)
+    sa = rnnschur.subspace_alignment(
+        net.W_hh, H, W_hy=net.W_hy, W_xh=net.W_xh, alpha=0.6, n_null=1000, rng=0
+    )
+    assert text.rstrip("\n").endswith(sa.to_markdown().rstrip("\n"))
+    assert "| block | shape | rank | removed Schur mass" in text
+    assert "participation ratio" in text
+    # JSON: the same per-block records, NaN as null
+    assert main([*args, "--alpha", "0.6", "--subspaces", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert [r["block"] for r in got["subspaces"]] == ["RR", "CR", "CC"]
+    for g, w in zip(got["subspaces"], sa.to_records(), strict=True):
+        assert g["removed_mass"] == pytest.approx(w["removed_mass"], rel=1e-12)
+    assert len(got["subspace_angles"]) == len(sa.angle_records())
+
+
+def test_subspaces_of_a_leaky_network_use_the_effective_recurrence(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    base = _net(rng)
+    net = rnnschur.Network(**{**base.arrays(), "leak": 0.3})
+    net.save(tmp_path / "leaky.npz")
+    data, x, _ = _data(tmp_path, rng)
+    args = ["diagnose", str(tmp_path / "leaky.npz"), "--data", str(data)]
+    assert main([*args, "--subspaces", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    _, H = net.rollout(x, return_hidden=True)
+    sa = rnnschur.subspace_alignment(
+        net.effective_recurrence(), H, W_hy=net.W_hy, W_xh=net.W_xh, rng=0
+    )
+    for key in ("removed_mass", "activity_weighted_size"):
+        want = [r[key] for r in sa.to_records()]
+        have = [np.nan if r[key] is None else r[key] for r in got["subspaces"]]
+        assert have == pytest.approx(want, rel=1e-12, nan_ok=True)
+
+
 def test_batch_first_mask_and_sign_accuracy(tmp_path, capsys):
     rng = np.random.default_rng(2)
     net = _net(rng)

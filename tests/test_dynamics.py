@@ -10,7 +10,12 @@ import pytest
 import scipy.optimize
 
 from rnnschur import make_task
-from rnnschur.dynamics import STATUS_NAMES, fixed_points, sample_starts
+from rnnschur.dynamics import (
+    STATUS_NAMES,
+    _identity_fixed_points,  # test-only route: the Newton core on a linear network
+    fixed_points,
+    sample_starts,
+)
 
 
 def _net(W, W_xh=None, b_h=None, **extra):
@@ -47,7 +52,7 @@ def test_linear_network_fixed_point_and_eigenvalues(leak):
     b = rng.standard_normal(n)
     x = np.array([0.5, -1.0])
     net = _net(W, W_xh, b, leak=leak)
-    r = fixed_points(net, x, rng.uniform(-3, 3, (20, n)), _activation="identity")
+    r = _identity_fixed_points(net, x, rng.uniform(-3, 3, (20, n)))
     c = W_xh @ x + b
     h_star = np.linalg.solve(np.eye(n) - W, c)
     assert r.h.shape == (1, n)

@@ -128,6 +128,47 @@ def test_verdict_excludes_rounding_level_blocks_and_can_be_inconclusive(rng):
     assert res["verdict"] == "too_few_models"
 
 
+def test_constant_predictor_is_left_out_with_a_note(rng):
+    subs, per_seed = _synthetic(10, rng, lambda r: r["activity_weighted_size"])
+    for r in subs:
+        r["align_col"] = 0.5
+    res = predictor_results(subs, [], per_seed)["tasks"]
+    assert [c["predictor"] for c in res["correlations"]] == [
+        p for p in (*ACCOUNTS["Schur"], *ACCOUNTS["subspace"]) if p != "align_col"
+    ]
+    assert res["notes"] == [
+        (
+            "`align_col` (subspace account) is 0.5 for every observation and is "
+            "left out: a constant has no rank correlation."
+        )
+    ]
+    assert res["verdict"] == "better"
+    assert res["verdict_text"].startswith("subspace predicts")
+    # the Schur account's only predictor constant: no comparison, no crash
+    for r in subs:
+        r["removed_mass"] = 0.125
+    res = predictor_results(subs, [], per_seed)["tasks"]
+    assert res["verdict"] == "no_predictor"
+    assert "Schur account has no non-constant predictor" in res["verdict_text"]
+    assert len(res["notes"]) == 2 and len(res["correlations"]) == 5
+    # a constant effect
+    for r in per_seed:
+        r["delta_fvu"] = 0.0
+    res = predictor_results(subs, [], per_seed)["tasks"]
+    assert res["verdict"] == "constant_effect" and res["correlations"] == []
+    assert "ΔFVU is 0 for all 30 observations" in res["verdict_text"]
+
+
+def test_report_states_left_out_predictors(tmp_path, rng):
+    subs, per_seed = _synthetic(6, rng, lambda r: r["removed_mass"])
+    for r in subs:
+        r["overlap_row_pc90"] = 1.0
+    results = {"settings": {"mode": "test"}, "subspaces": subs,
+               "predictors": predictor_results(subs, [], per_seed)}  # fmt: skip
+    text = write_report(results, tmp_path).read_text()
+    assert "- `overlap_row_pc90` (subspace account) is 1 for every observation" in text
+
+
 def _panel(rng, title, n_saddles):
     return {
         "title": title,

@@ -234,3 +234,24 @@ def test_integer_and_float_spellings_of_a_real_setting_are_one_model():
     a, b = one(1, 2), one(1.0, 2.0)
     assert (a.key, a.train_seed, a.config) == (b.key, b.train_seed, b.config)
     assert a.config["lr"] == 1.0 and isinstance(a.config["lr"], float)
+
+
+def test_cli_sweep_without_pyarrow_names_the_extra(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from rnnschur.cli import main
+
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(
+        "seeds = 1\n[train]\nepochs = 1\nbatches_per_epoch = 2\n"
+        '[[grid]]\ntask = "flipflop"\nconstruction = "dense_orthogonal"\nhidden = 4\n'
+    )
+    # None in sys.modules makes `import pyarrow` raise ImportError
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    out = tmp_path / "out"
+    assert main(["sweep", str(spec), "--out", str(out), "--jobs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert 'pip install "rnnschur[sweep]"' in err
+    assert not out.exists()  # refused before any model trained

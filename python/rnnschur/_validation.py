@@ -16,7 +16,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["check_int", "check_path", "check_real", "is_integer", "is_real"]
+__all__ = [
+    "as_generator",
+    "check_bool",
+    "check_int",
+    "check_path",
+    "check_real",
+    "is_integer",
+    "is_real",
+]
 
 
 def is_integer(value: Any) -> bool:
@@ -31,15 +39,16 @@ def is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
-def check_int(name: str, value: Any, minimum: int) -> int:
-    """``value`` as a Python int, checked to be an integer ``>= minimum``.
+def check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
+    """``value`` as a Python int, checked to be an integer ``>= minimum`` (and
+    ``<= maximum`` when given).
 
     Raises
     ------
     TypeError
         ``value`` is not an integer (bools are not).
     ValueError
-        ``value < minimum``.
+        ``value`` outside the range.
     """
     if not is_integer(value):
         msg = f"{name} must be an integer; got {type(value).__name__}"
@@ -47,7 +56,46 @@ def check_int(name: str, value: Any, minimum: int) -> int:
     if value < minimum:
         msg = f"{name} must be >= {minimum}; got {value}"
         raise ValueError(msg)
+    if maximum is not None and value > maximum:
+        msg = f"{name} must be <= {maximum}; got {value}"
+        raise ValueError(msg)
     return int(value)
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` (a ``bool`` or ``np.bool_``) as a Python bool; a ``TypeError``
+    naming the argument for anything else (0 and 1 included)."""
+    if not isinstance(value, (bool, np.bool_)):
+        msg = f"{name} must be a bool; got {value!r}"
+        raise TypeError(msg)
+    return bool(value)
+
+
+def as_generator(name: str, value: Any) -> np.random.Generator:
+    """A ``numpy.random.Generator`` from ``value``: a Generator itself, or a seed
+    for ``numpy.random.default_rng`` (None, a non-negative integer, a
+    ``SeedSequence`` or a ``BitGenerator``).
+
+    Raises
+    ------
+    TypeError
+        Any other type (bools are not seeds).
+    ValueError
+        A negative integer seed.
+    """
+    if isinstance(value, np.random.Generator):
+        return value
+    seed_types = (np.random.SeedSequence, np.random.BitGenerator)
+    if not (value is None or is_integer(value) or isinstance(value, seed_types)):
+        msg = (
+            f"{name} must be None, an int seed, a SeedSequence or a "
+            f"numpy.random.Generator; got {type(value).__name__}"
+        )
+        raise TypeError(msg)
+    if is_integer(value) and value < 0:
+        msg = f"{name} must be a non-negative seed; got {value}"
+        raise ValueError(msg)
+    return np.random.default_rng(value)
 
 
 def check_real(
@@ -57,9 +105,10 @@ def check_real(
     low: float,
     high: float = math.inf,
     low_open: bool = False,
+    high_open: bool = False,
 ) -> float:
-    """``value`` as a finite Python float in ``[low, high]`` (``(low, high]`` with
-    ``low_open``).
+    """``value`` as a finite Python float in ``[low, high]`` (open at ``low`` with
+    ``low_open``, at ``high`` with ``high_open``).
 
     Raises
     ------
@@ -73,9 +122,10 @@ def check_real(
         raise TypeError(msg)
     v = float(value)
     ok = math.isfinite(v) and (v > low if low_open else v >= low)
-    if not ok or v > high:
-        bracket = "(" if low_open else "["
-        msg = f"{name} must lie in {bracket}{low}, {high}]; got {v}"
+    if not ok or (v >= high if high_open else v > high):
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        msg = f"{name} must lie in {left}{low}, {high}{right}; got {v}"
         raise ValueError(msg)
     return v
 

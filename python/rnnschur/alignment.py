@@ -31,13 +31,13 @@ The subspace primitives (principal angles, alignment index and its null) are in
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ._validation import as_generator, check_int
 from .ablation import BLOCK_NAMES
 from .schur import SchurForm, SchurSplit, ordered_schur, schur_split
 from .subspaces import (
@@ -335,9 +335,9 @@ def subspace_alignment(
         raise ValueError(msg)
     X = as_states(H, n)
     levels = _levels(variance_levels)
-    _check_n_null(n_null)
+    n_null = check_int("n_null", n_null, 1)
     tol = rank_tolerance(rank_rtol, (n,))
-    gen = np.random.default_rng(rng)
+    gen = as_generator("rng", rng)
     form = ordered_schur(W)
     split = schur_split(form, alpha, sep_method="none")
     lam, U, C = covariance_spectrum(X)
@@ -359,17 +359,8 @@ def subspace_alignment(
         references=refs,
         reference_alignment={k: v for k, v in ref_align.items() if v is not None},
         blocks=blocks,
-        n_null=int(n_null),
+        n_null=n_null,
     )
-
-
-def _check_n_null(n_null: object) -> None:
-    if isinstance(n_null, bool) or not isinstance(n_null, numbers.Integral):
-        msg = f"n_null must be an int; got {type(n_null).__name__}"
-        raise TypeError(msg)
-    if n_null < 1:
-        msg = f"n_null must be >= 1; got {n_null}"
-        raise ValueError(msg)
 
 
 def _weight_references(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ._version import library_version
 from .cli_diagnose import add_diagnose_parser
+from .cli_types import non_negative_int, positive_float, positive_int, unit_interval
 from .constructions import CONSTRUCTIONS
 from .paper.dynamics_cli import add_fixed_points_parser
 from .paper.settings import DEFAULT_ALPHA, DEFAULT_EVAL_SIZE, EXPERIMENTS
@@ -33,39 +34,6 @@ __all__ = [
     "cmd_train",
     "main",
 ]
-
-
-def _int_at_least(least: int, what: str):
-    """argparse type: an integer >= ``least``, described as ``what`` in errors."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            msg = f"expected a {what} integer, got {text!r}"
-            raise argparse.ArgumentTypeError(msg) from None
-        if value < least:
-            msg = f"expected a {what} integer, got {value}"
-            raise argparse.ArgumentTypeError(msg)
-        return value
-
-    return parse
-
-
-_positive_int = _int_at_least(1, "positive")
-_non_negative_int = _int_at_least(0, "non-negative")
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        msg = f"expected a positive number, got {text!r}"
-        raise argparse.ArgumentTypeError(msg) from None
-    if not (value > 0 and value != float("inf")):
-        msg = f"expected a finite positive number, got {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
 
 
 def _checkpoint_path(text: str) -> str:
@@ -110,11 +78,11 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--hidden",
         required=True,
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="hidden size Nh",
     )
-    p.add_argument("--seed", required=True, type=_non_negative_int, metavar="S")
+    p.add_argument("--seed", required=True, type=non_negative_int, metavar="S")
     p.add_argument(
         "--out",
         required=True,
@@ -124,19 +92,19 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--epochs",
-        type=_positive_int,
+        type=positive_int,
         help=(
             "number of epochs (copy: the replay-lag curriculum keeps its epoch "
             "boundaries, so runs shorter than its last phase never train on all lags; "
             "the summary prints the curriculum)"
         ),
     )
-    p.add_argument("--batches", type=_positive_int, help="batches per epoch")
-    p.add_argument("--batch-size", type=_positive_int)
-    p.add_argument("--lr", type=_positive_float, help="peak Adam learning rate")
-    p.add_argument("--clip", type=_positive_float, help="gradient-norm clip")
+    p.add_argument("--batches", type=positive_int, help="batches per epoch")
+    p.add_argument("--batch-size", type=positive_int)
+    p.add_argument("--lr", type=positive_float, help="peak Adam learning rate")
+    p.add_argument("--clip", type=positive_float, help="gradient-norm clip")
     p.add_argument("--schedule", choices=LR_SCHEDULES, help="learning-rate schedule")
-    p.add_argument("--threads", type=_positive_int, help="threads for the core")
+    p.add_argument("--threads", type=positive_int, help="threads for the core")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
     return p
@@ -239,7 +207,7 @@ def add_reproduce_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--jobs",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="train N models at once in separate processes (default 1)",
@@ -278,14 +246,6 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- ablate
 
 
-def _alpha(text: str) -> float:
-    value = _positive_float(text)
-    if value > 1:
-        msg = f"expected a number in (0, 1], got {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
-
-
 def add_ablate_parser(subparsers) -> argparse.ArgumentParser:
     """Declare ``rnnschur ablate``."""
     p = subparsers.add_parser(
@@ -301,7 +261,7 @@ def add_ablate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL.npz", help="checkpoint from rnnschur train")
     p.add_argument(
         "--alpha",
-        type=_alpha,
+        type=unit_interval("--alpha"),
         default=DEFAULT_ALPHA,
         help=f"split threshold ({DEFAULT_ALPHA})",
     )
@@ -316,7 +276,7 @@ def add_ablate_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--eval-size",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_EVAL_SIZE,
         metavar="N",
         help=f"held-out sequences ({DEFAULT_EVAL_SIZE})",
@@ -363,7 +323,7 @@ SUBCOMMANDS = [
     add_ablate_parser,
     add_sweep_parser,
     add_diagnose_parser,
-    lambda sub: add_fixed_points_parser(sub, _alpha),
+    lambda sub: add_fixed_points_parser(sub, unit_interval("--alpha")),
 ]
 
 

@@ -12,10 +12,11 @@ import json
 import math
 import sys
 import zipfile
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from .cli_types import unit_interval
 
 __all__ = ["add_diagnose_parser", "cmd_diagnose"]
 
@@ -24,21 +25,6 @@ _METRICS = ("fvu", "sign_accuracy", "mse")
 
 class _UsageError(Exception):
     """Arguments or data that do not fit (exit code 2)."""
-
-
-def _unit_interval(what: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            msg = f"expected a number in (0, 1] for {what}, got {text!r}"
-            raise argparse.ArgumentTypeError(msg) from None
-        if not 0.0 < value <= 1.0:
-            msg = f"expected a number in (0, 1] for {what}, got {text!r}"
-            raise argparse.ArgumentTypeError(msg)
-        return value
-
-    return parse
 
 
 def add_diagnose_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -71,7 +57,7 @@ def add_diagnose_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--alpha",
-        type=_unit_interval("--alpha"),
+        type=unit_interval("--alpha"),
         default=0.9,
         help="split threshold relative to the spectral radius (default 0.9)",
     )
@@ -83,9 +69,19 @@ def add_diagnose_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--leak",
-        type=_unit_interval("--leak"),
+        type=unit_interval("--leak"),
         default=None,
         help="leak of a foreign file's network (default 1; own files store it)",
+    )
+    p.add_argument(
+        "--subspaces",
+        action="store_true",
+        help=(
+            "also print the subspace measures of each block on the hidden states of "
+            "DATA (as rnnschur ablate --subspaces): removed mass, activity-weighted "
+            "size, alignment indices with their null, principal angles with PCs, "
+            "readout and input spaces"
+        ),
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_diagnose)
@@ -121,7 +117,30 @@ def _load_model(args: argparse.Namespace) -> Any:
     return load_network(args.model, **kwargs)
 
 
-def _json_text(result: Any, args: argparse.Namespace) -> str:
+def _subspaces(net: Any, x: Any, args: argparse.Namespace) -> Any:
+    """:func:`rnnschur.subspace_alignment` of the factored matrix (the effective
+    recurrence, as the ablation table) on the network's hidden states over ``x``."""
+    from .alignment import subspace_alignment
+
+    _, H = net.rollout(x, return_hidden=True, batch_first=args.batch_first)
+    return subspace_alignment(
+        net.effective_recurrence(), H, W_hy=net.W_hy, W_xh=net.W_xh,
+        alpha=args.alpha, n_null=1000, rng=0,
+    )  # fmt: skip
+
+
+def _finite_or_none(v: Any) -> Any:
+    """JSON has no NaN: undefined measures become null."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _finite_or_none(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite_or_none(x) for x in v]
+    return v
+
+
+def _json_text(result: Any, args: argparse.Namespace, subspaces: Any) -> str:
     def num(v: float) -> float | None:
         return None if math.isnan(v) else v
 
@@ -142,6 +161,9 @@ def _json_text(result: Any, args: argparse.Namespace) -> str:
         "moduli": [float(v) for v in result.moduli],
         "rows": rows,
     }
+    if subspaces is not None:
+        out["subspaces"] = _finite_or_none(subspaces.to_records())
+        out["subspace_angles"] = _finite_or_none(subspaces.angle_records())
     return json.dumps(out, indent=2)
 
 
@@ -163,8 +185,16 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
             net, x, y, mask, alpha=args.alpha, metric=args.metric,
             batch_first=args.batch_first,
         )  # fmt: skip
+        subspaces = _subspaces(net, x, args) if args.subspaces else None
     except (_UsageError, ValueError, TypeError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
-    print(_json_text(result, args) if args.json else result.to_markdown())
+    if args.json:
+        print(_json_text(result, args, subspaces))
+        return 0
+    text = result.to_markdown()
+    if subspaces is not None:
+        # the one formatter of the subspace table, shared with rnnschur ablate
+        text += "\n\n" + subspaces.to_markdown()
+    print(text)
     return 0

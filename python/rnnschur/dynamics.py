@@ -26,8 +26,6 @@ that did not converge keep their status in :attr:`FixedPoints.start_status`.
 
 from __future__ import annotations
 
-import numbers
-import operator
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +33,7 @@ import numpy as np
 import scipy.linalg
 
 from . import _core
+from ._validation import as_generator, check_bool, check_int, check_real
 from .network import Network
 from .rnn import rollout
 
@@ -132,13 +131,8 @@ def network_arrays(network: Any) -> NetworkArrays:
         raise ValueError(msg)
     leak = getattr(network, "leak", None)
     leak = 1.0 if leak is None else leak
-    if not isinstance(leak, numbers.Real) or isinstance(leak, bool):
-        msg = f"network.leak must be a float in (0, 1]; got {leak!r}"
-        raise TypeError(msg)
-    if not 0.0 < float(leak) <= 1.0:
-        msg = f"network.leak must be in (0, 1]; got {leak}"
-        raise ValueError(msg)
-    return NetworkArrays(W_xh, W_hh, b_h, float(leak), h0)
+    leak = check_real("network.leak", leak, low=0.0, high=1.0, low_open=True)
+    return NetworkArrays(W_xh, W_hh, b_h, leak, h0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -229,42 +223,8 @@ class FixedPoints:
         return out
 
 
-def _positive(value: Any, name: str, *, allow_zero: bool = False) -> float:
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        msg = f"{name} must be a real number; got {value!r}"
-        raise TypeError(msg)
-    v = float(value)
-    if not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
-        msg = f"{name} must be {'non-negative' if allow_zero else 'positive'} and finite; got {value!r}"
-        raise ValueError(msg)
-    return v
-
-
-def _count(value: Any, name: str, low: int) -> int:
-    try:
-        v = operator.index(value)
-    except TypeError:
-        msg = f"{name} must be an int; got {value!r}"
-        raise TypeError(msg) from None
-    if isinstance(value, bool) or v < low:
-        msg = f"{name} must be an int >= {low}; got {value!r}"
-        raise ValueError(msg)
-    return v
-
-
 def _threads(n_threads: Any) -> int:
-    return 0 if n_threads is None else min(_count(n_threads, "n_threads", 1), 4096)
-
-
-def _rng(rng: Any) -> np.random.Generator:
-    if rng is None or isinstance(rng, np.random.SeedSequence):
-        return np.random.default_rng(rng)
-    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
-        return np.random.default_rng(int(rng))
-    if not isinstance(rng, np.random.Generator):
-        msg = f"rng must be None, an int seed or a numpy.random.Generator; got {rng!r}"
-        raise TypeError(msg)
-    return rng
+    return 0 if n_threads is None else min(check_int("n_threads", n_threads, 1), 4096)
 
 
 def _x_star(x_star: Any, n_in: int) -> np.ndarray:
@@ -353,9 +313,9 @@ def sample_starts(
     ndarray, float64, shape (S, Nh)
     """
     net = network_arrays(network)
-    n_starts = _count(n_starts, "n_starts", 1)
-    noise = _positive(noise, "noise", allow_zero=True)
-    gen = _rng(rng)
+    n_starts = check_int("n_starts", n_starts, 1)
+    noise = check_real("noise", noise, low=0.0)
+    gen = as_generator("rng", rng)
     xs = _x_star(x_star, net.W_xh.shape[1])
     if inputs is None:
         states = _default_states(network, net, xs, gen)
@@ -423,7 +383,6 @@ def _eigvecs(
 
 
 def _options(
-    activation: str,
     tol: Any,
     grad_tol: Any,
     dedup_tol: Any,
@@ -432,17 +391,12 @@ def _options(
     history: Any,
 ) -> tuple[float, float, float, int]:
     """Checked ``(tol, grad_tol, dedup_tol, max_iter)`` of :func:`fixed_points`."""
-    if activation not in _ACTIVATIONS:
-        msg = f"_activation must be 'tanh' or 'identity'; got {activation!r}"
-        raise ValueError(msg)
-    tol = _positive(tol, "tol")
-    grad_tol = _positive(grad_tol, "grad_tol", allow_zero=True)
-    dedup_tol = _positive(dedup_tol, "dedup_tol", allow_zero=True)
-    max_iter = _count(max_iter, "max_iter", 0)
-    for flag, name in ((eigenvectors, "eigenvectors"), (history, "history")):
-        if not isinstance(flag, (bool, np.bool_)):
-            msg = f"{name} must be a bool; got {flag!r}"
-            raise TypeError(msg)
+    tol = check_real("tol", tol, low=0.0, low_open=True)
+    grad_tol = check_real("grad_tol", grad_tol, low=0.0)
+    dedup_tol = check_real("dedup_tol", dedup_tol, low=0.0)
+    max_iter = check_int("max_iter", max_iter, 0)
+    check_bool("eigenvectors", eigenvectors)
+    check_bool("history", history)
     return tol, grad_tol, dedup_tol, max_iter
 
 
@@ -536,7 +490,6 @@ def fixed_points(
     eigenvectors: bool = False,
     history: bool = False,
     n_threads: int | None = None,
-    _activation: str = "tanh",
 ) -> FixedPoints:
     """Find the fixed points (and slow points) of a network under constant input.
 
@@ -583,9 +536,7 @@ def fixed_points(
     """
     net = network_arrays(network)
     xs = _x_star(x_star, net.W_xh.shape[1])
-    opts = _options(
-        _activation, tol, grad_tol, dedup_tol, max_iter, eigenvectors, history
-    )
+    opts = _options(tol, grad_tol, dedup_tol, max_iter, eigenvectors, history)
     nt = _threads(n_threads)
     if starts is None:
         s0 = sample_starts(
@@ -593,4 +544,15 @@ def fixed_points(
         )
     else:
         s0 = _given_starts(starts, inputs, net.W_hh.shape[0])
-    return _search(net, xs, s0, opts, eigenvectors, history, _activation, nt)
+    return _search(net, xs, s0, opts, eigenvectors, history, "tanh", nt)
+
+
+def _identity_fixed_points(network: Any, x_star: Any, starts: Any) -> FixedPoints:
+    """:func:`fixed_points` (default options) of the network with ``tanh`` replaced
+    by the identity: an affine map, whose fixed point ``(I − W_hh)⁻¹ c`` and
+    Jacobian are known in closed form. For tests of the Newton core only."""
+    net = network_arrays(network)
+    xs = _x_star(x_star, net.W_xh.shape[1])
+    s0 = _given_starts(starts, None, net.W_hh.shape[0])
+    opts = _options(1e-20, 1e-9, 1e-6, 100, False, False)
+    return _search(net, xs, s0, opts, False, False, "identity", 0)

@@ -19,7 +19,6 @@ no continued point accounts for as **new**.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
@@ -27,6 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _core
+from ._validation import as_generator, check_int, check_real
 from .ablation import ablate
 from .dynamics import FixedPoints, NetworkArrays, fixed_points, network_arrays
 from .schur import ordered_schur, schur_split
@@ -175,16 +175,6 @@ def _track(
     return h, lam
 
 
-def _check_fraction(value: Any, name: str, low: float, high: float) -> float:
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        msg = f"{name} must be a real number; got {value!r}"
-        raise TypeError(msg)
-    if not low < float(value) <= high:
-        msg = f"{name} must be in ({low}, {high}]; got {value!r}"
-        raise ValueError(msg)
-    return float(value)
-
-
 def _setup(
     network: Any,
     fp: Any,
@@ -203,16 +193,13 @@ def _setup(
     if fp.h.shape[1] != n:
         msg = f"fp has points of width {fp.h.shape[1]}; the network has Nh = {n}"
         raise ValueError(msg)
-    alpha = _check_fraction(alpha, "alpha", 0.0, 1.0)
-    if int(n_steps) != n_steps or n_steps < 1:
-        msg = f"n_steps must be a positive int; got {n_steps!r}"
-        raise ValueError(msg)
+    alpha = check_real("alpha", alpha, low=0.0, high=1.0, low_open=True)
     opts = _Opts(
-        n_steps=int(n_steps),
-        min_step=_check_fraction(min_step, "min_step", 0.0, 1.0),
-        jump_tol=_check_fraction(jump_tol, "jump_tol", 0.0, np.inf),
+        n_steps=check_int("n_steps", n_steps, 1),
+        min_step=check_real("min_step", min_step, low=0.0, high=1.0, low_open=True),
+        jump_tol=check_real("jump_tol", jump_tol, low=0.0, low_open=True),
         tol=fp.tol,
-        nt=0 if n_threads is None else int(n_threads),
+        nt=0 if n_threads is None else check_int("n_threads", n_threads, 1),
     )
     return net, alpha, opts
 
@@ -281,7 +268,8 @@ def continue_fixed_points(
     min_step : float
         Smallest step in ``λ`` before a point counts as vanished.
     jump_tol : float
-        Largest ∞-norm move per step accepted as the same branch.
+        Largest ∞-norm move per step accepted as the same branch (positive,
+        finite).
     match_tol : float
         A fresh fixed point within this ∞-distance of a continued one is not new.
     fresh_search : bool
@@ -302,9 +290,7 @@ def continue_fixed_points(
     c = net.W_xh @ fp.x_star + net.b_h
     h0 = fp.h[fp.is_fixed]
     K, P = len(abl.subsets), h0.shape[0]
-    gen = (
-        np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
-    )
+    gen = as_generator("rng", rng)
     out_h = np.full((K, P, n), np.nan)
     lam = np.zeros((K, P))
     ev = np.full((K, P, n), np.nan, dtype=np.complex128)

@@ -15,12 +15,13 @@ rank), as in ``scipy.stats.spearmanr``. Intervals are bootstrap percentiles.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from ._validation import as_generator, check_int, check_real
 
 __all__ = [
     "PairedDifference",
@@ -253,22 +254,14 @@ class PredictorAnalysis:
         return "\n".join(lines) + "\n"
 
 
-def _check_count(v: object, name: str, low: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        msg = f"{name} must be an int; got {type(v).__name__}"
-        raise TypeError(msg)
-    if v < low:
-        msg = f"{name} must be >= {low}; got {v}"
-        raise ValueError(msg)
-    return int(v)
-
-
-def _check_confidence(confidence: object) -> None:
-    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real):
-        msg = f"confidence must be a real number; got {type(confidence).__name__}"
-        raise TypeError(msg)
-    if not 0.0 < float(confidence) < 1.0:
-        msg = f"confidence must be in (0, 1); got {confidence}"
+def _check_varies(v: np.ndarray, name: str) -> None:
+    """A constant sample has no ranks to correlate: refuse it rather than return
+    NaN."""
+    if np.all(v == v[0]):
+        msg = (
+            f"{name} is constant ({v[0]:g} for all {v.size} observations): its rank "
+            "correlation is undefined; leave it out of the analysis"
+        )
         raise ValueError(msg)
 
 
@@ -300,9 +293,10 @@ def predictor_analysis(
     Parameters
     ----------
     effect : array_like, shape (n,)
-        Measured effect per observation (e.g. ΔFVU of a (model, block) ablation).
+        Measured effect per observation (e.g. ΔFVU of a (model, block) ablation);
+        not constant.
     predictors : mapping of str to array_like, shape (n,)
-        Candidate predictors, finite.
+        Candidate predictors, finite, each taking at least two distinct values.
     groups : array_like, shape (n,), optional
         Model label of each observation; resampling draws whole models. Default:
         every observation is its own group.
@@ -322,8 +316,9 @@ def predictor_analysis(
     Raises
     ------
     TypeError, ValueError
-        Non-numeric or non-finite values, mismatched lengths, no predictors, fewer
-        than 2 groups, bad ``n_boot`` / ``confidence``.
+        Non-numeric or non-finite values, mismatched lengths, no predictors, a
+        constant effect or predictor (the message names it), fewer than 2 groups,
+        bad ``n_boot`` / ``confidence``.
     """
     y = _vector(effect, "effect")
     if not isinstance(predictors, Mapping) or not predictors:
@@ -331,11 +326,16 @@ def predictor_analysis(
         raise ValueError(msg)
     names = tuple(str(k) for k in predictors)
     cols = [_vector(v, f"predictors[{k!r}]", y.size) for k, v in predictors.items()]
+    _check_varies(y, "effect")
+    for k, c in zip(predictors, cols, strict=True):
+        _check_varies(c, f"predictors[{k!r}]")
     inv = _group_index(groups, y.size)
     G = int(inv.max()) + 1
-    n_boot = _check_count(n_boot, "n_boot", 1)
-    _check_confidence(confidence)
-    gen = np.random.default_rng(rng)
+    n_boot = check_int("n_boot", n_boot, 1)
+    confidence = check_real(
+        "confidence", confidence, low=0.0, high=1.0, low_open=True, high_open=True
+    )
+    gen = as_generator("rng", rng)
     Y = np.column_stack([y, *cols])
     # Resampling whole models = integer weights (how often each model was drawn)
     # on the observations, so all replicates are evaluated at once.
@@ -429,7 +429,7 @@ def predictor_verdict(
     if not isinstance(analysis, PredictorAnalysis):
         msg = f"analysis must be a PredictorAnalysis; got {type(analysis).__name__}"
         raise TypeError(msg)
-    min_models = _check_count(min_models, "min_models", 2)
+    min_models = check_int("min_models", min_models, 2)
     acc = {n: [n] for n in analysis.names} if accounts is None else dict(accounts)
     for members in acc.values():
         for m in members:

@@ -19,9 +19,10 @@ principal angles).
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
+
+from ._validation import check_int, check_real
 
 __all__ = [
     "alignment_index",
@@ -89,13 +90,7 @@ def rank_tolerance(rtol: float | None, shape: tuple[int, ...]) -> float:
     """Checked relative rank tolerance; ``None`` gives ``max(shape) · ε``."""
     if rtol is None:
         return max(shape) * _EPS
-    if isinstance(rtol, bool) or not isinstance(rtol, numbers.Real):
-        msg = f"rtol must be a real number or None; got {type(rtol).__name__}"
-        raise TypeError(msg)
-    if not (math.isfinite(rtol) and 0.0 <= rtol < 1.0):
-        msg = f"rtol must be finite and in [0, 1); got {rtol}"
-        raise ValueError(msg)
-    return float(rtol)
+    return check_real("rtol", rtol, low=0.0, high=1.0, high_open=True)
 
 
 # ----------------------------------------------------------------- subspaces
@@ -261,13 +256,8 @@ def random_alignment_null(
     if not isinstance(rng, np.random.Generator):
         msg = f"rng must be a numpy.random.Generator; got {type(rng).__name__}"
         raise TypeError(msg)
-    for name, v, lo in (("dim", dim, 1), ("n_samples", n_samples, 1)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-            msg = f"{name} must be an int; got {type(v).__name__}"
-            raise TypeError(msg)
-        if v < lo or (name == "dim" and v > n):
-            msg = f"{name} must be in [{lo}, {n if name == 'dim' else 'inf'}]; got {v}"
-            raise ValueError(msg)
+    dim = check_int("dim", dim, 1, n)
+    n_samples = check_int("n_samples", n_samples, 1)
     lam, U = np.linalg.eigh((Cm + Cm.T) / 2.0)
     lam, U = np.clip(lam[::-1], 0.0, None), U[:, ::-1]
     top = lam[:dim].sum()

@@ -107,54 +107,86 @@ def predictor_results(
 ) -> dict[str, dict[str, Any]]:
     """Per analysis: the observations, the correlation records and the verdict.
 
-    An analysis with fewer than 2 models (or 3 observations) after exclusions has
-    no correlations, and its verdict says so.
+    An analysis with fewer than 2 models (or 3 observations) after exclusions, or
+    whose effect is the same for every observation, has no correlations, and its
+    verdict says so. A predictor that is constant over the observations (no ranks
+    to correlate) is left out, and ``"notes"`` says so; an account left with no
+    predictor makes the verdict inconclusive.
     """
     obs = effect_observations(subspaces, copy, per_seed)
-    rule = PREDICTOR_RULE
     out = {}
     for name, (effect_name, _tasks) in ANALYSES.items():
+        if not obs[name]:
+            continue
         rows = [r for r in obs[name] if r["excluded"] is None]
-        n_models = len({r["key"] for r in rows})
         res: dict[str, Any] = {
             "effect": effect_name,
             "observations": obs[name],
             "n_obs": len(rows),
-            "n_models": n_models,
+            "n_models": len({r["key"] for r in rows}),
             "n_excluded": len(obs[name]) - len(rows),
             "correlations": [],
+            "notes": [],
         }
-        if not obs[name]:
-            continue
-        if n_models < 2 or len(rows) < 3:
+        out[name] = res
+        if res["n_models"] < 2 or len(rows) < 3:
             res["verdict"] = "too_few_models"
             res["verdict_text"] = (
-                f"Inconclusive: {n_models} model(s) and {len(rows)} observation(s) "
-                "after exclusions; no correlation can be estimated."
+                f"Inconclusive: {res['n_models']} model(s) and {len(rows)} "
+                "observation(s) after exclusions; no correlation can be estimated."
             )
-            out[name] = res
             continue
-        preds = {
-            p: np.array([r[p] for r in rows], float)
-            for members in ACCOUNTS.values()
-            for p in members
-        }
-        an = predictor_analysis(
-            np.array([r["effect"] for r in rows], float),
-            preds,
-            [r["key"] for r in rows],
-            n_boot=rule["n_boot"],
-            confidence=rule["confidence"],
-            rng=rule["seed"],
-            effect_name=effect_name,
-        )
-        v = predictor_verdict(
-            an,
-            accounts={k: list(m) for k, m in ACCOUNTS.items()},
-            min_models=rule["min_models"],
-        )
-        res["correlations"] = an.to_records()
-        res["verdict"] = v.outcome
-        res["verdict_text"] = v.text
-        out[name] = res
+        effect = np.array([r["effect"] for r in rows], float)
+        if np.all(effect == effect[0]):
+            res["verdict"] = "constant_effect"
+            res["verdict_text"] = (
+                f"Inconclusive: {effect_name} is {effect[0]:g} for all {len(rows)} "
+                "observations, so no rank correlation is defined."
+            )
+            continue
+        _correlate(res, rows, effect)
     return out
+
+
+def _correlate(res: dict[str, Any], rows: _Rows, effect: np.ndarray) -> None:
+    """Fill ``res`` with the correlations and verdict over ``rows``, leaving out
+    (with a note) every predictor that is constant over them."""
+    rule = PREDICTOR_RULE
+    preds: dict[str, np.ndarray] = {}
+    accounts: dict[str, list[str]] = {}
+    for account, members in ACCOUNTS.items():
+        for p in members:
+            v = np.array([r[p] for r in rows], float)
+            if np.all(v == v[0]):
+                res["notes"].append(
+                    f"`{p}` ({account} account) is {v[0]:g} for every observation "
+                    "and is left out: a constant has no rank correlation."
+                )
+                continue
+            preds[p] = v
+            accounts.setdefault(account, []).append(p)
+    if not preds:
+        res["verdict"] = "no_predictor"
+        res["verdict_text"] = "Inconclusive: every predictor is constant."
+        return
+    an = predictor_analysis(
+        effect,
+        preds,
+        [r["key"] for r in rows],
+        n_boot=rule["n_boot"],
+        confidence=rule["confidence"],
+        rng=rule["seed"],
+        effect_name=res["effect"],
+    )
+    res["correlations"] = an.to_records()
+    if len(accounts) < len(ACCOUNTS):
+        gone = ", ".join(a for a in ACCOUNTS if a not in accounts)
+        res["verdict"] = "no_predictor"
+        res["verdict_text"] = (
+            f"Inconclusive: the {gone} account has no non-constant predictor, so "
+            "the accounts cannot be compared."
+        )
+        return
+    verdict = predictor_verdict(an, accounts=accounts, min_models=rule["min_models"])
+    res["verdict"] = verdict.outcome
+    res["verdict_text"] = verdict.text

@@ -228,6 +228,8 @@ def predictor_figure(
                         f"ρ = {cr['spearman_rho']:.2f} "
                         f"[{cr['ci_low']:.2f}, {cr['ci_high']:.2f}]"
                     )
+                elif corr:
+                    ax.set_title("constant: left out")
                 if c == 0:
                     ax.set_ylabel(res["effect"])
         _predictor_legend(fig)

@@ -82,6 +82,8 @@ def _predictor_lines(preds: dict[str, Any]) -> list[str]:
             ),
             "",
         ]
+        if res.get("notes"):
+            out += [*(f"- {n}" for n in res["notes"]), ""]
         if res["correlations"]:
             rows = [
                 [

@@ -63,6 +63,7 @@ def _raise_terminated(_signum: int, _frame: FrameType | None) -> NoReturn:
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run ``rnnschur sweep``; exit code 1 if any model ended in an error."""
     from .executors import make_executor
+    from .results import require_pyarrow
     from .runner import run_sweep
     from .spec import SpecError, load_spec
 
@@ -71,7 +72,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     try:
         spec = load_spec(args.spec)
-    except (SpecError, OSError) as exc:
+        require_pyarrow()  # before any model trains: the results need it
+    except (SpecError, OSError, ImportError) as exc:
         say(str(exc))
         return 2
     try:

@@ -22,19 +22,24 @@ are nulls.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..files import atomic_write
 from .spec import Cell, SpecError, SweepSpec
 
-__all__ = ["FINAL_STATUSES", "ResultStore", "error_outcome", "read_results"]
+__all__ = [
+    "FINAL_STATUSES",
+    "ResultStore",
+    "error_outcome",
+    "read_results",
+    "require_pyarrow",
+]
 
 #: Statuses that a rerun does not retry (training is deterministic).
 FINAL_STATUSES = ("ok", "diverged")
@@ -75,8 +80,9 @@ _COLUMNS: dict[str, str] = {
 }
 
 
-def _pyarrow() -> tuple[Any, Any]:
-    """The modules ``pyarrow`` and ``pyarrow.parquet`` (an optional extra)."""
+def require_pyarrow() -> tuple[Any, Any]:
+    """The modules ``pyarrow`` and ``pyarrow.parquet`` (an optional extra); an
+    ``ImportError`` whose one-line message names the extra when absent."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -87,21 +93,6 @@ def _pyarrow() -> tuple[Any, Any]:
         )
         raise ImportError(msg) from exc
     return pa, pq
-
-
-@contextlib.contextmanager
-def _atomic(path: Path) -> Iterator[Any]:
-    """A binary file handle whose content replaces ``path`` only once complete."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def error_outcome(key: str, exc: BaseException) -> dict[str, Any]:
@@ -194,7 +185,7 @@ class ResultStore:
         *,
         min_interval: float = 2.0,
     ):
-        self.pa, self.pq = _pyarrow()
+        self.pa, self.pq = require_pyarrow()
         self.out = Path(out_dir)
         self.spec = spec
         self.min_interval = min_interval
@@ -220,8 +211,7 @@ class ResultStore:
                 )
                 raise SpecError(msg)
             return
-        with _atomic(path) as fh:
-            fh.write(json.dumps(want, sort_keys=True, indent=1).encode())
+        atomic_write(path, json.dumps(want, sort_keys=True, indent=1).encode())
 
     def _load_parts(self) -> None:
         for path in sorted(self.parts.glob("*.parquet")):
@@ -264,15 +254,13 @@ class ResultStore:
         return pa.table(dict(cols))
 
     def _write(self, path: Path, table: Any) -> None:
-        with _atomic(path) as fh:
-            self.pq.write_table(table, fh)
+        atomic_write(path, lambda fh: self.pq.write_table(table, fh))
 
     def add(self, cell: Cell, outcome: dict[str, Any]) -> None:
         """Record one finished model: checkpoint, part file, log line, and (at most
         every ``min_interval`` seconds) the consolidated table."""
         if outcome.get("checkpoint") is not None:
-            with _atomic(self.checkpoints / f"{cell.key}.npz") as fh:
-                fh.write(outcome["checkpoint"])
+            atomic_write(self.checkpoints / f"{cell.key}.npz", outcome["checkpoint"])
         rows = _model_rows(cell, outcome)
         self._write(self.parts / f"{cell.key}.parquet", self._table(rows))
         self.rows[cell.key] = rows
@@ -312,5 +300,5 @@ class ResultStore:
 
 def read_results(out_dir: str | os.PathLike[str]) -> Any:
     """``OUT/results.parquet`` as a ``pyarrow.Table``."""
-    _, pq = _pyarrow()
+    _, pq = require_pyarrow()
     return pq.read_table(Path(out_dir) / "results.parquet")

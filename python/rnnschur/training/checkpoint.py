@@ -31,6 +31,9 @@ __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "CheckpointError", "load", "save"]
 FORMAT_NAME = "rnnschur.model"
 FORMAT_VERSION = 1
 _META = "__meta__"
+# rnnschur.io.NETWORK_FORMAT (io imports this package, so the name is repeated here
+# only to point a reader of the wrong file type at the right function)
+_NETWORK_FORMAT = "rnnschur.network"
 _SHA = "__sha256__"
 
 
@@ -131,6 +134,12 @@ def load(path: str | os.PathLike[str]) -> TrainedModel:
         meta = json.loads(meta_bytes.decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         _fail(path, f"metadata is not valid JSON ({exc})")
+    if isinstance(meta, dict) and meta.get("format") == _NETWORK_FORMAT:
+        _fail(
+            path,
+            "this is a saved network (rnnschur.save_network / Network.save), not a "
+            "trained model: read it with rnnschur.load_network",
+        )
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         _fail(path, f"format is not {FORMAT_NAME!r}")
     if meta.get("format_version") != FORMAT_VERSION:
