@@ -186,3 +186,21 @@ def test_flipflop_noise_never_changes_the_target(sigma, p, length, seed):
     np.testing.assert_array_equal(yn, yc)
     if sigma == 0.0:
         np.testing.assert_array_equal(xn, xc)
+
+
+def test_cdi_drift_target_has_the_documented_fvu_floor():
+    """The Bayes-optimal output (dt (t+1) times the posterior mean of the cued drift
+    given the evidence so far) leaves FVU about 0.22 at noise 1.0, about 3e-4 at 0.1."""
+    from rnnschur.metrics import fvu
+
+    for noise, lo, hi in ((1.0, 0.18, 0.27), (0.1, 1e-4, 1e-3)):
+        task = ContextIntegration(target="drift", noise_std=noise)
+        x, y, m = task.sample(4000, np.random.default_rng(0), dtype=np.float64)
+        k = np.argmax(x[0, :, 2:], axis=1)
+        s = np.cumsum(x[:, np.arange(4000), k], axis=0)
+        n = np.arange(1, task.length + 1)[:, None]
+        mus = np.array([sg * c for c in task.coherences for sg in (-1.0, 1.0)])
+        logp = (mus * s[..., None] - n[..., None] * mus**2 / 2) / noise**2
+        p = np.exp(logp - logp.max(axis=-1, keepdims=True))
+        post = (p * mus).sum(-1) / p.sum(-1)
+        assert lo < fvu((task.dt * n * post)[:, :, None], y, m) < hi
