@@ -525,7 +525,7 @@ def test_init_params_shapes_determinism_and_io_weights(construction):
     m = 1 / np.sqrt(10)
     assert np.all(np.abs(p["W_xh"]) <= m)
     assert np.all(np.abs(p["W_hy"]) <= m)
-    if construction == "cayley":
+    if construction in ("cayley", "cayley_free"):
         np.testing.assert_array_equal(
             p["W_hh"], W_from_cayley(p["A"], p["D"], block_sizes=p["D_blocks"])
         )

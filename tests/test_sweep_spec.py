@@ -52,7 +52,17 @@ def test_expansion_counts_and_resolution():
         assert c.diagnose == {"alpha": 0.9, "eval_size": 512, "eval_seed": 918_457}
     assert spec.varying == {
         "task": sorted(
-            {"pulse_prob", "bits", "inputs", "coherences", "noise_std", "dt", "length"}
+            {
+                "pulse_prob",
+                "input_noise",
+                "bits",
+                "inputs",
+                "coherences",
+                "noise_std",
+                "dt",
+                "target",
+                "length",
+            }
         ),
         "config": ["lr"],
     }

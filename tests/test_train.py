@@ -195,6 +195,8 @@ def _full_loss(construction, params, x, y, mask):
     W_hh = params["W_hh"]
     if construction == "cayley":
         W_hh = W_from_cayley(params["A"], params["D"], block_sizes=params["D_blocks"])
+    if construction == "cayley_free":
+        W_hh = W_from_cayley(params["A"], params["D"], free_D=True)
     return ref.loss_and_grad(params["W_xh"], W_hh, params["W_hy"], x, y, mask)[0]
 
 
@@ -216,8 +218,11 @@ def test_network_gradient_matches_finite_differences(construction):
         coords = [tuple(c) for c in rng.integers(0, g.shape, size=(4, 2))]
         if name == "A":
             coords = [(0, 3), (1, 5), (2, 4)]
-        if name == "D":
+        free = construction == "cayley_free"
+        if name == "D" and not free:
             coords = [(0, 0), (1, 0)] if init["D_blocks"][0] == 2 else [(0, 0)]
+        if name == "D" and free:  # any entry, inside or outside the initial blocks
+            coords = [(0, 0), (1, 0), (0, 4), (5, 2), (3, 3)]
         for c in coords:
             plus = {k: v.copy() for k, v in init.items()}
             minus = {k: v.copy() for k, v in init.items()}
@@ -225,9 +230,14 @@ def test_network_gradient_matches_finite_differences(construction):
                 dct[name][c] += sgn * eps
                 if name == "A":
                     dct[name][c[::-1]] -= sgn * eps
-                if name == "D" and c[0] != c[1]:
+                if name == "D" and c[0] != c[1] and not free:
                     dct[name][c[::-1]] -= sgn * eps
-                if name == "D" and c[0] == c[1] and init["D_blocks"][0] == 2:
+                if (
+                    name == "D"
+                    and c[0] == c[1]
+                    and init["D_blocks"][0] == 2
+                    and not free
+                ):
                     dct[name][1, 1] += sgn * eps
             fd = (
                 _full_loss(construction, plus, x, y, mask)

@@ -11,7 +11,9 @@ depend on any BLAS thread setting either.
 The structure is used where it saves O(n³) work: ``M = (I + A)⁻¹`` gives
 ``O = (I - A) M = 2M - I`` (because ``I - A = 2I - (I + A)``); products with the
 block-diagonal ``D`` cost O(n²); ``∂L/∂D`` needs only the block-diagonal entries of
-``Oᵀ G O``. One inversion, one product in the map and four in the pullback.
+``Oᵀ G O``. One inversion, one product in the map and four in the pullback. The
+``_free`` kernels serve a dense ``D`` (construction ``cayley_free``): two products in
+the map, six in the pullback.
 """
 
 from __future__ import annotations
@@ -140,11 +142,8 @@ def _col_dot(a: np.ndarray, b: np.ndarray, i: int, j: int) -> float:
 
 
 @_kernel
-def cayley_forward(
-    A: np.ndarray, D: np.ndarray, singles: np.ndarray, pairs: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(M, O, OD, W)`` with ``M = (I + A)⁻¹``, ``O = 2M - I``, ``OD = O D`` and
-    ``W = OD Oᵀ``; all float64 ``(n, n)``. ``A``, ``D`` float64 C-contiguous."""
+def _cayley_of(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(M, O)`` with ``M = (I + A)⁻¹`` and ``O = 2M - I``."""
     n = A.shape[0]
     ipa = A.copy()
     for i in range(n):
@@ -153,10 +152,52 @@ def cayley_forward(
     O = 2.0 * M
     for i in range(n):
         O[i, i] -= 1.0
+    return M, O
+
+
+@_kernel
+def cayley_forward(
+    A: np.ndarray, D: np.ndarray, singles: np.ndarray, pairs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(M, O, OD, W)`` with ``M = (I + A)⁻¹``, ``O = 2M - I``, ``OD = O D`` and
+    ``W = OD Oᵀ``; all float64 ``(n, n)``. ``A``, ``D`` float64 C-contiguous."""
+    n = A.shape[0]
+    M, O = _cayley_of(A)
     OD = _times_blockdiag(O, D, singles, pairs)
     W = np.empty((n, n))
     _matmul(OD, np.ascontiguousarray(O.T), W)
     return M, O, OD, W
+
+
+@_kernel
+def cayley_forward_free(
+    A: np.ndarray, D: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`cayley_forward` for a dense ``D`` (every entry used)."""
+    n = A.shape[0]
+    M, O = _cayley_of(A)
+    OD = np.empty((n, n))
+    _matmul(O, D, OD)
+    W = np.empty((n, n))
+    _matmul(OD, np.ascontiguousarray(O.T), W)
+    return M, O, OD, W
+
+
+@_kernel
+def _skew_pullback(G_O: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """``dA = -2 (E - Eᵀ)`` with ``E = Mᵀ G_O Mᵀ``, from ``G_O = ∂L/∂O``."""
+    n = G_O.shape[0]
+    Mt = np.ascontiguousarray(M.T)
+    tmp = np.empty((n, n))
+    _matmul(Mt, G_O, tmp)
+    E = np.empty((n, n))
+    _matmul(tmp, Mt, E)
+    dA = np.empty((n, n))
+    for i in range(n):
+        for j in range(n):
+            # -2 (E - Eᵀ): exactly skew (a - b == -(b - a) in IEEE arithmetic)
+            dA[i, j] = -2.0 * (E[i, j] - E[j, i])
+    return dA
 
 
 @_kernel
@@ -182,16 +223,7 @@ def cayley_pullback(
     G_O = np.empty((n, n))
     _matmul(np.ascontiguousarray(G.T), OD, G_O)
     G_O += _times_blockdiag(GO, np.ascontiguousarray(D.T), singles, pairs)
-    Mt = np.ascontiguousarray(M.T)
-    tmp = np.empty((n, n))
-    _matmul(Mt, G_O, tmp)
-    E = np.empty((n, n))
-    _matmul(tmp, Mt, E)
-    dA = np.empty((n, n))
-    for i in range(n):
-        for j in range(n):
-            # -2 (E - Eᵀ): exactly skew (a - b == -(b - a) in IEEE arithmetic)
-            dA[i, j] = -2.0 * (E[i, j] - E[j, i])
+    dA = _skew_pullback(G_O, M)
     dD = np.zeros((n, n))
     for s in singles:
         dD[s, s] = _col_dot(O, GO, s, s)
@@ -202,4 +234,24 @@ def cayley_pullback(
         dD[p + 1, p + 1] = ga
         dD[p + 1, p] = gb
         dD[p, p + 1] = -gb
+    return dA, dD
+
+
+@_kernel
+def cayley_pullback_free(
+    G: np.ndarray, M: np.ndarray, O: np.ndarray, OD: np.ndarray, D: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`cayley_pullback` for a dense ``D``: ``G_O = G O Dᵀ + Gᵀ O D`` and the
+    full ``dD = Oᵀ G O``."""
+    n = G.shape[0]
+    GO = np.empty((n, n))
+    _matmul(G, O, GO)
+    G_O = np.empty((n, n))
+    _matmul(np.ascontiguousarray(G.T), OD, G_O)
+    GODt = np.empty((n, n))
+    _matmul(GO, np.ascontiguousarray(D.T), GODt)
+    G_O += GODt
+    dA = _skew_pullback(G_O, M)
+    dD = np.empty((n, n))
+    _matmul(np.ascontiguousarray(O.T), GO, dD)
     return dA, dD

@@ -17,6 +17,13 @@ With ``m = Nh^{-1/2}`` (paper section 3):
     iterate keeps the form (and ``W_hh`` is always a normal matrix). Initialisation:
     ``A = (U - U^T)/2`` with ``U ~ U[-m, m]``; ``D = realblock(eig(W̃))`` with
     ``W̃ ~ U[-m, m]``.
+``cayley_free``
+    Not in the paper: ``W_hh = O(A) D O(A)^T`` with the same initialisation as
+    ``cayley`` (the same generator gives the same ``A``, ``D`` and ``W_hh``), but every
+    entry of ``D`` is trained. ``D`` leaves the block form after the first step, so
+    ``W_hh`` is no longer normal and its Schur couplings can grow: whether they stay
+    negligible becomes an observation about training rather than a property of the
+    parametrisation (which keeps them exactly zero for ``cayley``).
 
 The three dense constructions train ``W_hh`` itself; they differ only at step 0.
 
@@ -42,7 +49,9 @@ exactly that optimizer on the free parameters and keeps both forms bit-for-bit:
 ``dA`` is skew with ``dA[i, j] = ∂L/∂A[i, j]`` for ``i < j`` (the entry and its
 mirror tied), and ``dD`` has ``∂L/∂a`` on both diagonal entries of a 2×2 block,
 ``∂L/∂b`` below and ``-∂L/∂b`` above the diagonal, ``∂L/∂d`` on 1×1 blocks, and zeros
-elsewhere.
+elsewhere. For ``cayley_free`` (``free_D=True`` in :func:`W_from_cayley` and
+:func:`cayley_pullback`, ``block_sizes=None`` in :class:`CayleyMap`) ``D`` is any real
+matrix and ``dD = ∂L/∂D = O^T G O`` entry by entry.
 """
 
 from __future__ import annotations
@@ -56,7 +65,9 @@ from . import _cayley_kernels as _kernels
 from ._validation import check_int
 
 __all__ = [
+    "CAYLEY_CONSTRUCTIONS",
     "CONSTRUCTIONS",
+    "PAPER_CONSTRUCTIONS",
     "CayleyMap",
     "W_from_cayley",
     "block_sizes_of",
@@ -72,7 +83,14 @@ __all__ = [
     "realblock",
 ]
 
-CONSTRUCTIONS = ("dense_default", "dense_orthogonal", "dense_normal", "cayley")
+#: The paper's four constructions (the reproduction's copy experiment trains these).
+PAPER_CONSTRUCTIONS = ("dense_default", "dense_orthogonal", "dense_normal", "cayley")
+
+#: Every construction :func:`init_params` and training know.
+CONSTRUCTIONS = (*PAPER_CONSTRUCTIONS, "cayley_free")
+
+#: Constructions trained through the Cayley parameters ``A`` and ``D``.
+CAYLEY_CONSTRUCTIONS = ("cayley", "cayley_free")
 
 
 def check_construction(construction: Any) -> str:
@@ -269,7 +287,7 @@ class CayleyMap:
     """``W = O(A) D O(A)^T`` evaluated once, with its reverse-mode pullback.
 
     Holds ``M = (I + A)^{-1}``, ``O = (I - A) M = 2M - I`` and ``W``, so the pullback
-    costs four matrix products. Both run in Numba kernels on the calling thread, never
+    costs four matrix products (six for a dense ``D``). Both run in Numba kernels on the calling thread, never
     in multi-threaded BLAS (see :mod:`rnnschur._cayley_kernels` for why). Inputs are
     not validated here (use :func:`W_from_cayley` / :func:`cayley_pullback` for
     checked entry points).
@@ -277,15 +295,27 @@ class CayleyMap:
     Parameters
     ----------
     A : ndarray, float64 (n, n), skew-symmetric
-    D : ndarray, float64 (n, n), real block form
-    block_sizes : ndarray of int, the block sizes of ``D`` (1 or 2 each)
+    D : ndarray, float64 (n, n)
+        Real block form, or any matrix when ``block_sizes`` is None.
+    block_sizes : ndarray of int or None
+        The block sizes of ``D`` (1 or 2 each); None: ``D`` is dense and every entry
+        is a parameter (construction ``cayley_free``).
     """
 
     __slots__ = ("A", "D", "M", "O", "W", "_OD", "_pairs", "_singles")
 
-    def __init__(self, A: np.ndarray, D: np.ndarray, block_sizes: np.ndarray) -> None:
+    def __init__(
+        self, A: np.ndarray, D: np.ndarray, block_sizes: np.ndarray | None
+    ) -> None:
         self.A = np.ascontiguousarray(A, dtype=np.float64)
         self.D = np.ascontiguousarray(D, dtype=np.float64)
+        self._singles: np.ndarray | None = None
+        self._pairs: np.ndarray | None = None
+        if block_sizes is None:
+            self.M, self.O, self._OD, self.W = _kernels.cayley_forward_free(
+                self.A, self.D
+            )
+            return
         block_sizes = np.asarray(block_sizes)
         starts = np.concatenate([[0], np.cumsum(block_sizes)[:-1]]).astype(np.int64)
         self._singles = starts[block_sizes == 1]
@@ -297,8 +327,11 @@ class CayleyMap:
     def pullback(self, dW: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(dA, dD)``, float64 ``(n, n)`` each, from ``dW = ∂L/∂W`` ``(n, n)``
         (layout: see the module docstring)."""
+        G = np.ascontiguousarray(dW, dtype=np.float64)
+        if self._singles is None or self._pairs is None:
+            return _kernels.cayley_pullback_free(G, self.M, self.O, self._OD, self.D)
         return _kernels.cayley_pullback(
-            np.ascontiguousarray(dW, dtype=np.float64),
+            G,
             self.M,
             self.O,
             self._OD,
@@ -309,11 +342,22 @@ class CayleyMap:
 
 
 def _checked_cayley(
-    A: npt.ArrayLike, D: npt.ArrayLike, block_sizes: npt.ArrayLike | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    A: npt.ArrayLike,
+    D: npt.ArrayLike,
+    block_sizes: npt.ArrayLike | None,
+    free_D: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     A = _square("A", A)
     _check_skew(A)
     D = _square("D", D, A.shape[0])
+    if not isinstance(free_D, (bool, np.bool_)):
+        msg = f"free_D must be a bool; got {type(free_D).__name__}"
+        raise TypeError(msg)
+    if free_D:
+        if block_sizes is not None:
+            msg = "block_sizes must be None when free_D is true (D is dense)"
+            raise ValueError(msg)
+        return A, D, None
     if block_sizes is None:
         block_sizes = block_sizes_of(D)
     else:
@@ -348,7 +392,11 @@ def _check_block_form(D: np.ndarray, sizes: np.ndarray) -> None:
 
 
 def W_from_cayley(
-    A: npt.ArrayLike, D: npt.ArrayLike, *, block_sizes: npt.ArrayLike | None = None
+    A: npt.ArrayLike,
+    D: npt.ArrayLike,
+    *,
+    block_sizes: npt.ArrayLike | None = None,
+    free_D: bool = False,
 ) -> np.ndarray:
     """Recurrent matrix ``W = O(A) D O(A)^T``.
 
@@ -357,15 +405,19 @@ def W_from_cayley(
     A : array_like, float (n, n)
         Exactly skew-symmetric.
     D : array_like, float (n, n)
-        Real block form (1×1 blocks and 2×2 blocks ``[[a, -b], [b, a]]``).
+        Real block form (1×1 blocks and 2×2 blocks ``[[a, -b], [b, a]]``), or any
+        finite matrix with ``free_D``.
     block_sizes : array_like of int, optional
-        Block sizes of ``D``; inferred from its non-zero pattern when omitted.
+        Block sizes of ``D``; inferred from its non-zero pattern when omitted. Must be
+        omitted with ``free_D``.
+    free_D : bool
+        ``D`` is a dense matrix (construction ``cayley_free``).
 
     Returns
     -------
     ndarray, float64 (n, n)
     """
-    A, D, sizes = _checked_cayley(A, D, block_sizes)
+    A, D, sizes = _checked_cayley(A, D, block_sizes, free_D)
     return CayleyMap(A, D, sizes).W
 
 
@@ -375,13 +427,14 @@ def cayley_pullback(
     dW: npt.ArrayLike,
     *,
     block_sizes: npt.ArrayLike | None = None,
+    free_D: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pull ``∂L/∂W`` back to the Cayley parameters in closed form.
 
     With ``M = (I + A)^{-1}`` (one LU solve), ``O = (I - A) M`` and
     ``G_O = G O D^T + G^T O D`` (``G = ∂L/∂W``):
     ``E = -2 M^T G_O M^T``, ``dA = E - E^T``, and ``∂L/∂D = O^T G O`` collapsed onto the
-    free parameters of ``D``.
+    free parameters of ``D`` (with ``free_D``: all of it).
 
     Parameters
     ----------
@@ -390,6 +443,8 @@ def cayley_pullback(
     dW : array_like, float (n, n)
         Gradient of the loss with respect to ``W``.
     block_sizes : array_like of int, optional
+    free_D : bool
+        As in :func:`W_from_cayley`.
 
     Returns
     -------
@@ -398,9 +453,9 @@ def cayley_pullback(
         -A[i, j]`` tied.
     dD : ndarray, float64 (n, n)
         Gradient with respect to the free parameters of ``D`` laid out in ``D``'s block
-        pattern (see the module docstring).
+        pattern (see the module docstring); with ``free_D`` the full ``∂L/∂D``.
     """
-    A, D, sizes = _checked_cayley(A, D, block_sizes)
+    A, D, sizes = _checked_cayley(A, D, block_sizes, free_D)
     dW = _square("dW", dW, A.shape[0])
     return CayleyMap(A, D, sizes).pullback(dW)
 
@@ -445,8 +500,9 @@ def init_params(
     -------
     dict
         ``"W_xh"`` ``(Nh, Nx)``, ``"W_hh"`` ``(Nh, Nh)``, ``"W_hy"`` ``(Ny, Nh)``; for
-        ``"cayley"`` also ``"A"``, ``"D"`` ``(Nh, Nh)`` and ``"D_blocks"`` (int64 block
-        sizes), with ``W_hh = W_from_cayley(A, D)``.
+        ``"cayley"`` and ``"cayley_free"`` also ``"A"``, ``"D"`` ``(Nh, Nh)`` and
+        ``"D_blocks"`` (int64 block sizes of the initial ``D``), with ``W_hh =
+        W_from_cayley(A, D)``. Both draw the same arrays from the same generator.
     """
     check_construction(construction)
     n_inputs = _check_n(n_inputs)
@@ -454,7 +510,7 @@ def init_params(
     n_outputs = _check_n(n_outputs)
     rng = _check_rng(rng)
     out: dict[str, np.ndarray] = {}
-    if construction == "cayley":
+    if construction in CAYLEY_CONSTRUCTIONS:
         A, D, sizes = cayley_init(hidden, rng)
         out.update(A=A, D=D, D_blocks=sizes)
         out["W_hh"] = CayleyMap(A, D, sizes).W

@@ -9,9 +9,11 @@ Every task has ``sample(batch_size, rng, *, split="train", dtype=np.float32)`` r
   and the metrics.
 
 The same ``numpy.random.Generator`` state gives the same batch. ``split="test"`` draws
-held-out items where a task has held-out parameters (the sine frequencies); for the other
-tasks it draws from the training distribution (held-out *sequences*, not a different
-distribution). Every task is rebuilt from ``task.to_dict()`` by :func:`task_from_dict`
+held-out items where a task has held-out parameters (the sine frequencies, unless
+``SineGeneration(eval_freqs="train")``); for the other tasks it draws from the training
+distribution (held-out *sequences*, not a different distribution). Every held-out
+evaluation in the package (the training monitor, :func:`rnnschur.evaluate`, the ablation
+profiles) samples ``split="test"``, so a task's parameters decide what is scored. Every task is rebuilt from ``task.to_dict()`` by :func:`task_from_dict`
 (checkpoints store that dictionary).
 
 The paper (Dräger 2026, sections 3-4) fixes only the sizes. Everything else is chosen
@@ -41,6 +43,19 @@ __all__ = [
 ]
 
 _SPLITS = ("train", "test")
+#: What ``SineGeneration``'s test split is scored on.
+_EVAL_FREQS = ("unseen", "train")
+#: ``ContextIntegration`` targets.
+_CDI_TARGETS = ("integral", "drift")
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if not isinstance(value, str):
+        msg = f"{name} must be a string; got {type(value).__name__}"
+        raise TypeError(msg)
+    if value not in choices:
+        msg = f"{name} must be one of {choices}; got {value!r}"
+        raise ValueError(msg)
 
 
 class Task:
@@ -181,20 +196,36 @@ class FlipFlop(Task):
     probability, otherwise the input is 0. Every bit receives a pulse at ``t = 0`` so
     that the target is defined from the start. The target of a bit at time ``t`` is the
     sign of the most recent pulse on that bit (at or before ``t``: the network must
-    switch on the step of the pulse). All steps count (mask all true). No input noise.
-    Train and test are the same distribution.
+    switch on the step of the pulse). All steps count (mask all true). With
+    ``input_noise = σ > 0`` every input entry (pulse or not, all steps) gets independent
+    Gaussian noise ``σ ξ``, ``ξ ~ N(0, 1)``, while the target stays the sign of the last
+    *clean* pulse; the default ``σ = 0`` adds none (and draws nothing, so the batches are
+    those of a task without the parameter). Train and test are the same distribution.
 
     The generator follows Golub & Sussillo's FixedPointFinder ``FlipFlopData`` (forced
     pulse at t = 0, random signs, Bernoulli pulse times). Their default pulse
     probability is 0.5 for 64-step trials; the task statement here asks for *sparse*
     pulses, as drawn in Sussillo & Barak's figure 1, so the default is 0.2 (on average
     one pulse every 5 steps per bit, half of which flip the state), which makes the
-    network hold each bit for several steps within the 25-step trial.
+    network hold each bit for several steps within the 25-step trial. Input noise is
+    off by default: the paper mentions none, and FixedPointFinder's generator has none.
+
+    Parameters
+    ----------
+    bits : int, >= 1
+        Number of bits (input = output channels).
+    length : int, >= 1
+        Trial length ``T``.
+    pulse_prob : float in [0, 1]
+        Per-step, per-bit pulse probability (after the forced pulse at ``t = 0``).
+    input_noise : float, >= 0
+        Standard deviation ``σ`` of the Gaussian noise added to every input entry.
     """
 
     bits: int = 3
     length: int = 25
     pulse_prob: float = 0.2
+    input_noise: float = 0.0
     name: ClassVar[str] = "flipflop"
 
     def __post_init__(self) -> None:
@@ -204,6 +235,9 @@ class FlipFlop(Task):
             self,
             "pulse_prob",
             check_real("pulse_prob", self.pulse_prob, low=0.0, high=1.0),
+        )
+        object.__setattr__(
+            self, "input_noise", check_real("input_noise", self.input_noise, low=0.0)
         )
 
     @property
@@ -237,6 +271,11 @@ class FlipFlop(Task):
         for t in range(1, self.length):
             np.multiply(keep[t], y[t - 1], out=tmp)
             np.add(x[t], tmp, out=y[t])
+        if self.input_noise > 0.0:
+            # Drawn after the pulses, so pulse times and targets are those of the
+            # noiseless task for the same generator state.
+            noise = rng.standard_normal(shape)
+            x += (self.input_noise * noise).astype(dtype)
         mask = np.ones((1, 1, 1), dtype=bool)
         return x, y, mask
 
@@ -254,9 +293,29 @@ class SineGeneration(Task):
     Defaults follow Sussillo & Barak: 51 frequencies from 0.1 to 0.6 rad per step and
     cue ``j/51 + 0.25``. Held-out frequencies: every ``holdout_every``-th grid point
     starting at ``holdout_offset`` (default ``j = 2, 7, ..., 47``: 10 interior
-    frequencies); ``split="train"`` draws ``j`` uniformly from the other 41,
-    ``split="test"`` uniformly from the held-out 10, so the test set measures
-    interpolation to unseen frequencies.
+    frequencies); ``split="train"`` draws ``j`` uniformly from the other 41.
+    ``eval_freqs`` chooses what ``split="test"`` (every held-out evaluation: the
+    training monitor, :func:`rnnschur.evaluate`, the ablation profiles) is scored on:
+    ``"unseen"`` (default) draws ``j`` uniformly from the held-out 10, so the test set
+    measures interpolation to unseen frequencies; ``"train"`` draws it uniformly from
+    the 41 training frequencies, i.e. from the training distribution (the paper's
+    reading: held-out rollouts from the task distribution 𝒟; a trial is determined by
+    its ``j``, so these are the trained trajectories themselves). Training is the same
+    for both.
+
+    Parameters
+    ----------
+    length : int, >= 1
+        Trial length ``T``.
+    n_freqs : int, >= 2
+        Grid size.
+    omega_min, omega_max : float, 0 < omega_min < omega_max
+        Grid ends (rad per step).
+    holdout_every : int, >= 2
+    holdout_offset : int, 0 <= holdout_offset < min(holdout_every, n_freqs)
+        Held-out grid indices ``holdout_offset, holdout_offset + holdout_every, ...``.
+    eval_freqs : {"unseen", "train"}
+        Frequencies of the test split (see above).
     """
 
     length: int = 50
@@ -265,6 +324,7 @@ class SineGeneration(Task):
     omega_max: float = 0.6
     holdout_every: int = 5
     holdout_offset: int = 2
+    eval_freqs: str = "unseen"
     name: ClassVar[str] = "sine"
 
     def __post_init__(self) -> None:
@@ -287,6 +347,7 @@ class SineGeneration(Task):
             raise ValueError(msg)
         object.__setattr__(self, "holdout_every", every)
         object.__setattr__(self, "holdout_offset", offset)
+        _check_choice("eval_freqs", self.eval_freqs, _EVAL_FREQS)
 
     @property
     def n_inputs(self) -> int:
@@ -323,7 +384,8 @@ class SineGeneration(Task):
         split: str,
         dtype: np.dtype[Any],
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        pool = self.train_indices if split == "train" else self.test_indices
+        unseen = split == "test" and self.eval_freqs == "unseen"
+        pool = self.test_indices if unseen else self.train_indices
         j = pool[rng.integers(0, pool.size, size=batch_size)]
         t = np.arange(self.length, dtype=np.float64)[:, None]
         y = np.sin(t * self.omegas[j][None, :])[:, :, None].astype(dtype)
@@ -343,14 +405,41 @@ class ContextIntegration(Task):
     modality; neurogym's 5/15/50 %), and at every step ``u_{k,t} = μ_k + noise_std ·
     ξ_{k,t}``, ``ξ ~ N(0, 1)`` white. The context ``k*`` is uniform over {0, 1};
     channels 2 and 3 carry the one-hot ``k*`` at every step. The target is the running
-    integral of the cued stream, ``y_t = dt · Σ_{τ<=t} u_{k*,τ}`` (the contextual
-    integrator of Sussillo's computation-through-dynamics tutorial: integrate
-    drift + noise, not only the drift). All steps count.
+    integral of the cued stream, chosen by ``target``:
+
+    * ``"integral"`` (default): ``y_t = dt · Σ_{τ<=t} u_{k*,τ}``, the noisy evidence
+      integrated (the contextual integrator of Sussillo's computation-through-dynamics
+      tutorial: integrate drift + noise, not only the drift);
+    * ``"drift"``: ``y_t = dt · Σ_{τ<=t} μ_{k*} = dt (t + 1) μ_{k*}``, the integral of
+      the noiseless drift alone (the coherence-signed mean evidence): the network must
+      average the noise out rather than follow it. The drift is not observable exactly
+      from the evidence so far; the best possible output, ``dt (t + 1)`` times the
+      posterior mean of ``μ_{k*}``, leaves an FVU floor (about 0.22 at the default
+      noise and coherences, about 3e-4 at ``noise_std = 0.1``).
+
+    The inputs are the same for both (the same generator state gives the same ``x``).
+    All steps count.
 
     Defaults: coherences (0.05, 0.15, 0.5), ``noise_std = 1.0`` (per-step signal-to-noise
-    of 0.05 to 0.5, so the noise is a real part of the target: about 18 % of its
+    of 0.05 to 0.5, so the noise is a real part of the integral target: about 18 % of its
     variance at the last step), ``dt = 0.1`` (target std ≈ 1.6 at ``t = T-1``). Train and
-    test are the same distribution.
+    test are the same distribution. The paper fixes only the sizes (four inputs, length
+    48); the target is not stated there.
+
+    Parameters
+    ----------
+    inputs : int
+        Must be 4 (two evidence streams and a two-channel one-hot context).
+    length : int, >= 1
+        Trial length ``T``.
+    coherences : sequence of float, each >= 0, not empty
+        Drift magnitudes ``c``.
+    noise_std : float, >= 0
+        Standard deviation of the per-step evidence noise.
+    dt : float, > 0
+        Integration step of the target.
+    target : {"integral", "drift"}
+        What is integrated (see above).
     """
 
     inputs: int = 4
@@ -358,6 +447,7 @@ class ContextIntegration(Task):
     coherences: tuple[float, ...] = (0.05, 0.15, 0.5)
     noise_std: float = 1.0
     dt: float = 0.1
+    target: str = "integral"
     name: ClassVar[str] = "cdi"
 
     def __post_init__(self) -> None:
@@ -385,6 +475,7 @@ class ContextIntegration(Task):
         object.__setattr__(
             self, "dt", check_real("dt", self.dt, low=0.0, low_open=True)
         )
+        _check_choice("target", self.target, _CDI_TARGETS)
 
     @property
     def n_inputs(self) -> int:
@@ -410,7 +501,10 @@ class ContextIntegration(Task):
         x = np.zeros((self.length, batch_size, 4), dtype=dtype)
         x[:, :, :2] = u
         x[:, np.arange(batch_size), 2 + ctx] = 1.0
-        cued = u[:, np.arange(batch_size), ctx]
+        if self.target == "integral":
+            cued = u[:, np.arange(batch_size), ctx]
+        else:
+            cued = np.broadcast_to(mu[np.arange(batch_size), ctx], u.shape[:2])
         y = (self.dt * np.cumsum(cued, axis=0))[:, :, None].astype(dtype)
         mask = np.ones((1, 1, 1), dtype=bool)
         return x, y, mask

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..constructions import CAYLEY_CONSTRUCTIONS
 from ..rnn import loss_and_grad, rollout
 from ..tasks import Task
 from ..training import curriculum_phases
@@ -95,7 +96,9 @@ def estimate_seconds(
 
                 step_cost[key] = _timed(step, _STEP_REPS)
             overhead = STEP_OVERHEAD + (
-                CAYLEY_STEP_OVERHEAD if spec.construction == "cayley" else 0.0
+                CAYLEY_STEP_OVERHEAD
+                if spec.construction in CAYLEY_CONSTRUCTIONS
+                else 0.0
             )
             total += (step_cost[key] + overhead) * cfg.batches_per_epoch
         ekey = (repr(task.to_dict()), spec.hidden, cfg.eval_size, cfg.dtype)

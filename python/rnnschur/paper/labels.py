@@ -24,6 +24,7 @@ CONSTRUCTION_LABELS = {
     "dense_orthogonal": "dense orth.",
     "dense_normal": "dense normal",
     "cayley": "Cayley",
+    "cayley_free": "Cayley, free D",
 }
 
 TASK_LABELS = {"flipflop": "3-bit flip-flop", "sine": "sine generation", "cdi": "CDI"}

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..constructions import CONSTRUCTIONS
+from ..constructions import PAPER_CONSTRUCTIONS
 from ..tasks import Task, make_task
 from ..training import COPY_CONFIG, PAPER_CONFIG, TrainConfig
 
@@ -105,7 +105,7 @@ class RunSettings:
         return cls(
             mode="full",
             copy_widths=(56, 64, 72),
-            copy_constructions=CONSTRUCTIONS,
+            copy_constructions=PAPER_CONSTRUCTIONS,
             copy_seeds=(0,),
             copy_config=COPY_CONFIG,
             alpha=DEFAULT_ALPHA,

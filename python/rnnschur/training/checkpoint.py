@@ -34,6 +34,8 @@ _META = "__meta__"
 # rnnschur.io.NETWORK_FORMAT (io imports this package, so the name is repeated here
 # only to point a reader of the wrong file type at the right function)
 _NETWORK_FORMAT = "rnnschur.network"
+#: The Cayley parameters each Cayley construction stores (as ``cayley_<name>``).
+_CAYLEY_ARRAYS = {"cayley": ("A", "D", "D_blocks"), "cayley_free": ("A", "D")}
 _SHA = "__sha256__"
 
 
@@ -110,7 +112,8 @@ def load(path: str | os.PathLike[str]) -> TrainedModel:
 
     Everything is read and verified (format name and version, SHA-256, array dtypes and
     shapes, finite weights, task and config, for Cayley models the form of ``A`` and
-    ``D`` and ``W_hh = W_from_cayley(A, D)``) before a model is built; any problem with
+    ``D`` (block form for ``cayley``, dense for ``cayley_free``) and ``W_hh =
+    W_from_cayley(A, D)``) before a model is built; any problem with
     the content raises :class:`CheckpointError` (a ``ValueError``) and nothing is
     returned. A missing or unreadable path raises the usual ``OSError``.
     """
@@ -160,7 +163,8 @@ def load(path: str | os.PathLike[str]) -> TrainedModel:
 def _check_cayley(
     cayley: dict[str, np.ndarray], W_hh: np.ndarray, hidden: int, dtype: np.dtype[Any]
 ) -> None:
-    """Stored ``A``, ``D``, ``D_blocks`` are of the trained form and give ``W_hh``."""
+    """Stored ``A``, ``D`` (and, for ``cayley``, ``D_blocks``) are of the trained form
+    and give ``W_hh``; without ``D_blocks`` (``cayley_free``) ``D`` is dense."""
     for k in ("A", "D"):
         a = cayley[k]
         if a.shape != (hidden, hidden) or a.dtype != dtype:
@@ -168,8 +172,8 @@ def _check_cayley(
                 f"cayley_{k} must be {dtype}{(hidden, hidden)}; got {a.dtype}{a.shape}"
             )
             raise ValueError(msg)
-    blocks = cayley["D_blocks"]
-    if blocks.dtype != np.int64:
+    blocks = cayley.get("D_blocks")
+    if blocks is not None and blocks.dtype != np.int64:
         msg = f"cayley_D_blocks must be int64; got {blocks.dtype}"
         raise ValueError(msg)
     # checks: A exactly skew, D exactly in the block form of D_blocks, all finite
@@ -177,6 +181,7 @@ def _check_cayley(
         cayley["A"].astype(np.float64),
         cayley["D"].astype(np.float64),
         block_sizes=blocks,
+        free_D=blocks is None,
     )
     # W_hh is W rounded to dtype; allow for another machine's rounding of W
     tol = 16 * hidden * np.finfo(dtype).eps * max(1.0, float(np.abs(W).max()))
@@ -222,8 +227,12 @@ def _model_from(meta: dict[str, Any], entries: dict[str, np.ndarray]) -> Trained
             raise ValueError(msg)
     cayley = None
     stored = {k for k in entries if k.startswith("cayley_")}
-    if construction == "cayley":
-        cayley = {k: entries[f"cayley_{k}"] for k in ("A", "D", "D_blocks")}
+    if construction in _CAYLEY_ARRAYS:
+        names = _CAYLEY_ARRAYS[construction]
+        if stored != {f"cayley_{k}" for k in names}:
+            msg = f"{construction!r} stores cayley_{names}; got {sorted(stored)}"
+            raise ValueError(msg)
+        cayley = {k: entries[f"cayley_{k}"] for k in names}
         _check_cayley(cayley, entries["W_hh"], hidden, dtype)
     elif stored:
         msg = f"Cayley arrays {sorted(stored)} stored for construction {construction!r}"

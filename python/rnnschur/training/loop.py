@@ -245,8 +245,8 @@ def train(
     task : Task or str
         A task instance, or its name (default parameters).
     construction : str
-        ``"dense_default"``, ``"dense_orthogonal"``, ``"dense_normal"`` or ``"cayley"``
-        (see :mod:`rnnschur.constructions`).
+        ``"dense_default"``, ``"dense_orthogonal"``, ``"dense_normal"``, ``"cayley"`` or
+        ``"cayley_free"`` (see :mod:`rnnschur.constructions`).
     hidden : int
         ``Nh``.
     seed : int

@@ -43,7 +43,8 @@ class TrainedModel:
         parameters) and ``"D_blocks"`` (int64 block sizes); ``W_hh`` equals
         ``W_from_cayley(A, D)`` (evaluated in float64) rounded to ``config.dtype``, so
         the unrounded float64 matrix is ``W_from_cayley(A.astype(float), D.astype(float),
-        block_sizes=D_blocks)``.
+        block_sizes=D_blocks)``. For ``"cayley_free"``: ``"A"`` and the dense ``"D"``
+        only, and ``W_from_cayley(..., free_D=True)``. None for the dense constructions.
     """
 
     W_xh: np.ndarray

@@ -3,9 +3,11 @@ gradient, PyTorch's Adam, and the stream of training batches.
 
 Precision: parameters, gradients and Adam moments live in the config's dtype, in one
 flat buffer, so that Adam and gradient clipping are a handful of in-place vector
-operations per step. For the Cayley construction the trained parameters are
-``W_xh``, ``A``, ``D`` and ``W_hy``; the Cayley map and its pullback are evaluated in
-float64 and ``W_hh`` is rounded to the working dtype before each rollout.
+operations per step. For the Cayley constructions (``cayley``, ``cayley_free``) the
+trained parameters are ``W_xh``, ``A``, ``D`` and ``W_hy``; the Cayley map and its
+pullback are evaluated in float64 and ``W_hh`` is rounded to the working dtype before
+each rollout. ``cayley`` keeps ``D`` in its initial block form (the pullback fills only
+the block entries); ``cayley_free`` trains every entry of ``D``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..constructions import CayleyMap
+from ..constructions import CAYLEY_CONSTRUCTIONS, CayleyMap
 from ..rnn import loss_and_grad_unchecked, rollout
 from ..tasks import Task
 
@@ -109,14 +111,16 @@ class FlatNetwork:
     """Trainable parameters as views into one flat buffer, and one loss/grad step.
 
     ``theta`` and ``grad`` share a layout: ``W_xh, W_hh, W_hy`` for dense
-    constructions, ``W_xh, A, D, W_hy`` for Cayley (then ``W_hh`` is a separate buffer
-    refreshed from ``A, D``).
+    constructions, ``W_xh, A, D, W_hy`` for the Cayley ones (then ``W_hh`` is a
+    separate buffer refreshed from ``A, D``).
     """
 
     def __init__(
         self, init: dict[str, np.ndarray], construction: str, dtype: np.dtype[Any]
     ) -> None:
-        self.cayley = construction == "cayley"
+        self.cayley = construction in CAYLEY_CONSTRUCTIONS
+        #: ``cayley_free``: D is dense (every entry trained), no block sizes.
+        self.free_D = construction == "cayley_free"
         names = ["W_xh", "A", "D", "W_hy"] if self.cayley else ["W_xh", "W_hh", "W_hy"]
         self.names = names
         self.shapes = [init[n].shape for n in names]
@@ -129,9 +133,11 @@ class FlatNetwork:
         self.g = self.views(self.grad)
         for n in names:
             self.p[n][...] = init[n]
-        self.blocks = np.zeros(0, dtype=np.int64)  # Cayley block sizes (else unused)
+        # Block sizes of D for ``cayley``; None for a dense D (and unused when dense W)
+        self.blocks: np.ndarray | None = None
         if self.cayley:
-            self.blocks = np.asarray(init["D_blocks"], dtype=np.int64)
+            if not self.free_D:
+                self.blocks = np.asarray(init["D_blocks"], dtype=np.int64)
             nh = init["A"].shape[0]
             self.W_hh = np.empty((nh, nh), dtype=dtype)
         else:
@@ -193,7 +199,9 @@ class FlatNetwork:
                 v["A"].astype(np.float64), v["D"].astype(np.float64), self.blocks
             )
             out["W_hh"] = cmap.W.astype(self.dtype)
-            out["cayley"] = {"A": v["A"], "D": v["D"], "D_blocks": self.blocks.copy()}
+            out["cayley"] = {"A": v["A"], "D": v["D"]}
+            if self.blocks is not None:
+                out["cayley"]["D_blocks"] = self.blocks.copy()
         else:
             out["W_hh"] = v["W_hh"]
         return out
