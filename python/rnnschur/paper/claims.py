@@ -135,7 +135,7 @@ def fvu_ratio_check(task: str, mean_fvu: float) -> tuple[bool, str]:
         side = f" (disagrees: {factor:.2g}× worse than the paper's)"
     text = (
         f"{TASK_LABELS[task]}: mean {mean_fvu:.4f} vs paper {paper:.4f}, ratio "
-        f"{factor:.2g} (within [1/{flag:g}, {flag:g}]){side}"
+        f"{factor:.2g} (criterion: within [1/{flag:g}, {flag:g}]){side}"
     )
     return ok, text
 
@@ -358,7 +358,10 @@ def _largest(name: str, stats: _Stats, winners: Sequence[str]) -> tuple[bool, st
         f"{name}({BLOCK_LABELS[b]}) = {pm(*stats[b])}" for b in BLOCK_NAMES
     )
     who = " and ".join(BLOCK_LABELS[b] for b in winners)
-    return ok, f"{who} largest: {listed} (gap {sci(gap)} > margin {sci(margin)})"
+    return ok, (
+        f"{who} largest: {listed} (criterion: gap > margin; gap {sci(gap)}, margin "
+        f"{sci(margin)})"
+    )
 
 
 def task_checks(task: str, dfvu: _Stats, sdt: _Stats) -> _Checks:

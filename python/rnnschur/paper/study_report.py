@@ -309,7 +309,17 @@ def write_study_report(
     ]
     lines += _summary_section(claims, comparisons)
     lines += _method_section() + _claims_section(claims) + _fvu_section(fvus, defaults)
-    lines += ["## Distributions", ""] + [f"![{p.stem}]({p.name})" for p in figures]
+    lines += [
+        "## Distributions",
+        "",
+        (
+            "Every trained model is a point (learned or not; jittered sideways), the bar "
+            "its condition's mean; ΔFVU and S_ΔT on a symmetric log axis (linear within "
+            "±1e-3), replay accuracy with chance (0.5) dotted."
+        ),
+        "",
+        *[f"![{p.stem}]({p.name})" for p in figures],
+    ]
     path = out / "study.md"
     path.write_text("\n".join(lines) + "\n")
     return path
