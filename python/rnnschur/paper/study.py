@@ -267,8 +267,8 @@ def model_claims(m: dict[str, Any]) -> dict[str, str]:
         holds = _copy_holds(m)
     else:
         nan = math.nan
-        dfvu = {b: (m["delta"][b], nan) for b in BLOCK_NAMES}
-        sdt = {b: (m["delta_per_mass"][b], nan) for b in BLOCK_NAMES}
+        dfvu = {b: (m["delta"].get(b, nan), nan) for b in BLOCK_NAMES}
+        sdt = {b: (m["delta_per_mass"].get(b, nan), nan) for b in BLOCK_NAMES}
         holds = {ids[0]: all(ok for ok, _ in task_checks(task, dfvu, sdt))}
     return {**out, **{c: "holds" if h else "fails" for c, h in holds.items()}}
 
