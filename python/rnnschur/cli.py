@@ -19,6 +19,7 @@ from .cli_types import non_negative_int, positive_float, positive_int, unit_inte
 from .constructions import CONSTRUCTIONS
 from .paper.dynamics_cli import add_fixed_points_parser
 from .paper.settings import DEFAULT_ALPHA, DEFAULT_EVAL_SIZE, EXPERIMENTS
+from .paper.study_report import add_study_report_parser
 from .sweep.cli import add_sweep_parser
 from .tasks import TASKS, make_task
 from .training import LR_SCHEDULES, NEURO_CONFIG, PAPER_CONFIG
@@ -322,6 +323,7 @@ SUBCOMMANDS = [
     add_reproduce_parser,
     add_ablate_parser,
     add_sweep_parser,
+    add_study_report_parser,
     add_diagnose_parser,
     lambda sub: add_fixed_points_parser(sub, unit_interval("--alpha")),
 ]
