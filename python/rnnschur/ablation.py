@@ -19,9 +19,10 @@ Computation
 -----------
 The map ``S ↦ W̃(S)`` is linear in the removed blocks: with ``C_b = Q N_b Qᵀ``,
 ``W̃(S) = W − Σ_{b∈S} C_b``. A Numba kernel (``@njit(cache=True, parallel=True)``,
-parallel over models) forms the three ``C_b`` once per model and writes all subsets
-in one pass, instead of ``2·|subsets|`` full matrix products. With ``base="W"``
-(default) the unablated variant is the original ``W`` bit for bit; with
+one contiguous range of models per thread) forms the three ``C_b`` once per model
+with BLAS products on the blocks ``Q_R``, ``Q_C``, ``N_RR``, ``T_C→R``, ``N_CC``
+in place, and writes all subsets in one streaming pass, instead of
+``2·|subsets|`` full matrix products. With ``base="W"`` (default) the unablated variant is the original ``W`` bit for bit; with
 ``base="QTQ"`` every variant is the exact reconstruction ``Q Z_S(T) Qᵀ`` (they differ
 by the factorisation's backward error, ``O(n ε ‖W‖)``).
 """
@@ -32,9 +33,11 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from . import _ablation_kernels as _k
+from ._numba_blas import blas_table
 from ._validation import is_real
 from .schur import SchurForm, SchurSplit, leading_count, schur_split
 
@@ -275,7 +278,16 @@ def ablate(
     mass = np.empty((M, S))
     with _KERNEL_LOCK:
         _k.ablate_batch(
-            addr, n, blk, n_R, sel, base == "W", result.reshape(M, S, n, n), mass
+            blas_table(),
+            numba.get_num_threads(),
+            addr,
+            n,
+            blk,
+            n_R,
+            sel,
+            base == "W",
+            result.reshape(M, S, n, n),
+            mass,
         )
     del keep  # the arrays behind ``addr`` are alive up to here
     return Ablation(
