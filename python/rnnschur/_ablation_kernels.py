@@ -81,8 +81,14 @@ def _sum_squares(row, lo, hi, g):
 
 
 @njit(cache=True, nogil=True)
-def _squared_norms(t, blk, n_R, g):
-    """Squared norms of g·N_RR, g·T_CR, g·N_CC (array of 3) and of g·T."""
+def _squared_norms(t, blk, n_R, g, nrr, ncc, gather):
+    """Squared norms of g·N_RR, g·T_CR, g·N_CC (array of 3) and of g·T.
+
+    With ``gather``, also N_RR into ``nrr`` (n_R, n_R) and N_CC into ``ncc``
+    (n_C, n_C), dense, zeros outside the couplings (the diagonal blocks and below)
+    in the same pass over T; T_CR is multiplied in place. The sums run in the same
+    order either way.
+    """
     n = t.shape[0]
     sq = np.zeros(3)
     tsq = 0.0
@@ -93,8 +99,20 @@ def _squared_norms(t, blk, n_R, g):
         if i < n_R:
             sq[0] += _sum_squares(row, j0, n_R, g)
             sq[1] += _sum_squares(row, max(j0, n_R), n, g)
+            if gather:
+                out = nrr[i]
+                for j in range(min(j0, n_R)):
+                    out[j] = 0.0
+                for j in range(j0, n_R):
+                    out[j] = row[j]
         else:
             sq[2] += _sum_squares(row, j0, n, g)
+            if gather:
+                out = ncc[i - n_R]
+                for j in range(n_R, j0):
+                    out[j - n_R] = 0.0
+                for j in range(j0, n):
+                    out[j - n_R] = row[j]
     return sq, tsq + sq[0] + sq[1] + sq[2]
 
 
@@ -108,42 +126,17 @@ def _next_block(blk, i):
 
 
 @njit(cache=True, nogil=True)
-def _masses(t, blk, n_R):
-    """Squared norms of the three coupling blocks and of T, on a common scale.
+def _gather_and_masses(t, blk, n_R, nrr, ncc):
+    """N_RR, N_CC gathered (see ``_squared_norms``) and the squared norms.
 
-    Summed unscaled when that cannot over- or underflow, else of ``g·T`` with
-    ``g`` a power of two from ``max|T|``: the ratios, hence the masses, are the
-    same either way.
+    Summed unscaled when that cannot over- or underflow, else (a second pass) of
+    ``g·T`` with ``g`` a power of two from ``max|T|``: the ratios, hence the
+    masses, are the same either way.
     """
-    sq, tsq = _squared_norms(t, blk, n_R, 1.0)
+    sq, tsq = _squared_norms(t, blk, n_R, 1.0, nrr, ncc, True)
     if not (_TSQ_LOW < tsq < _TSQ_HIGH):
-        sq, tsq = _squared_norms(t, blk, n_R, _mass_scale(t))
+        sq, tsq = _squared_norms(t, blk, n_R, _mass_scale(t), nrr, ncc, False)
     return sq, tsq
-
-
-@njit(cache=True, nogil=True)
-def _gather_couplings(t, blk, n_R, nrr, ncc):
-    """N_RR into ``nrr`` (n_R, n_R) and N_CC into ``ncc`` (n_C, n_C), dense.
-
-    Entries outside the couplings (the diagonal blocks and below) are zeros; T_CR
-    is multiplied in place.
-    """
-    n = t.shape[0]
-    for i in range(n):
-        row = t[i]
-        j0 = _next_block(blk, i)
-        if i < n_R:
-            out = nrr[i]
-            for j in range(min(j0, n_R)):
-                out[j] = 0.0
-            for j in range(j0, n_R):
-                out[j] = row[j]
-        else:
-            out = ncc[i - n_R]
-            for j in range(n_R, j0):
-                out[j - n_R] = 0.0
-            for j in range(j0, n):
-                out[j - n_R] = row[j]
 
 
 @njit(cache=True, nogil=True)
@@ -208,13 +201,6 @@ def _contributions(bl, q, t, w, blk, n_R, sq, ws, C, qbqt):
     _transpose(q, qt)
     pq, pt, pqt = address(q), address(t), address(qt)
     pqtc = pqt + 8 * n * n_R  # Q_Cᵀ: rows n_R.. of Qᵀ
-    _gather_couplings(
-        t,
-        blk,
-        n_R,
-        nrr[: n_R * n_R].reshape((n_R, n_R)),
-        ncc[: n_C * n_C].reshape((n_C, n_C)),
-    )
     pw = address(work)
     if sq[1] > 0.0 and sq[2] > 0.0 and n_R >= n_C:
         # rows 0..n-1: Q_R T_CR; rows n..2n-1: Q_C N_CC; times Q_Cᵀ into C[1], C[2].
@@ -275,7 +261,15 @@ def _write_subsets(x, sg, C, sel, use_w, o):
 def _ablate_model(bl, q, t, w, blk, n_R, sel, use_w, o, mass, ws, C, qbqt):
     """All subsets of one model into ``o`` (S, n·n) and ``mass`` (S,)."""
     n = q.shape[0]
-    sq, tsq = _masses(t, blk, n_R)
+    n_C = n - n_R
+    nrr, ncc = ws[0], ws[1]
+    sq, tsq = _gather_and_masses(
+        t,
+        blk,
+        n_R,
+        nrr[: n_R * n_R].reshape((n_R, n_R)),
+        ncc[: n_C * n_C].reshape((n_C, n_C)),
+    )
     _contributions(bl, q, t, w, blk, n_R, sq, ws, C, qbqt)
     if use_w:
         _write_subsets(w.reshape(n * n), 1.0, C, sel, True, o)
@@ -290,7 +284,7 @@ def _ablate_model(bl, q, t, w, blk, n_R, sel, use_w, o, mass, ws, C, qbqt):
 def ablate_batch(bl, threads, addr, n, blk, n_R, sel, use_w, out, mass):
     """Fill ``out[m, s]`` and ``mass[m, s]`` for models m and subsets s.
 
-    bl : (2,) intp, BLAS addresses (``_numba_blas.blas_table``).
+    bl : (1,) intp, BLAS addresses (``_numba_blas.blas_table``).
     threads : int, Numba's thread count (``numba.get_num_threads()``; passed in
     because calling it in compiled code prevents caching).
     addr : (M, 3) intp, addresses of model m's Q, T, W: C-contiguous float64 (n, n)

@@ -22,15 +22,15 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["address", "blas_table", "gemm_rm", "trmm_right_upper_rm"]
+__all__ = ["address", "blas_table", "gemm_rm"]
 
 # Order of the function addresses in the table returned by ``blas_table``.
-_NAMES = ("dgemm", "dtrmm")
+_NAMES = ("dgemm",)
 
 
 @functools.cache
 def blas_table() -> np.ndarray:
-    """Addresses of SciPy's ``cython_blas`` dgemm and dtrmm, as an (2,) intp array."""
+    """Addresses of SciPy's ``cython_blas`` routines (``_NAMES``), an intp array."""
     from scipy.linalg import cython_blas
 
     get_name = ctypes.pythonapi.PyCapsule_GetName
@@ -98,8 +98,8 @@ _T = ord("T")
 
 @njit(cache=True, nogil=True)
 def _scratch():
-    """Per-call argument memory: 4 chars, 6 ints, 2 doubles (BLAS takes pointers)."""
-    return np.empty(4, np.uint8), np.empty(6, np.int32), np.empty(2, np.float64)
+    """Per-call argument memory: 2 chars, 6 ints, 2 doubles (BLAS takes pointers)."""
+    return np.empty(2, np.uint8), np.empty(6, np.int32), np.empty(2, np.float64)
 
 
 @njit(cache=True, nogil=True)
@@ -140,30 +140,4 @@ def gemm_rm(table, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
             c,
             pi + 20,
         ),
-    )
-
-
-@njit(cache=True, nogil=True)
-def trmm_right_upper_rm(table, m, n, a, lda, b, ldb):
-    """Row-major ``B[m×n] := B A`` with ``A`` (n×n) upper triangular (dtrmm).
-
-    Entries of ``A`` below the diagonal are not read. In column-major terms this is
-    ``Bᵀ := Aᵀ Bᵀ`` with ``Aᵀ`` lower triangular, multiplied from the left.
-    """
-    ch, iv, dv = _scratch()
-    ch[0] = ord("L")  # side
-    ch[1] = ord("L")  # uplo (of the column-major view)
-    ch[2] = _N  # transa
-    ch[3] = _N  # diag: not unit
-    iv[0] = n
-    iv[1] = m
-    iv[2] = lda
-    iv[3] = ldb
-    dv[0] = 1.0
-    pc = address(ch)
-    pi = address(iv)
-    pd = address(dv)
-    _call(
-        table[1],
-        (pc, pc + 1, pc + 2, pc + 3, pi, pi + 4, pd, a, pi + 8, b, pi + 12),
     )
