@@ -98,3 +98,27 @@ def test_out_at_any_alignment_is_bitwise_the_allocating_result(rng, dtype, offse
     got = ablate(forms, splits, out=out).W
     assert got is out
     np.testing.assert_array_equal(got, ref)
+
+
+def test_calls_keep_no_form_or_split_alive(rng):
+    import gc
+    import weakref
+
+    f = ordered_schur(family("gaussian", rng, 9))
+    s = schur_split(f, 0.5)
+    first = ablate([f, f], [s, s]).W
+    np.testing.assert_array_equal(ablate([f, f], [s, s]).W, first)  # warm path
+    refs = [weakref.ref(f), weakref.ref(s)]
+    del f, s
+    gc.collect()
+    assert all(r() is None for r in refs)
+
+
+def test_checked_split_still_rejected_with_another_form():
+    f = ordered_schur(np.diag(np.linspace(1.0, 0.1, 9)))  # n_R = 5 at α = 0.5
+    g = ordered_schur(np.diag(np.linspace(1.0, 0.6, 9)))  # n_R = 9
+    s = schur_split(f, 0.5)
+    ablate(f, s)  # s is now known to belong to f
+    assert (s.n_R, schur_split(g, 0.5).n_R) == (5, 9)
+    with pytest.raises(ValueError, match="was not made from form"):
+        ablate(g, s)
