@@ -198,6 +198,10 @@ def _contributions(bl, q, t, w, blk, n_R, sq, ws, C, qbqt):
     n = q.shape[0]
     n_C = n - n_R
     nrr, ncc, work, qt, qb = ws
+    linear = n_R * (n_R + n) > n * n
+    need_qb = qbqt.shape[0] or (sq[0] > 0.0 and linear)
+    if need_qb:  # first, so that Q arrives in cache by rows, not by columns
+        _q_b(q, t, blk, qb)
     _transpose(q, qt)
     pq, pt, pqt = address(q), address(t), address(qt)
     pqtc = pqt + 8 * n * n_R  # Q_Cᵀ: rows n_R.. of Qᵀ
@@ -221,9 +225,7 @@ def _contributions(bl, q, t, w, blk, n_R, sq, ws, C, qbqt):
             _mm(bl, n, n, n_C, pw, n_C, pqtc, n, address(C[2]), n)
         else:
             C[2] = 0.0
-    linear = n_R * (n_R + n) > n * n
-    if qbqt.shape[0] or (sq[0] > 0.0 and linear):
-        _q_b(q, t, blk, qb)
+    if need_qb:
         dst = qbqt if qbqt.shape[0] else C[0]
         _mm(bl, n, n, n, address(qb), n, pqt, n, address(dst), n)
     if sq[0] <= 0.0:
