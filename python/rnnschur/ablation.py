@@ -19,9 +19,10 @@ Computation
 -----------
 The map ``S ↦ W̃(S)`` is linear in the removed blocks: with ``C_b = Q N_b Qᵀ``,
 ``W̃(S) = W − Σ_{b∈S} C_b``. A Numba kernel (``@njit(cache=True, parallel=True)``,
-parallel over models) forms the three ``C_b`` once per model and writes all subsets
-in one pass, instead of ``2·|subsets|`` full matrix products. With ``base="W"``
-(default) the unablated variant is the original ``W`` bit for bit; with
+one contiguous range of models per thread) forms the three ``C_b`` once per model
+with BLAS products on the blocks ``Q_R``, ``Q_C``, ``N_RR``, ``T_C→R``, ``N_CC``
+in place, and writes all subsets in one streaming pass, instead of
+``2·|subsets|`` full matrix products. With ``base="W"`` (default) the unablated variant is the original ``W`` bit for bit; with
 ``base="QTQ"`` every variant is the exact reconstruction ``Q Z_S(T) Qᵀ`` (they differ
 by the factorisation's backward error, ``O(n ε ‖W‖)``).
 """
@@ -29,12 +30,20 @@ by the factorisation's backward error, ``O(n ε ‖W‖)``).
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
+try:
+    from numpy.lib.array_utils import byte_bounds
+except ImportError:  # NumPy < 2
+    byte_bounds = np.byte_bounds  # type: ignore[attr-defined,unused-ignore]  # noqa: NPY201
+
 from . import _ablation_kernels as _k
+from ._numba_blas import blas_table
 from ._validation import is_real
 from .schur import SchurForm, SchurSplit, leading_count, schur_split
 
@@ -44,6 +53,19 @@ __all__ = ["BLOCK_NAMES", "DEFAULT_SUBSETS", "Ablation", "ablate", "canonical_su
 # aborts the process when parallel kernels are launched from two Python threads at
 # once; the kernel already uses every core, so serialising calls costs nothing.
 _KERNEL_LOCK = threading.Lock()
+
+# Per-object facts computed once: forms and splits are immutable, and reading
+# addresses or re-checking a split costs microseconds per model, which at 100 small
+# models is a sizeable part of a call. Weak keys: an entry dies with its object.
+# form -> (Q, T, W as read by the kernel, their addresses, the byte bounds of the
+# form's own Q, T, W).
+_FORM_INPUTS: weakref.WeakKeyDictionary[
+    SchurForm, tuple[tuple[np.ndarray, ...], tuple[int, ...], tuple[int, ...]]
+] = weakref.WeakKeyDictionary()
+# split -> the form it was checked against.
+_CHECKED: weakref.WeakKeyDictionary[SchurSplit, weakref.ref[SchurForm]] = (
+    weakref.WeakKeyDictionary()
+)
 
 #: Canonical names of the three coupling blocks, in reporting order.
 BLOCK_NAMES: tuple[str, str, str] = ("RR", "CR", "CC")
@@ -182,6 +204,9 @@ def _check_pair(
     if not isinstance(split, SchurSplit):
         msg = f"split{where} must be a SchurSplit; got {type(split).__name__}"
         raise TypeError(msg)
+    seen = _CHECKED.get(split)
+    if seen is not None and seen() is form:
+        return form, split
     if split.n != form.n:
         msg = f"split{where} has width {split.n} but form{where} has width {form.n}"
         raise ValueError(msg)
@@ -200,6 +225,7 @@ def _check_pair(
             "block structures or thresholds differ"
         )
         raise ValueError(msg)
+    _CHECKED[split] = weakref.ref(form)
     return form, split
 
 
@@ -261,7 +287,7 @@ def ablate(
     single = isinstance(form, SchurForm)
     pairs = _pairs(form, split)
     M, n, S = len(pairs), pairs[0][0].n, len(subs)
-    addr, keep, blk, n_R = _stack_inputs(pairs)
+    addr, keep, blk, n_R, bounds = _stack_inputs(pairs)
     sel = np.array([[float(b in sub) for b in BLOCK_NAMES] for sub in subs]).reshape(
         S, 3
     )
@@ -269,13 +295,20 @@ def ablate(
     if out is None:
         result = np.empty(shape, dtype=out_dtype)
     else:
-        result = _check_out(
-            out, shape, dtype, [a for f, _ in pairs for a in (f.Q, f.T, f.W)]
-        )
+        result = _check_out(out, shape, dtype, bounds)
     mass = np.empty((M, S))
     with _KERNEL_LOCK:
         _k.ablate_batch(
-            addr, n, blk, n_R, sel, base == "W", result.reshape(M, S, n, n), mass
+            blas_table(),
+            numba.get_num_threads(),
+            addr,
+            n,
+            blk,
+            n_R,
+            sel,
+            base == "W",
+            result.reshape(M, S, n, n),
+            mass,
         )
     del keep  # the arrays behind ``addr`` are alive up to here
     return Ablation(
@@ -329,27 +362,38 @@ def _pairs(form: object, split: object) -> list[tuple[SchurForm, SchurSplit]]:
     return pairs
 
 
+def _form_inputs(
+    f: SchurForm,
+) -> tuple[tuple[np.ndarray, ...], tuple[int, ...], tuple[int, ...]]:
+    got = _FORM_INPUTS.get(f)
+    if got is None:
+        own = (f.Q, f.T, f.W)
+        arrays = tuple(np.ascontiguousarray(a, dtype=np.float64) for a in own)
+        bounds = tuple(x for a in own for x in byte_bounds(a))
+        got = (arrays, tuple(a.ctypes.data for a in arrays), bounds)
+        _FORM_INPUTS[f] = got
+    return got
+
+
 def _stack_inputs(
     pairs: list[tuple[SchurForm, SchurSplit]],
-) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, np.ndarray]:
-    """Addresses of every model's Q, T, W, the arrays behind them, block numbers, n_R.
+) -> tuple[np.ndarray, list[object], np.ndarray, np.ndarray, np.ndarray]:
+    """Addresses of every model's Q, T, W, the arrays behind them, block numbers,
+    n_R, and the byte bounds of the forms' arrays, shape (3 M, 2).
 
     The kernel reads the forms' arrays in place: stacking them would copy
     3·M·n² doubles (12 MB at 100 models of n = 72) on every call.
     """
     M, n = len(pairs), pairs[0][0].n
-    keep = [
-        np.ascontiguousarray(a, dtype=np.float64)
-        for f, _ in pairs
-        for a in (f.Q, f.T, f.W)
-    ]
-    addr = np.array([a.ctypes.data for a in keep], dtype=np.intp).reshape(M, 3)
+    inputs = [_form_inputs(f) for f, _ in pairs]
+    addr = np.array([x[1] for x in inputs], dtype=np.intp).reshape(M, 3)
+    bounds = np.array([x[2] for x in inputs], dtype=np.intp).reshape(3 * M, 2)
     blk = np.empty((M, n), dtype=np.int64)
     n_R = np.empty(M, dtype=np.int64)
     for m, (f, s) in enumerate(pairs):
         blk[m] = f.block_index
         n_R[m] = s.n_R
-    return addr, keep, blk, n_R
+    return addr, [x[0] for x in inputs], blk, n_R, bounds
 
 
 _OUT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
@@ -370,8 +414,9 @@ def _out_dtype(dtype: object, out: np.ndarray | None) -> np.dtype:
 
 
 def _check_out(
-    out: object, shape: tuple[int, ...], dtype: object, inputs: list[np.ndarray]
+    out: object, shape: tuple[int, ...], dtype: object, bounds: np.ndarray
 ) -> np.ndarray:
+    """``out`` checked; ``bounds`` (k, 2): byte bounds of the forms' arrays."""
     if not isinstance(out, np.ndarray) or isinstance(out, np.ma.MaskedArray):
         msg = f"out must be a numpy.ndarray; got {type(out).__name__}"
         raise TypeError(msg)
@@ -388,7 +433,9 @@ def _check_out(
     if not out.flags.writeable:
         msg = "out must be writeable"
         raise ValueError(msg)
-    if any(np.may_share_memory(out, a) for a in inputs):
+    # The bounds test of np.may_share_memory, for all inputs at once.
+    lo, hi = byte_bounds(out)
+    if np.any((bounds[:, 0] < hi) & (bounds[:, 1] > lo)):
         msg = "out must not share memory with the forms' Q, T or W"
         raise ValueError(msg)
     return out
