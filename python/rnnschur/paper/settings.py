@@ -98,6 +98,9 @@ class RunSettings:
     fp_starts: int = 1024
     #: Random subspaces per dimension in the alignment-index null.
     subspace_null: int = 1000
+    #: Task parameters where the paper is silent, per task: ``((task, ((name, value),
+    #: ...)), ...)``; a task not listed runs with its own defaults.
+    task_params: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
 
     @classmethod
     def full(cls) -> RunSettings:
@@ -170,6 +173,7 @@ def model_specs(
                     ModelSpec("copy", c, settings.alpha_width, s, settings.copy_config)
                 )
     if "tasks" in only:
+        params = dict(settings.task_params)
         for t in settings.tasks:
             for s in settings.task_seeds:
                 specs.append(
@@ -179,6 +183,7 @@ def model_specs(
                         settings.task_hidden,
                         s,
                         settings.task_config,
+                        params.get(t, ()),
                     )
                 )
     return list(dict.fromkeys(specs))
