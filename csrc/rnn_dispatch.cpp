@@ -1,9 +1,10 @@
 // Work splitting, threads and SIMD dispatch for the RNN kernels.
 //
-// One call = pack the weights once, then run independent work items (whole
-// batch shards, or whole W_hh variants) on a persistent pool, synchronising
-// once at the end. Per-item workspaces are thread-local and reused across
-// calls, so nothing is allocated per time step (nor, in steady state, per call).
+// One call = pack the weights once, then run independent work items (a
+// forward's (W_hh variant, batch shard) pairs, a gradient's batch shards), each
+// start to finish, on a persistent pool, synchronising once at the end.
+// Per-item workspaces are thread-local and reused across calls, so nothing is
+// allocated per time step (nor, in steady state, per call).
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
