@@ -1,9 +1,10 @@
 // Work splitting, threads and SIMD dispatch for the RNN kernels.
 //
-// One call = pack the weights once, then run independent work items (whole
-// batch shards, or whole W_hh variants) on a persistent pool, synchronising
-// once at the end. Per-item workspaces are thread-local and reused across
-// calls, so nothing is allocated per time step (nor, in steady state, per call).
+// One call = pack the weights once, then run independent work items (a
+// forward's (W_hh variant, batch shard) pairs, a gradient's batch shards), each
+// start to finish, on a persistent pool, synchronising once at the end.
+// Per-item workspaces are thread-local and reused across calls, so nothing is
+// allocated per time step (nor, in steady state, per call).
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
@@ -274,17 +275,42 @@ T* scratch(int slot, i64 n) {
 // Below this many flops per call one thread is faster than waking a second one.
 constexpr double kMinParallelFlops = 1.5e6;
 
+// Threads for a call of `flops` (1 below the parallel threshold).
+int threads_for(int n_threads, double flops) {
+    int nt = n_threads <= 0 ? hardware_threads() : n_threads;
+    if (nt > 4096) nt = 4096;
+    return flops < kMinParallelFlops ? 1 : nt;
+}
+
 // Number of parts for up to items_max independent items: one per thread,
 // times two when each part still gets >= 8 batch rows (dynamic balancing on
 // shared cores), one for small calls.
 int choose_parts(int n_threads, i64 items_max, double flops, i64 rows) {
-    int nt = n_threads <= 0 ? hardware_threads() : n_threads;
-    if (nt > 4096) nt = 4096;
-    if (flops < kMinParallelFlops) nt = 1;
+    const int nt = threads_for(n_threads, flops);
     i64 parts = nt;
     if (nt > 1 && rows >= 16 * nt) parts = 2 * nt;
     if (parts > items_max) parts = items_max;
     return static_cast<int>(parts < 1 ? 1 : parts);
+}
+
+// Forward work items are (variant, batch shard) pairs, claimed one at a time
+// by whichever thread is free. Aim for kItemsPerThread of them per thread, so
+// a thread that the OS deschedules on these shared cores (or one that runs
+// slower) delays the call by at most one small item, not by a fixed 1/nt of
+// it; shards keep >= kMinShardRows rows (per-row cost measured flat from 64
+// down to 16 rows at Nh = 72). Rows are independent, so neither the shard
+// boundaries nor the order of items change any result bit.
+constexpr i64 kItemsPerThread = 8, kMinShardRows = 16;
+
+i64 forward_shards(i64 K, i64 B, int nt) {
+    if (nt <= 1) return 1;
+    const i64 want = kItemsPerThread * nt;
+    i64 shards = (want + K - 1) / K;
+    i64 cap = B / kMinShardRows;
+    if (cap < nt) cap = nt;  // small batches still use every thread
+    if (shards > cap) shards = cap;
+    if (shards > B) shards = B;
+    return shards < 1 ? 1 : shards;
 }
 
 template <class T>
@@ -294,13 +320,9 @@ bool forward_impl(const ForwardArgs<T>& a, int n_threads) {
     const KernelSet<T>& ks = kernels_for<T>(simd_level());
     const double flops =
         2.0 * d.K * d.T * d.B * (double(d.Nh) * d.Nh + double(d.Nh) * (d.Nx + d.Ny));
-    // Items: whole variants when there are enough of them, else batch shards.
-    const int nt = choose_parts(n_threads, d.K * d.B, flops, d.K * d.B);
-    i64 shards = 1;
-    if (d.K < nt) shards = (nt + d.K - 1) / d.K;
-    if (shards > d.B) shards = d.B;
+    const int nt = threads_for(n_threads, flops);
+    const i64 shards = forward_shards(d.K, d.B, nt);
     const i64 items = d.K * shards;
-    const int parts = static_cast<int>(items < nt ? items : nt);
     const i64 bs_max = (d.B + shards - 1) / shards;
     const RnnLayout L = make_layout(d, ks.nr, bs_max, false, a.leak != T(1));
     T* packed = scratch<T>(0, L.packed_size);
@@ -308,21 +330,26 @@ bool forward_impl(const ForwardArgs<T>& a, int n_threads) {
     // Each item checks its own outputs while they are warm (a serial pass over
     // all of y after the parallel part would cost ~5% of a K = 8 call).
     std::atomic<bool> finite{true};
-    parallel_for(parts, [&](int p) {
-        T* ws = scratch<T>(1, L.ws_size);
-        // Contiguous ranges of items per part (variants stay on one thread).
-        const i64 i0 = items * p / parts, i1 = items * (p + 1) / parts;
-        for (i64 it = i0; it < i1; ++it) {
-            const i64 k = it / shards, s = it % shards;
-            const i64 b0 = d.B * s / shards, b1 = d.B * (s + 1) / shards;
-            ks.forward_item(a, L, packed, k, b0, b1, ws);
-            const T* yk = a.y + k * d.T * d.B * d.Ny;
-            bool ok = true;
-            for (i64 t = 0; t < d.T && ok; ++t)
-                ok = all_finite(yk + (t * d.B + b0) * d.Ny, (b1 - b0) * d.Ny);
-            if (!ok) finite.store(false, std::memory_order_relaxed);
-        }
-    });
+    auto item = [&](i64 it) {
+        const i64 k = it / shards, s = it % shards;
+        const i64 b0 = d.B * s / shards, b1 = d.B * (s + 1) / shards;
+        ks.forward_item(a, L, packed, k, b0, b1, scratch<T>(1, L.ws_size));
+        const T* yk = a.y + k * d.T * d.B * d.Ny;
+        bool ok = true;
+        for (i64 t = 0; t < d.T && ok; ++t)
+            ok = all_finite(yk + (t * d.B + b0) * d.Ny, (b1 - b0) * d.Ny);
+        if (!ok) finite.store(false, std::memory_order_relaxed);
+    };
+    if (nt <= 1) {
+        for (i64 it = 0; it < items; ++it) item(it);
+    } else {
+        // One item per part, up to a bound that keeps the part index an int.
+        const i64 parts = items < (i64(1) << 20) ? items : (i64(1) << 20);
+        parallel_for(static_cast<int>(parts), [&](int p) {
+            for (i64 it = items * p / parts; it < items * (p + 1) / parts; ++it)
+                item(it);
+        });
+    }
     return finite.load();
 }
 

@@ -544,15 +544,14 @@ void pack_forward(const ForwardArgs<T>& a, const RnnLayout& L, T* P) {
             continue;
         }
         // B(m, j) = W_hh[j, m] for j < Nh, W_hy[j - Nh, m] for j < Nh + Ny
-        for (i64 j0 = 0; j0 < L.ldh; j0 += NR<T>) {
-            T* p = dst + (j0 / NR<T>)*d.Nh * NR<T>;
-            for (i64 m = 0; m < d.Nh; ++m)
-                for (i64 j = 0; j < NR<T>; ++j) {
-                    const i64 c = j0 + j;
-                    p[m * NR<T> + j] = c < d.Nh          ? W[c * d.Nh + m]
-                                       : c < d.Nh + d.Ny ? a.W_hy[(c - d.Nh) * d.Nh + m]
-                                                         : T(0);
-                }
+        // Column by column, so the source rows are read contiguously (this
+        // pass runs serially before the variants are split between threads).
+        for (i64 c = 0; c < L.ldh; ++c) {
+            T* p = dst + (c / NR<T>)*d.Nh * NR<T> + c % NR<T>;
+            const T* src = c < d.Nh          ? W + c * d.Nh
+                           : c < d.Nh + d.Ny ? a.W_hy + (c - d.Nh) * d.Nh
+                                             : nullptr;
+            for (i64 m = 0; m < d.Nh; ++m) p[m * NR<T>] = src ? src[m] : T(0);
         }
     }
     if (L.fused) {  // the readout columns' bias
