@@ -22,8 +22,8 @@ The map ``S ↦ W̃(S)`` is linear in the removed blocks: with ``C_b = Q N_b Q�
 one contiguous range of models per thread) forms the three ``C_b`` once per model
 with BLAS products on the blocks ``Q_R``, ``Q_C``, ``N_RR``, ``T_C→R``, ``N_CC``
 in place, and writes all subsets in one streaming pass, instead of
-``2·|subsets|`` full matrix products. With ``base="W"`` (default) the unablated variant is the original ``W`` bit for bit; with
-``base="QTQ"`` every variant is the exact reconstruction ``Q Z_S(T) Qᵀ`` (they differ
+``2·|subsets|`` full matrix products. With ``base="W"`` (default) the unablated
+variant is the original ``W`` bit for bit; with ``base="QTQ"`` every variant is the exact reconstruction ``Q Z_S(T) Qᵀ`` (they differ
 by the factorisation's backward error, ``O(n ε ‖W‖)``).
 """
 
