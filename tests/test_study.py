@@ -230,6 +230,26 @@ def test_cli_reports_a_missing_table(tmp_path, capsys):
     assert "no results table" in capsys.readouterr().err
 
 
+def test_cli_takes_the_results_file_and_reports_next_to_it(sweep, capsys):
+    from rnnschur.cli import main
+
+    assert main(["study-report", str(sweep / "results.parquet")]) == 0
+    assert (sweep / "report" / "study.md").exists()
+    assert capsys.readouterr().out.strip() == str(sweep / "report" / "study.md")
+
+
+def test_cli_without_pyarrow_names_the_extra(sweep, capsys, monkeypatch):
+    from rnnschur.cli import main
+
+    # A None entry makes the import raise ImportError, as an absent package does.
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    assert main(["study-report", str(sweep)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "rnnschur[sweep]" in err
+
+
 @pytest.mark.slow
 def test_cli_end_to_end_on_the_smoke_sweep(tmp_path):
     """``rnnschur sweep sweeps/smoke.toml`` then ``rnnschur study-report`` (about a

@@ -97,15 +97,6 @@ _SUBSETS = ("none", "RR", "CR", "CC", "RR+CR", "RR+CC", "CR+CC", "RR+CR+CC")
 _JSON_COLUMNS = ("task_params", "train_config")
 
 
-def _pyarrow_parquet() -> Any:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        msg = 'the study report needs pyarrow: pip install "rnnschur[sweep]"'
-        raise ImportError(msg) from exc
-    return pq
-
-
 def _param_columns(names: Sequence[str]) -> list[str]:
     if "eval_seed" not in names:
         msg = "not a sweep results table: no 'eval_seed' column"
@@ -130,8 +121,8 @@ def load_models(
         ``varying``: per task, the parameter columns whose value varies among its
         models. Each model: ``key``, ``status``, ``condition`` (tuple of (column,
         value) pairs: task, construction, hidden, then the task's ``varying``
-        columns), ``task``, ``construction``, ``hidden``, ``seed``, ``symbols`` and per subset
-        name (``"none"``, ``"RR"``, …) dicts ``metric``, ``delta``, ``delta_per_mass``,
+        columns), ``task``, ``construction``, ``hidden``, ``seed`` and per subset name
+        (``"none"``, ``"RR"``, …) dicts ``metric``, ``delta``, ``delta_per_mass``,
         ``removed_mass``, ``fvu``, ``accuracy`` (empty for models that did not finish).
     """
     p = Path(path)
@@ -140,7 +131,9 @@ def load_models(
     if not p.exists():
         msg = f"path: no results table at {p}"
         raise FileNotFoundError(msg)
-    table = _pyarrow_parquet().read_table(p)
+    from ..sweep.results import require_pyarrow
+
+    table = require_pyarrow()[1].read_table(p)
     params = _param_columns(table.column_names)
     rows = table.to_pylist()
     varying = _varying_by_task(rows, params)
@@ -149,7 +142,6 @@ def load_models(
         m = models.get(r["key"])
         if m is None:
             cols = ("task", "construction", "hidden", *varying[r["task"]])
-            tp = json.loads(r["task_params"]) if r.get("task_params") else {}
             m = models[r["key"]] = {
                 "key": r["key"],
                 "status": r["status"],
@@ -158,7 +150,6 @@ def load_models(
                 "construction": r["construction"],
                 "hidden": r["hidden"],
                 "seed": r["seed"],
-                "symbols": tp.get("symbols"),
                 **{k: {} for k in _METRICS},
             }
         if r["status"] == "ok" and r["subset"] is not None:
@@ -204,15 +195,13 @@ def condition_label(cond: tuple[Any, ...]) -> str:
     return " · ".join(parts)
 
 
-def _learned(m: dict[str, Any]) -> tuple[bool, str]:
+def _learned(m: dict[str, Any]) -> bool:
     """The precondition of the ablation claims, with the thresholds of claims.py."""
     if m["task"] == "copy":
-        acc = m["accuracy"].get("none", math.nan)
-        ok = acc >= CRITERIA["solved_accuracy"]
-        return ok, f"intact accuracy {acc:.3f} < {CRITERIA['solved_accuracy']}"
-    fvu = m["fvu"].get("none", math.nan)
-    ok = fvu <= CRITERIA["learned_fvu"]
-    return ok, f"intact FVU {fvu:.3g} > {CRITERIA['learned_fvu']}"
+        acc: float = m["accuracy"].get("none", math.nan)
+        return acc >= CRITERIA["solved_accuracy"]
+    fvu: float = m["fvu"].get("none", math.nan)
+    return fvu <= CRITERIA["learned_fvu"]
 
 
 def _copy_holds(m: dict[str, Any]) -> dict[str, bool]:
@@ -261,7 +250,7 @@ def model_claims(m: dict[str, Any]) -> dict[str, str]:
         ids.remove("full_fvu_small")
     if m["construction"] in BY_CONSTRUCTION:
         return {**out, **dict.fromkeys(ids, "by construction")}
-    if not _learned(m)[0]:
+    if not _learned(m):
         return {**out, **dict.fromkeys(ids, "not learned")}
     if task == "copy":
         holds = _copy_holds(m)

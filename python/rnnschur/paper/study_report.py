@@ -298,10 +298,14 @@ def write_study_report(
     """Write ``study.md``, ``study_claims.csv``, ``study_fvu.csv``,
     ``study_numbers.csv`` and the figures for a sweep folder; returns ``study.md``.
 
-    ``out_dir`` defaults to ``sweep_dir/report``.
+    ``sweep_dir`` is the sweep folder or its ``results.parquet``; ``out_dir`` defaults
+    to ``report`` in the sweep folder.
     """
     models, varying = load_models(sweep_dir)
-    out = Path(out_dir) if out_dir is not None else Path(sweep_dir) / "report"
+    folder = Path(sweep_dir)
+    if folder.is_file():
+        folder = folder.parent
+    out = Path(out_dir) if out_dir is not None else folder / "report"
     out.mkdir(parents=True, exist_ok=True)
     claims = claim_table(models)
     fvus = fvu_table(models)
@@ -353,7 +357,11 @@ def add_study_report_parser(subparsers: Any) -> argparse.ArgumentParser:
             "(study_claims.csv), the intact-FVU table and the distribution figures."
         ),
     )
-    p.add_argument("dir", metavar="DIR", help="output folder of rnnschur sweep")
+    p.add_argument(
+        "dir",
+        metavar="DIR",
+        help="output folder of rnnschur sweep, or its results.parquet",
+    )
     p.add_argument(
         "--out", metavar="REPORT_DIR", help="where to write (default: DIR/report)"
     )
@@ -365,7 +373,9 @@ def cmd_study_report(args: argparse.Namespace) -> int:
     """Run ``rnnschur study-report``; returns the exit code."""
     try:
         path = write_study_report(args.dir, args.out)
-    except (FileNotFoundError, ValueError) as exc:
+    except (ImportError, OSError, ValueError) as exc:
+        # ImportError: pyarrow missing (the message names the extra to install);
+        # OSError: a missing table, an unreadable file or an unwritable folder.
         print(f"rnnschur study-report: error: {exc}", file=sys.stderr)
         return 2
     print(path)
