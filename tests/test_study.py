@@ -16,6 +16,7 @@ import pytest
 from rnnschur.paper import values as pv
 from rnnschur.paper.study import (
     BOOTSTRAP,
+    REPRODUCE_TRAINING,
     bootstrap_interval,
     choose_defaults,
     claim_table,
@@ -33,13 +34,13 @@ P_FF = pv.FULL_FVU["flipflop"]
 
 
 def _model_rows(key, task, construction, *, fvu, delta=None, acc=None, mass=0.1,
-                pulse_prob=None, status="ok", seed=0):  # fmt: skip
+                pulse_prob=None, status="ok", seed=0, train=None):  # fmt: skip
     """Rows of one model as a sweep writes them (the columns the report reads)."""
     base = {
         "key": key, "task": task, "construction": construction, "hidden": 64,
         "seed": seed, "status": status, "eval_seed": 1, "pulse_prob": pulse_prob,
         "task_params": json.dumps({"symbols": 8} if task == "copy" else {}),
-        "train_config": "{}",
+        "train_config": json.dumps(train or REPRODUCE_TRAINING, sort_keys=True),
     }  # fmt: skip
     if status != "ok":
         return [{**base, "subset": None, **dict.fromkeys(_METRICS)}]
@@ -196,10 +197,44 @@ def test_default_rule_uses_intact_fvu_only(tmp_path):
     chosen = choose_defaults(fvus)["flipflop"]
     assert (chosen["construction"], chosen["pulse_prob"]) == ("dense_orthogonal", 0.2)
     assert chosen["ratio"] == pytest.approx(1.5)
+    assert all(r["reproduce_training"] for r in fvus)
     # Log-ratio symmetry: 2.5× worse is closer than 3× better.
     r = [dict(fvus[0], task="sine", construction="x", hidden=1, abs_log_ratio=abs(math.log(v)))
          for v in (1 / 3, 2.5)]  # fmt: skip
     assert choose_defaults(r)["sine"]["abs_log_ratio"] == pytest.approx(math.log(2.5))
+
+
+def test_default_rule_ignores_other_training_schedules(tmp_path):
+    """A cosine-trained condition with exactly the paper's FVU is not a candidate:
+    the rule chooses a task detail, not a training schedule."""
+    cosine = {**REPRODUCE_TRAINING, "lr_schedule": "cosine", "lr_final": 0.1}
+    rows = []
+    for i in range(3):
+        rows += _model_rows(f"a{i}", "flipflop", "dense_orthogonal", pulse_prob=0.2,
+                            fvu=P_FF * 3, delta=CR_WINS, seed=i)  # fmt: skip
+        rows += _model_rows(f"b{i}", "flipflop", "dense_orthogonal", pulse_prob=0.5,
+                            fvu=P_FF, delta=CR_WINS, seed=i, train=cosine)  # fmt: skip
+        rows += _model_rows(f"s{i}", "sine", "dense_orthogonal", fvu=0.01, seed=i,
+                            delta=CR_WINS, train=cosine)  # fmt: skip
+    models, _ = load_models(_write(tmp_path, rows))
+    fvus = fvu_table(models)
+    assert [r["reproduce_training"] for r in fvus if r["task"] == "flipflop"] == [
+        True,
+        False,
+    ]
+    chosen = choose_defaults(fvus)
+    assert chosen["flipflop"]["pulse_prob"] == 0.2
+    assert chosen["flipflop"]["ratio"] == pytest.approx(3.0)
+    assert "sine" not in chosen  # no condition trained as the reproduction trains
+
+
+def test_reproduce_training_is_the_reproductions_task_config():
+    from rnnschur.paper.settings import RunSettings
+
+    cfg = RunSettings.full().task_config
+    assert cfg.lr_schedule == "constant"
+    assert REPRODUCE_TRAINING["lr_schedule"] == "constant"
+    assert REPRODUCE_TRAINING["lr"] == cfg.lr and "n_threads" not in REPRODUCE_TRAINING
 
 
 def test_model_claims_unknown_task_and_not_trained():

@@ -32,6 +32,7 @@ __all__ = [
     "NOT_PER_MODEL",
     "PAPER_TASK_SETTING",
     "PER_MODEL_FORMS",
+    "REPRODUCE_TRAINING",
     "STUDY_RULES",
     "bootstrap_interval",
     "choose_defaults",
@@ -121,8 +122,9 @@ def load_models(
         ``varying``: per task, the parameter columns whose value varies among its
         models. Each model: ``key``, ``status``, ``condition`` (tuple of (column,
         value) pairs: task, construction, hidden, then the task's ``varying``
-        columns), ``task``, ``construction``, ``hidden``, ``seed`` and per subset name
-        (``"none"``, ``"RR"``, …) dicts ``metric``, ``delta``, ``delta_per_mass``,
+        columns), ``task``, ``construction``, ``hidden``, ``seed``, ``train_config``
+        (the resolved training settings, a dict) and per subset name (``"none"``,
+        ``"RR"``, …) dicts ``metric``, ``delta``, ``delta_per_mass``,
         ``removed_mass``, ``fvu``, ``accuracy`` (empty for models that did not finish).
     """
     p = Path(path)
@@ -150,6 +152,7 @@ def load_models(
                 "construction": r["construction"],
                 "hidden": r["hidden"],
                 "seed": r["seed"],
+                "train_config": json.loads(r.get("train_config") or "{}"),
                 **{k: {} for k in _METRICS},
             }
         if r["status"] == "ok" and r["subset"] is not None:
@@ -332,16 +335,17 @@ def fvu_table(models: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
     Every trained model (status ok) counts, learned or not: this is the statistic the
     default-choosing rule compares, and it is never an ablation result.
+    ``reproduce_training`` is true when every model of the condition was trained with
+    the reproduction's task settings (:data:`REPRODUCE_TRAINING`).
     """
     rows = []
     for cond in conditions(models):
         task = dict(cond)["task"]
         if task not in pv.FULL_FVU:
             continue
+        ms = [m for m in models if m["condition"] == cond]
         fvus = [
-            m["fvu"]["none"]
-            for m in models
-            if m["condition"] == cond and m["status"] == "ok" and "none" in m["fvu"]
+            m["fvu"]["none"] for m in ms if m["status"] == "ok" and "none" in m["fvu"]
         ]
         mean = float(np.mean(fvus)) if fvus else math.nan
         sem = (
@@ -350,10 +354,12 @@ def fvu_table(models: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             else math.nan
         )
         paper = pv.FULL_FVU[task]
+        same = [m["train_config"] == REPRODUCE_TRAINING for m in ms]
         rows.append(
             {
                 "condition": condition_label(cond),
                 **dict(cond),
+                "reproduce_training": bool(same) and all(same),
                 "models": len(fvus),
                 "fvu_mean": mean,
                 "fvu_sem": sem,
@@ -364,6 +370,15 @@ def fvu_table(models: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         )
     return rows
 
+
+#: The training settings ``rnnschur reproduce`` gives flip-flop, sine and CDI models
+#: (the paper's Adam settings, rate held constant), as a sweep's ``train_config``
+#: column records them (without ``n_threads``, which does not change the result).
+REPRODUCE_TRAINING: dict[str, Any] = {
+    k: v
+    for k, v in json.loads(json.dumps(RunSettings.full().task_config.to_dict())).items()
+    if k != "n_threads"
+}
 
 #: The paper's section 4 setting (construction, width) in which the default-choosing
 #: rule compares task variants, when the sweep has it.
@@ -377,11 +392,14 @@ def choose_defaults(fvu_rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, A
     """Per task, the condition whose mean intact FVU is closest to the paper's.
 
     Closeness is ``|log(ours / paper)|``; ties go to the first condition in table
-    order. Candidates are the task's conditions in :data:`PAPER_TASK_SETTING` when
-    there are any, else all of the task's conditions. Only the FVU table enters,
-    never an ablation result.
+    order. The rule chooses a task detail, not a training schedule: candidates are
+    only conditions trained with the reproduction's settings
+    (``reproduce_training``, :data:`REPRODUCE_TRAINING`), and among those the task's
+    conditions in :data:`PAPER_TASK_SETTING` when there are any. A task without such
+    a condition gets no choice. Only the FVU table enters, never an ablation result.
     """
     best: dict[str, dict[str, Any]] = {}
+    fvu_rows = [r for r in fvu_rows if r["reproduce_training"]]
     paper_setting = {
         r["task"]
         for r in fvu_rows

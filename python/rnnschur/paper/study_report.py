@@ -214,6 +214,7 @@ def _fvu_section(rows: _Rows, defaults: dict[str, dict[str, Any]]) -> list[str]:
     table = [
         [
             r["condition"] + (" **(default)**" if r["condition"] in chosen else ""),
+            "reproduce" if r["reproduce_training"] else "other",
             r["models"],
             f"{sci(r['fvu_mean'])} ± {sci(r['fvu_sem'])}",
             sci(r["paper"]),
@@ -231,14 +232,18 @@ def _fvu_section(rows: _Rows, defaults: dict[str, dict[str, Any]]) -> list[str]:
             "Where the paper is silent about a task detail, the reproduction's default is "
             "the variant whose intact-model mean held-out FVU (over all trained models of "
             "the condition) is closest to the paper's in |log(ours / paper)|; ablation "
-            "results never enter. Candidates are the task's conditions in the paper's "
-            f"section 4 setting ({PAPER_TASK_SETTING[0]}, Nh {PAPER_TASK_SETTING[1]}) when "
-            "the sweep has them, else all of its conditions. The copy task has no "
+            "results never enter. The rule chooses a task detail, not a training "
+            "schedule: candidates are only the conditions trained with the "
+            "reproduction's settings (training *reproduce*: the paper's Adam settings, "
+            "learning rate held constant), and among them the task's conditions in the "
+            f"paper's section 4 setting ({PAPER_TASK_SETTING[0]}, Nh "
+            f"{PAPER_TASK_SETTING[1]}) when the sweep has them. The copy task has no "
             "published FVU."
         ),
         "",
         markdown_table(
-            ["condition", "models", "FVU mean ± SEM", "paper", "ratio"], table
+            ["condition", "training", "models", "FVU mean ± SEM", "paper", "ratio"],
+            table,
         ),
         "",
         "Chosen per task:" if picks else "No task with a published FVU in this sweep.",
