@@ -24,7 +24,7 @@ from rnnschur.paper.study import (
     load_models,
     model_claims,
 )
-from rnnschur.paper.study_report import write_study_report
+from rnnschur.paper.study_report import paper_comparisons, write_study_report
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -235,6 +235,32 @@ def test_reproduce_training_is_the_reproductions_task_config():
     assert cfg.lr_schedule == "constant"
     assert REPRODUCE_TRAINING["lr_schedule"] == "constant"
     assert REPRODUCE_TRAINING["lr"] == cfg.lr and "n_threads" not in REPRODUCE_TRAINING
+
+
+def test_missing_numbers_are_not_compared_and_quantities_are_named(tmp_path):
+    """Pulse 0.5: no model learned, so its ΔFVU / S_ΔT means are missing: not
+    compared, and not counted as disagreements."""
+    rows = []
+    for i in range(3):
+        rows += _model_rows(f"a{i}", "flipflop", "dense_orthogonal", pulse_prob=0.2,
+                            fvu=P_FF, delta=CR_WINS, seed=i)  # fmt: skip
+        rows += _model_rows(f"b{i}", "flipflop", "dense_orthogonal", pulse_prob=0.5,
+                            fvu=0.5, delta=CR_WINS, seed=i)  # fmt: skip
+    sweep_dir = _write(tmp_path, rows)
+    cmp = paper_comparisons(load_models(sweep_dir)[0])
+    quantities = {c["quantity"] for c in cmp}
+    assert quantities == {"intact FVU", "ΔFVU(T_C→R)", "ΔFVU(T_CC)"}
+    assert not any("delta_fvu" in q or "s_delta_t" in q for q in quantities)
+    bad = [c for c in cmp if "pulse_prob=0.5" in c["condition"]]
+    assert [c["agrees"] for c in bad if c["quantity"] == "intact FVU"] == [False]
+    missing = [c for c in bad if c["quantity"] != "intact FVU"]
+    assert missing and all(c["agrees"] is None for c in missing)
+    text = write_study_report(sweep_dir, tmp_path / "r").read_text()
+    (line,) = [
+        ln for ln in text.splitlines() if ln.startswith("- flipflop") and "0.5" in ln
+    ]
+    assert "differs on 1 of 1 numbers (intact FVU" in line
+    assert "not compared (no value of ours): ΔFVU(T_C→R), ΔFVU(T_CC)." in line
 
 
 def test_model_claims_unknown_task_and_not_trained():
