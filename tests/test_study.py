@@ -24,7 +24,11 @@ from rnnschur.paper.study import (
     load_models,
     model_claims,
 )
-from rnnschur.paper.study_report import paper_comparisons, write_study_report
+from rnnschur.paper.study_report import (
+    paper_comparisons,
+    robustness,
+    write_study_report,
+)
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -34,10 +38,11 @@ P_FF = pv.FULL_FVU["flipflop"]
 
 
 def _model_rows(key, task, construction, *, fvu, delta=None, acc=None, mass=0.1,
-                pulse_prob=None, status="ok", seed=0, train=None):  # fmt: skip
+                pulse_prob=None, status="ok", seed=0, train=None,
+                hidden=64):  # fmt: skip
     """Rows of one model as a sweep writes them (the columns the report reads)."""
     base = {
-        "key": key, "task": task, "construction": construction, "hidden": 64,
+        "key": key, "task": task, "construction": construction, "hidden": hidden,
         "seed": seed, "status": status, "eval_seed": 1, "pulse_prob": pulse_prob,
         "task_params": json.dumps({"symbols": 8} if task == "copy" else {}),
         "train_config": json.dumps(train or REPRODUCE_TRAINING, sort_keys=True),
@@ -261,6 +266,34 @@ def test_missing_numbers_are_not_compared_and_quantities_are_named(tmp_path):
     ]
     assert "differs on 1 of 1 numbers (intact FVU" in line
     assert "not compared (no value of ours): ΔFVU(T_C→R), ΔFVU(T_CC)." in line
+
+
+def test_orth_copy_claims_generalise_and_cayley_free_is_judged(tmp_path):
+    good = {"none": 1.0, "CR": 0.6, "RR+CR": 0.6, "CR+CC": 0.6, "RR+CR+CC": 0.6}
+    rows = []
+    for i in range(5):
+        rows += _model_rows(f"o{i}", "copy", "dense_orthogonal", fvu=0.1, acc=good,
+                            seed=i, hidden=72)  # fmt: skip
+        rows += _model_rows(f"n{i}", "copy", "dense_normal", fvu=0.1, acc=good,
+                            seed=i, hidden=72)  # fmt: skip
+        rows += _model_rows(f"f{i}", "copy", "cayley_free", fvu=0.1, hidden=72,
+                            acc={"none": 1.0}, mass=0.001, seed=i)  # fmt: skip
+    models, _ = load_models(_write(tmp_path, rows))
+    table = claim_table(models)
+    for cid in ("copy_orth_cc_preserving", "copy_orth_cr_not"):
+        orth = _row(table, "dense_orthogonal", cid)
+        assert orth["label"] == "judged"
+        assert robustness(orth) == "holds in most solutions"
+        normal = _row(table, "dense_normal", cid)
+        assert normal["label"] == "generalisation" and normal["holds"] == 5
+        assert robustness(normal) == "generalisation: holds in most solutions"
+        assert _row(table, "cayley_free", cid)["label"] == "generalisation"
+    free = _row(table, "cayley_free", "copy_cayley_negligible")
+    assert (free["label"], free["judged"], free["holds"]) == ("judged", 5, 5)
+    # cayley_free has no published numbers: the paper's cayley row is not its own.
+    cmp = paper_comparisons(models)
+    assert not [c for c in cmp if "cayley_free" in c["condition"]]
+    assert any(c["quantity"] == "accuracy −T_C→R" for c in cmp)
 
 
 def test_model_claims_unknown_task_and_not_trained():
