@@ -317,6 +317,36 @@ def test_write_study_report(sweep, tmp_path):
     assert (out / "study_copy_accuracy.png").stat().st_size > 5_000
 
 
+def test_panel_titles_drop_shared_parts_and_wrap():
+    from rnnschur.paper.study_figures import panel_titles
+
+    base = (("task", "flipflop"), ("construction", "dense_orthogonal"), ("hidden", 64))
+    conds = [
+        (*base, ("pulse_prob", 0.2), ("input_noise", 0.1), ("lr_schedule", "constant")),
+        (*base, ("pulse_prob", 0.5), ("input_noise", 0.0), ("lr_schedule", "constant")),
+        (*base, ("pulse_prob", None), ("input_noise", None), ("lr_schedule", None)),
+    ]
+    shared, titles = panel_titles(conds, width=30)
+    assert shared == "flipflop · dense_orthogonal · Nh 64"
+    assert titles[0] == "pulse_prob=0.2 ·\ninput_noise=0.1 ·\nlr_schedule=constant"
+    assert all(len(line) <= 30 for t in titles for line in t.splitlines())
+    assert titles[2] == "defaults"
+    one_shared, one_titles = panel_titles(conds[:1])
+    assert one_titles == [""] and one_shared.endswith("lr_schedule=constant")
+
+
+def test_figures_leave_the_matplotlib_backend_alone(sweep, tmp_path):
+    mpl = pytest.importorskip("matplotlib")
+    before = mpl.get_backend()
+    mpl.use("pdf")
+    try:
+        write_study_report(sweep, tmp_path / "r")
+        assert mpl.get_backend() == "pdf"
+        assert (tmp_path / "r" / "study_flipflop_delta.png").stat().st_size > 5_000
+    finally:
+        mpl.use(before)
+
+
 def test_cli_reports_a_missing_table(tmp_path, capsys):
     from rnnschur.cli import main
 

@@ -38,6 +38,8 @@ __all__ = [
     "bootstrap_interval",
     "choose_defaults",
     "claim_table",
+    "condition_label",
+    "condition_parts",
     "conditions",
     "fvu_table",
     "load_models",
@@ -202,12 +204,17 @@ def _condition_order(cond: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple((c, "" if v is None else str(v)) for c, v in cond)
 
 
-def condition_label(cond: tuple[Any, ...]) -> str:
-    """``copy · dense_orthogonal · Nh 72 · pulse_prob=0.5`` (null parameters left out)."""
+def condition_parts(cond: tuple[Any, ...]) -> list[str]:
+    """``["copy", "dense_orthogonal", "Nh 72", "pulse_prob=0.5"]`` (null parameters
+    left out)."""
     d = dict(cond)
     parts = [str(d["task"]), str(d["construction"]), f"Nh {d['hidden']}"]
-    parts += [f"{c}={v}" for c, v in cond[3:] if v is not None]
-    return " · ".join(parts)
+    return parts + [f"{c}={v}" for c, v in cond[3:] if v is not None]
+
+
+def condition_label(cond: tuple[Any, ...]) -> str:
+    """``copy · dense_orthogonal · Nh 72 · pulse_prob=0.5`` (null parameters left out)."""
+    return " · ".join(condition_parts(cond))
 
 
 def _learned(m: dict[str, Any]) -> bool:
