@@ -162,6 +162,8 @@ def _train_argv(**opts):
         [],
         ["train"],
         _train_argv(task="maze"),
+        _train_argv(task="flipflop:pulse=0.5"),
+        _train_argv(task="flipflop:pulse_prob"),
         _train_argv(construction="dense"),
         _train_argv(hidden="0"),
         _train_argv(seed="-1"),
@@ -178,6 +180,16 @@ def test_bad_arguments_exit_2(argv, capsys):
         main(argv)
     assert info.value.code == 2
     assert "usage" in capsys.readouterr().err
+
+
+def test_train_task_takes_parameters_as_ablate_does(tmp_path, capsys):
+    """``--task NAME:k=v`` (the syntax of ``rnnschur ablate --task``) trains that task."""
+    out = tmp_path / "p.npz"
+    argv = _train_argv(task="flipflop:pulse_prob=0.5,input_noise=0.1", out=str(out),
+                       hidden="4", epochs="1", batches="2")  # fmt: skip
+    assert main([*argv, "--batch-size", "4", "--threads", "1", "--quiet"]) == 0
+    assert tr.load(out).task == FlipFlop(pulse_prob=0.5, input_noise=0.1)
+    assert "pulse_prob=0.5" in capsys.readouterr().out
 
 
 def test_copy_summary_states_the_lag_curriculum(tmp_path, capsys):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -130,6 +132,15 @@ def test_check_real_range(v):
     with pytest.raises(ValueError, match=r"x must lie in \(0.0, 2.0\]"):
         check_real("x", v, low=0.0, high=2.0, low_open=True)
     assert check_real("x", np.float32(1.5), low=0.0, high=2.0) == 1.5
+
+
+@pytest.mark.parametrize("v", [np.inf, -np.inf, np.nan, -1.0])
+def test_check_real_infinite_bounds_are_open_ends(v):
+    """inf is rejected, so the message must not offer a closed "[0.0, inf]"."""
+    with pytest.raises(ValueError, match=r"x must lie in \[0.0, inf\); got"):
+        check_real("x", v, low=0.0)
+    with pytest.raises(ValueError, match=r"x must lie in \(-inf, 0.0\]; got"):
+        check_real("x", abs(v) if v != -1.0 else 1.0, low=-math.inf, high=0.0)
 
 
 def test_numpy_integers_accepted_across_the_package(tmp_path):

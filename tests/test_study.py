@@ -16,6 +16,7 @@ import pytest
 from rnnschur.paper import values as pv
 from rnnschur.paper.study import (
     BOOTSTRAP,
+    REPRODUCE_TRAINING,
     bootstrap_interval,
     choose_defaults,
     claim_table,
@@ -23,7 +24,11 @@ from rnnschur.paper.study import (
     load_models,
     model_claims,
 )
-from rnnschur.paper.study_report import write_study_report
+from rnnschur.paper.study_report import (
+    paper_comparisons,
+    robustness,
+    write_study_report,
+)
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -33,13 +38,14 @@ P_FF = pv.FULL_FVU["flipflop"]
 
 
 def _model_rows(key, task, construction, *, fvu, delta=None, acc=None, mass=0.1,
-                pulse_prob=None, status="ok", seed=0):  # fmt: skip
+                pulse_prob=None, status="ok", seed=0, train=None,
+                hidden=64):  # fmt: skip
     """Rows of one model as a sweep writes them (the columns the report reads)."""
     base = {
-        "key": key, "task": task, "construction": construction, "hidden": 64,
+        "key": key, "task": task, "construction": construction, "hidden": hidden,
         "seed": seed, "status": status, "eval_seed": 1, "pulse_prob": pulse_prob,
         "task_params": json.dumps({"symbols": 8} if task == "copy" else {}),
-        "train_config": "{}",
+        "train_config": json.dumps(train or REPRODUCE_TRAINING, sort_keys=True),
     }  # fmt: skip
     if status != "ok":
         return [{**base, "subset": None, **dict.fromkeys(_METRICS)}]
@@ -196,10 +202,98 @@ def test_default_rule_uses_intact_fvu_only(tmp_path):
     chosen = choose_defaults(fvus)["flipflop"]
     assert (chosen["construction"], chosen["pulse_prob"]) == ("dense_orthogonal", 0.2)
     assert chosen["ratio"] == pytest.approx(1.5)
+    assert all(r["reproduce_training"] for r in fvus)
     # Log-ratio symmetry: 2.5× worse is closer than 3× better.
     r = [dict(fvus[0], task="sine", construction="x", hidden=1, abs_log_ratio=abs(math.log(v)))
          for v in (1 / 3, 2.5)]  # fmt: skip
     assert choose_defaults(r)["sine"]["abs_log_ratio"] == pytest.approx(math.log(2.5))
+
+
+def test_default_rule_ignores_other_training_schedules(tmp_path):
+    """A cosine-trained condition with exactly the paper's FVU is not a candidate:
+    the rule chooses a task detail, not a training schedule."""
+    cosine = {**REPRODUCE_TRAINING, "lr_schedule": "cosine", "lr_final": 0.1}
+    rows = []
+    for i in range(3):
+        rows += _model_rows(f"a{i}", "flipflop", "dense_orthogonal", pulse_prob=0.2,
+                            fvu=P_FF * 3, delta=CR_WINS, seed=i)  # fmt: skip
+        rows += _model_rows(f"b{i}", "flipflop", "dense_orthogonal", pulse_prob=0.5,
+                            fvu=P_FF, delta=CR_WINS, seed=i, train=cosine)  # fmt: skip
+        rows += _model_rows(f"s{i}", "sine", "dense_orthogonal", fvu=0.01, seed=i,
+                            delta=CR_WINS, train=cosine)  # fmt: skip
+    models, _ = load_models(_write(tmp_path, rows))
+    fvus = fvu_table(models)
+    assert [r["reproduce_training"] for r in fvus if r["task"] == "flipflop"] == [
+        True,
+        False,
+    ]
+    chosen = choose_defaults(fvus)
+    assert chosen["flipflop"]["pulse_prob"] == 0.2
+    assert chosen["flipflop"]["ratio"] == pytest.approx(3.0)
+    assert "sine" not in chosen  # no condition trained as the reproduction trains
+
+
+def test_reproduce_training_is_the_reproductions_task_config():
+    from rnnschur.paper.settings import RunSettings
+
+    cfg = RunSettings.full().task_config
+    assert cfg.lr_schedule == "constant"
+    assert REPRODUCE_TRAINING["lr_schedule"] == "constant"
+    assert REPRODUCE_TRAINING["lr"] == cfg.lr and "n_threads" not in REPRODUCE_TRAINING
+
+
+def test_missing_numbers_are_not_compared_and_quantities_are_named(tmp_path):
+    """Pulse 0.5: no model learned, so its ΔFVU / S_ΔT means are missing: not
+    compared, and not counted as disagreements."""
+    rows = []
+    for i in range(3):
+        rows += _model_rows(f"a{i}", "flipflop", "dense_orthogonal", pulse_prob=0.2,
+                            fvu=P_FF, delta=CR_WINS, seed=i)  # fmt: skip
+        rows += _model_rows(f"b{i}", "flipflop", "dense_orthogonal", pulse_prob=0.5,
+                            fvu=0.5, delta=CR_WINS, seed=i)  # fmt: skip
+    sweep_dir = _write(tmp_path, rows)
+    cmp = paper_comparisons(load_models(sweep_dir)[0])
+    quantities = {c["quantity"] for c in cmp}
+    assert quantities == {"intact FVU", "ΔFVU(T_C→R)", "ΔFVU(T_CC)"}
+    assert not any("delta_fvu" in q or "s_delta_t" in q for q in quantities)
+    bad = [c for c in cmp if "pulse_prob=0.5" in c["condition"]]
+    assert [c["agrees"] for c in bad if c["quantity"] == "intact FVU"] == [False]
+    missing = [c for c in bad if c["quantity"] != "intact FVU"]
+    assert missing and all(c["agrees"] is None for c in missing)
+    text = write_study_report(sweep_dir, tmp_path / "r").read_text()
+    (line,) = [
+        ln for ln in text.splitlines() if ln.startswith("- flipflop") and "0.5" in ln
+    ]
+    assert "differs on 1 of 1 numbers (intact FVU" in line
+    assert "not compared (no value of ours): ΔFVU(T_C→R), ΔFVU(T_CC)." in line
+
+
+def test_orth_copy_claims_generalise_and_cayley_free_is_judged(tmp_path):
+    good = {"none": 1.0, "CR": 0.6, "RR+CR": 0.6, "CR+CC": 0.6, "RR+CR+CC": 0.6}
+    rows = []
+    for i in range(5):
+        rows += _model_rows(f"o{i}", "copy", "dense_orthogonal", fvu=0.1, acc=good,
+                            seed=i, hidden=72)  # fmt: skip
+        rows += _model_rows(f"n{i}", "copy", "dense_normal", fvu=0.1, acc=good,
+                            seed=i, hidden=72)  # fmt: skip
+        rows += _model_rows(f"f{i}", "copy", "cayley_free", fvu=0.1, hidden=72,
+                            acc={"none": 1.0}, mass=0.001, seed=i)  # fmt: skip
+    models, _ = load_models(_write(tmp_path, rows))
+    table = claim_table(models)
+    for cid in ("copy_orth_cc_preserving", "copy_orth_cr_not"):
+        orth = _row(table, "dense_orthogonal", cid)
+        assert orth["label"] == "judged"
+        assert robustness(orth) == "holds in most solutions"
+        normal = _row(table, "dense_normal", cid)
+        assert normal["label"] == "generalisation" and normal["holds"] == 5
+        assert robustness(normal) == "generalisation: holds in most solutions"
+        assert _row(table, "cayley_free", cid)["label"] == "generalisation"
+    free = _row(table, "cayley_free", "copy_cayley_negligible")
+    assert (free["label"], free["judged"], free["holds"]) == ("judged", 5, 5)
+    # cayley_free has no published numbers: the paper's cayley row is not its own.
+    cmp = paper_comparisons(models)
+    assert not [c for c in cmp if "cayley_free" in c["condition"]]
+    assert any(c["quantity"] == "accuracy −T_C→R" for c in cmp)
 
 
 def test_model_claims_unknown_task_and_not_trained():
@@ -223,11 +317,61 @@ def test_write_study_report(sweep, tmp_path):
     assert (out / "study_copy_accuracy.png").stat().st_size > 5_000
 
 
+def test_panel_titles_drop_shared_parts_and_wrap():
+    from rnnschur.paper.study_figures import panel_titles
+
+    base = (("task", "flipflop"), ("construction", "dense_orthogonal"), ("hidden", 64))
+    conds = [
+        (*base, ("pulse_prob", 0.2), ("input_noise", 0.1), ("lr_schedule", "constant")),
+        (*base, ("pulse_prob", 0.5), ("input_noise", 0.0), ("lr_schedule", "constant")),
+        (*base, ("pulse_prob", None), ("input_noise", None), ("lr_schedule", None)),
+    ]
+    shared, titles = panel_titles(conds, width=30)
+    assert shared == "flipflop · dense_orthogonal · Nh 64"
+    assert titles[0] == "pulse_prob=0.2 ·\ninput_noise=0.1 ·\nlr_schedule=constant"
+    assert all(len(line) <= 30 for t in titles for line in t.splitlines())
+    assert titles[2] == "defaults"
+    one_shared, one_titles = panel_titles(conds[:1])
+    assert one_titles == [""] and one_shared.endswith("lr_schedule=constant")
+
+
+def test_figures_leave_the_matplotlib_backend_alone(sweep, tmp_path):
+    mpl = pytest.importorskip("matplotlib")
+    before = mpl.get_backend()
+    mpl.use("pdf")
+    try:
+        write_study_report(sweep, tmp_path / "r")
+        assert mpl.get_backend() == "pdf"
+        assert (tmp_path / "r" / "study_flipflop_delta.png").stat().st_size > 5_000
+    finally:
+        mpl.use(before)
+
+
 def test_cli_reports_a_missing_table(tmp_path, capsys):
     from rnnschur.cli import main
 
     assert main(["study-report", str(tmp_path)]) == 2
     assert "no results table" in capsys.readouterr().err
+
+
+def test_cli_takes_the_results_file_and_reports_next_to_it(sweep, capsys):
+    from rnnschur.cli import main
+
+    assert main(["study-report", str(sweep / "results.parquet")]) == 0
+    assert (sweep / "report" / "study.md").exists()
+    assert capsys.readouterr().out.strip() == str(sweep / "report" / "study.md")
+
+
+def test_cli_without_pyarrow_names_the_extra(sweep, capsys, monkeypatch):
+    from rnnschur.cli import main
+
+    # A None entry makes the import raise ImportError, as an absent package does.
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    assert main(["study-report", str(sweep)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "rnnschur[sweep]" in err
 
 
 @pytest.mark.slow

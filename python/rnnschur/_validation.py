@@ -123,8 +123,9 @@ def check_real(
     v = float(value)
     ok = math.isfinite(v) and (v > low if low_open else v >= low)
     if not ok or (v >= high if high_open else v > high):
-        left = "(" if low_open else "["
-        right = ")" if high_open else "]"
+        # Only finite values pass, so an infinite bound is an open end.
+        left = "(" if low_open or math.isinf(low) else "["
+        right = ")" if high_open or math.isinf(high) else "]"
         msg = f"{name} must lie in {left}{low}, {high}{right}; got {v}"
         raise ValueError(msg)
     return v

@@ -22,8 +22,8 @@ The map ``S ↦ W̃(S)`` is linear in the removed blocks: with ``C_b = Q N_b Q�
 one contiguous range of models per thread) forms the three ``C_b`` once per model
 with BLAS products on the blocks ``Q_R``, ``Q_C``, ``N_RR``, ``T_C→R``, ``N_CC``
 in place, and writes all subsets in one streaming pass, instead of
-``2·|subsets|`` full matrix products. With ``base="W"`` (default) the unablated variant is the original ``W`` bit for bit; with
-``base="QTQ"`` every variant is the exact reconstruction ``Q Z_S(T) Qᵀ`` (they differ
+``2·|subsets|`` full matrix products. With ``base="W"`` (default) the unablated
+variant is the original ``W`` bit for bit; with ``base="QTQ"`` every variant is the exact reconstruction ``Q Z_S(T) Qᵀ`` (they differ
 by the factorisation's backward error, ``O(n ε ‖W‖)``).
 """
 
@@ -288,14 +288,33 @@ def ablate(
     pairs = _pairs(form, split)
     M, n, S = len(pairs), pairs[0][0].n, len(subs)
     addr, keep, blk, n_R, bounds = _stack_inputs(pairs)
-    sel = np.array([[float(b in sub) for b in BLOCK_NAMES] for sub in subs]).reshape(
-        S, 3
-    )
     shape = (S, n, n) if single else (M, S, n, n)
     if out is None:
         result = np.empty(shape, dtype=out_dtype)
     else:
         result = _check_out(out, shape, dtype, bounds)
+    mass = _run_kernel(addr, n, blk, n_R, subs, base, result.reshape(M, S, n, n))
+    del keep  # the arrays behind ``addr`` are alive up to here
+    return Ablation(
+        W=result, subsets=subs, removed_mass=mass[0] if single else mass, base=base
+    )
+
+
+def _run_kernel(
+    addr: np.ndarray,
+    n: int,
+    blk: np.ndarray,
+    n_R: np.ndarray,
+    subs: tuple[tuple[str, ...], ...],
+    base: str,
+    result: np.ndarray,
+) -> np.ndarray:
+    """Write every model's ablated matrices into ``result`` (M, S, n, n); returns
+    the removed masses (M, S)."""
+    M, S = result.shape[:2]
+    sel = np.array([[float(b in sub) for b in BLOCK_NAMES] for sub in subs]).reshape(
+        S, 3
+    )
     mass = np.empty((M, S))
     with _KERNEL_LOCK:
         _k.ablate_batch(
@@ -307,13 +326,10 @@ def ablate(
             n_R,
             sel,
             base == "W",
-            result.reshape(M, S, n, n),
+            result,
             mass,
         )
-    del keep  # the arrays behind ``addr`` are alive up to here
-    return Ablation(
-        W=result, subsets=subs, removed_mass=mass[0] if single else mass, base=base
-    )
+    return mass
 
 
 def _pairs(form: object, split: object) -> list[tuple[SchurForm, SchurSplit]]:

@@ -21,7 +21,7 @@ from .paper.dynamics_cli import add_fixed_points_parser
 from .paper.settings import DEFAULT_ALPHA, DEFAULT_EVAL_SIZE, EXPERIMENTS
 from .paper.study_report import add_study_report_parser
 from .sweep.cli import add_sweep_parser
-from .tasks import TASKS, make_task
+from .tasks import TASKS, Task
 from .training import LR_SCHEDULES, NEURO_CONFIG, PAPER_CONFIG
 
 __all__ = [
@@ -74,7 +74,16 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
             "(rnnschur.training.COPY_CONFIG)."
         ),
     )
-    p.add_argument("--task", required=True, choices=sorted(TASKS))
+    p.add_argument(
+        "--task",
+        required=True,
+        type=_task_arg,
+        metavar="NAME[:k=v,...]",
+        help=(
+            f"task ({', '.join(sorted(TASKS))}), optionally with parameters, e.g. "
+            "flipflop:pulse_prob=0.5 (the syntax of rnnschur ablate --task)"
+        ),
+    )
     p.add_argument("--construction", required=True, choices=CONSTRUCTIONS)
     p.add_argument(
         "--hidden",
@@ -111,6 +120,17 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def _task_arg(text: str) -> Task:
+    """``NAME`` or ``NAME:k=v,...`` as a task, read as ``rnnschur ablate --task`` reads
+    it; a bad name or parameter is a usage error."""
+    from .paper.profile import parse_task
+
+    try:
+        return parse_task(text)
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _describe_task(task) -> str:
     d = task.to_dict()
     name = d.pop("name")
@@ -121,7 +141,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Run ``rnnschur train``; print a summary with the held-out metric."""
     from .training import TrainingDiverged, default_config, evaluate, save, train
 
-    task = make_task(args.task)
+    task = args.task
     overrides = {
         k: v
         for k, v in (

@@ -337,19 +337,7 @@ def predictor_analysis(
     )
     gen = as_generator("rng", rng)
     Y = np.column_stack([y, *cols])
-    # Resampling whole models = integer weights (how often each model was drawn)
-    # on the observations, so all replicates are evaluated at once.
-    picks = gen.integers(0, G, size=(n_boot, G))
-    counts = np.zeros((n_boot, G))
-    np.add.at(counts, (np.arange(n_boot)[:, None], picks), 1.0)
-    boot = _weighted_rank_corr(Y, counts[:, inv])
-    q = (1.0 - confidence) / 2.0
-    lo = np.full(len(names), np.nan)
-    hi = np.full(len(names), np.nan)
-    for j in range(len(names)):
-        ok = np.isfinite(boot[:, j])
-        if ok.any():
-            lo[j], hi[j] = np.quantile(boot[ok, j], [q, 1.0 - q])
+    boot, lo, hi = _group_bootstrap(Y, inv, G, n_boot, confidence, gen)
     return PredictorAnalysis(
         names=names,
         rho=_rank_corr(Y),
@@ -362,6 +350,34 @@ def predictor_analysis(
         confidence=float(confidence),
         effect_name=str(effect_name),
     )
+
+
+def _group_bootstrap(
+    Y: np.ndarray,
+    inv: np.ndarray,
+    G: int,
+    n_boot: int,
+    confidence: float,
+    gen: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bootstrap ρ of each predictor column of ``Y`` (n, 1 + P) with the effect
+    (column 0), resampling the ``G`` groups of ``inv`` (n,); returns the replicates
+    (n_boot, P) and the percentile interval ends (P,)."""
+    # Resampling whole models = integer weights (how often each model was drawn)
+    # on the observations, so all replicates are evaluated at once.
+    picks = gen.integers(0, G, size=(n_boot, G))
+    counts = np.zeros((n_boot, G))
+    np.add.at(counts, (np.arange(n_boot)[:, None], picks), 1.0)
+    boot = _weighted_rank_corr(Y, counts[:, inv])
+    q = (1.0 - confidence) / 2.0
+    P = Y.shape[1] - 1
+    lo = np.full(P, np.nan)
+    hi = np.full(P, np.nan)
+    for j in range(P):
+        ok = np.isfinite(boot[:, j])
+        if ok.any():
+            lo[j], hi[j] = np.quantile(boot[ok, j], [q, 1.0 - q])
+    return boot, lo, hi
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ held-out items where a task has held-out parameters (the sine frequencies, unles
 ``SineGeneration(eval_freqs="train")``); for the other tasks it draws from the training
 distribution (held-out *sequences*, not a different distribution). Every held-out
 evaluation in the package (the training monitor, :func:`rnnschur.evaluate`, the ablation
-profiles) samples ``split="test"``, so a task's parameters decide what is scored. Every task is rebuilt from ``task.to_dict()`` by :func:`task_from_dict`
-(checkpoints store that dictionary).
+profiles) samples ``split="test"``, so a task's parameters decide what is scored.
+Every task is rebuilt from ``task.to_dict()`` by :func:`task_from_dict` (checkpoints
+store that dictionary).
 
 The paper (Dräger 2026, sections 3-4) fixes only the sizes. Everything else is chosen
 here from the standard versions of the tasks and documented on each class.

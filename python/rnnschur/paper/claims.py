@@ -159,9 +159,11 @@ def _judged(cid: str, checks: Sequence[tuple[bool, str]]) -> dict[str, str]:
 def check_claims(results: dict[str, Any]) -> list[dict[str, str]]:
     """A verdict per paper claim, with the numbers that decided it.
 
-    Verdicts: ``"supported"``, ``"not supported"``, ``"inconclusive"`` (the full network
-    did not learn its task, so its ablations cannot speak to the claim) or
-    ``"not tested"`` (the experiment did not run). Criteria: :data:`CRITERIA`.
+    Verdicts (:data:`VERDICTS`): ``"supported"``, ``"not supported"``, ``"holds by
+    construction"`` (the construction fixes the outcome, e.g. Cayley couplings that are
+    zero, so it never counts as support), ``"inconclusive"`` (the full network did not
+    learn its task, so its ablations cannot speak to the claim) or ``"not tested"``
+    (the experiment did not run). Criteria: :data:`CRITERIA`.
     """
     return [
         *_copy_claims(results.get("copy") or []),

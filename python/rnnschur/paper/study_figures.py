@@ -3,15 +3,16 @@ a panel per condition, every trained model a point (jittered), its mean a bar.""
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .study import condition_label, conditions
+from .study import condition_parts, conditions
 
-__all__ = ["STUDY_FIGURES", "study_figures"]
+__all__ = ["STUDY_FIGURES", "panel_titles", "study_figures"]
 
 #: (task kind, metric key, subsets shown, y label, symlog y axis, chance line).
 STUDY_FIGURES: tuple[tuple[str, str, tuple[str, ...], str, bool, float | None], ...] = (
@@ -60,16 +61,44 @@ def _panel(
     ax.set_xticklabels([_subset_name(s) for s in subsets], rotation=45, fontsize=7)
 
 
+def panel_titles(
+    conds: Sequence[tuple[Any, ...]], width: int = 40
+) -> tuple[str, list[str]]:
+    """Figure title and panel titles of a figure with a panel per condition.
+
+    Parameters
+    ----------
+    conds : sequence of conditions (:func:`rnnschur.paper.study.conditions`)
+    width : int
+        Line width (characters) at which panel titles wrap.
+
+    Returns
+    -------
+    (shared, titles)
+        ``shared``: the label parts every panel has, joined with ``" · "`` (the
+        figure's title). ``titles``: per condition, its other parts, wrapped; a
+        panel with no other part (every parameter at the task's default) reads
+        ``"defaults"`` when there are other panels, else ``""``.
+    """
+    parts = [condition_parts(c) for c in conds]
+    shared = [p for p in parts[0] if all(p in q for q in parts[1:])] if parts else []
+    empty = "defaults" if len(parts) > 1 else ""
+    titles = [
+        "\n".join(textwrap.wrap(" · ".join(p for p in q if p not in shared), width))
+        or empty
+        for q in parts
+    ]
+    return " · ".join(shared), titles
+
+
 def _one_figure(
     models: Sequence[dict[str, Any]],
     task: str,
     spec: tuple[str, str, tuple[str, ...], str, bool, float | None],
     path: Path,
 ) -> Path | None:
-    import matplotlib as mpl
-
-    mpl.use("Agg")
-    import matplotlib.pyplot as plt
+    # A bare Figure needs no pyplot state and leaves the user's backend alone.
+    from matplotlib.figure import Figure
 
     _, metric, subsets, ylabel, symlog, chance = spec
     conds = [c for c in conditions(models) if dict(c)["task"] == task]
@@ -78,14 +107,14 @@ def _one_figure(
         return None
     ncol = min(4, len(conds))
     nrow = -(-len(conds) // ncol)
-    fig, axes = plt.subplots(
-        nrow, ncol, figsize=(3.2 * ncol, 2.9 * nrow), squeeze=False, sharey=True
-    )
+    shared, titles = panel_titles(conds)
+    fig = Figure(figsize=(3.2 * ncol, 2.9 * nrow + 0.3))
+    axes = fig.subplots(nrow, ncol, squeeze=False, sharey=True)
     # Fixed jitter seed: the same table always draws the same figure.
     rng = np.random.default_rng(0)
-    for ax, cond in zip(axes.flat, conds, strict=False):
+    for ax, cond, title in zip(axes.flat, conds, titles, strict=False):
         _panel(ax, [m for m in ok if m["condition"] == cond], metric, subsets, rng)
-        ax.set_title(condition_label(cond), fontsize=7)
+        ax.set_title(title, fontsize=7)
         if chance is not None:
             ax.axhline(chance, color="grey", ls=":", lw=1)
         if symlog:
@@ -94,9 +123,9 @@ def _one_figure(
         ax.set_visible(False)
     for ax in axes[:, 0]:
         ax.set_ylabel(ylabel, fontsize=8)
+    fig.suptitle(shared, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from ..ablation import BLOCK_NAMES
 from . import values as pv
 from .claims import BY_CONSTRUCTION, CRITERIA
+from .labels import BLOCK_LABELS, subset_label
 from .study import (
     BOOTSTRAP,
     NOT_PER_MODEL,
@@ -54,12 +55,13 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def _paper_copy(construction: str) -> dict[str, float]:
-    """The paper's copy accuracies for a construction, keyed by subset name."""
+    """The paper's copy accuracies for a construction, keyed by subset name (empty
+    for a construction the paper publishes none for, such as ``cayley_free``)."""
     if construction == "dense_orthogonal":
         return {
             "+".join(s) or "none": v for s, v in pv.COPY_DENSE_ORTHOGONAL_72.items()
         }
-    if construction.startswith("cayley"):
+    if construction == "cayley":
         row = pv.TABLE1[(0.90, "cayley")]
         return {"none": row["full"], "CC": row["-CC"], "CR": row["-CR"]}
     return {}
@@ -67,17 +69,24 @@ def _paper_copy(construction: str) -> dict[str, float]:
 
 def _within(ours: float, paper: float) -> bool:
     flag = CRITERIA["ratio_flag"]
-    return paper > 0 and math.isfinite(ours) and 1 / flag <= ours / paper <= flag
+    return paper > 0 and 1 / flag <= ours / paper <= flag
+
+
+def _quantity(kind: str, block: str) -> str:
+    """``ΔFVU(T_C→R)``, ``S_ΔT(T_CC)``."""
+    return f"{kind}({BLOCK_LABELS[block]})"
 
 
 def paper_comparisons(models: _Rows) -> list[dict[str, Any]]:
     """Per condition, its means beside every number the paper reports for it.
 
-    Rows: ``condition``, ``quantity``, ``ours``, ``paper``, ``agrees``. FVU, ΔFVU and
-    S_ΔT agree within a factor ``CRITERIA["ratio_flag"]`` either way (ΔFVU and S_ΔT
-    are means over the learned models, FVU over all trained ones); copy accuracies
-    (Nh = 72, the paper's width for them) within :data:`COPY_ACC_FLAG` (means over
-    all trained models).
+    Rows: ``condition``, ``quantity`` (as the report prints it: ``intact FVU``,
+    ``ΔFVU(T_C→R)``, ``S_ΔT(T_CC)``, ``accuracy −T_C→R``), ``ours``, ``paper``,
+    ``agrees``. FVU, ΔFVU and S_ΔT agree within a factor ``CRITERIA["ratio_flag"]``
+    either way (ΔFVU and S_ΔT are means over the learned models, FVU over all trained
+    ones); copy accuracies (Nh = 72, the paper's width for them) within
+    :data:`COPY_ACC_FLAG` (means over all trained models). ``agrees`` is ``None``
+    (not compared) where our mean is missing, e.g. a condition with no learned model.
     """
     out = []
     for cond in conditions(models):
@@ -92,7 +101,8 @@ def paper_comparisons(models: _Rows) -> list[dict[str, Any]]:
             for s, p in published.items():
                 ours = _mean([m["accuracy"].get(s, math.nan) for m in ms])
                 ok = abs(ours - p) <= COPY_ACC_FLAG
-                out.append(_cmp(label, f"accuracy {s}", ours, p, ok))
+                name = f"accuracy {subset_label(s.split('+') if s != 'none' else ())}"
+                out.append(_cmp(label, name, ours, p, ok))
             continue
         if d["task"] not in pv.FULL_FVU:
             continue
@@ -101,26 +111,30 @@ def paper_comparisons(models: _Rows) -> list[dict[str, Any]]:
         out.append(_cmp(label, "intact FVU", fvu, p, _within(fvu, p)))
         learned = [m for m in ms if m["fvu"]["none"] <= CRITERIA["learned_fvu"]]
         for b in BLOCK_NAMES:
-            for key, name in (("delta_fvu", "delta"), ("s_delta_t", "delta_per_mass")):
+            for key, name, kind in (
+                ("delta_fvu", "delta", "ΔFVU"),
+                ("s_delta_t", "delta_per_mass", "S_ΔT"),
+            ):
                 paper = pv.CROSS_TASK[d["task"]][b][key]
                 if paper is None:
                     continue
                 ours = _mean([m[name].get(b, math.nan) for m in learned])
-                out.append(
-                    _cmp(label, f"{key} {b}", ours, paper[0], _within(ours, paper[0]))
-                )
+                ok = _within(ours, paper[0])
+                out.append(_cmp(label, _quantity(kind, b), ours, paper[0], ok))
     return out
 
 
 def _cmp(
     cond: str, quantity: str, ours: float, paper: float, ok: bool
 ) -> dict[str, Any]:
+    # A missing mean is no evidence either way: not compared, never a disagreement.
+    compared = math.isfinite(ours) and math.isfinite(paper)
     return {
         "condition": cond,
         "quantity": quantity,
         "ours": ours,
         "paper": paper,
-        "agrees": ok,
+        "agrees": ok if compared else None,
     }
 
 
@@ -128,13 +142,15 @@ def robustness(row: dict[str, Any]) -> str:
     """Neutral wording of one claim-table row (rules: :data:`STUDY_RULES`)."""
     if row["label"] == "decided by construction":
         return "decided by construction (not counted)"
+    # Outside the construction the paper's claim is about: read, but labelled apart.
+    prefix = "generalisation: " if row["label"] == "generalisation" else ""
     if row["judged"] < STUDY_RULES["min_models"]:
-        return "too few models"
+        return prefix + "too few models"
     if row["ci_low"] > STUDY_RULES["most"]:
-        return "holds in most solutions"
+        return prefix + "holds in most solutions"
     if row["ci_high"] < 1 - STUDY_RULES["most"]:
-        return "fails in most solutions"
-    return "mixed"
+        return prefix + "fails in most solutions"
+    return prefix + "mixed"
 
 
 def _method_section() -> list[str]:
@@ -183,6 +199,10 @@ def _method_section() -> list[str]:
             f"most solutions* when the interval's lower end exceeds {STUDY_RULES['most']}, "
             f"*fails in most* when its upper end is below {1 - STUDY_RULES['most']:g}, "
             f"*mixed* otherwise, *too few models* below {STUDY_RULES['min_models']} judged."
+            " The paper makes its `copy_orth_*` claims about the dense orthogonal "
+            "solution only, so they are judged on dense orthogonal models; on the other "
+            "trained constructions the same per-model test is labelled *generalisation* "
+            "and its reading is prefixed so, apart from the paper's claim."
         ),
         "",
     ]
@@ -214,6 +234,7 @@ def _fvu_section(rows: _Rows, defaults: dict[str, dict[str, Any]]) -> list[str]:
     table = [
         [
             r["condition"] + (" **(default)**" if r["condition"] in chosen else ""),
+            "reproduce" if r["reproduce_training"] else "other",
             r["models"],
             f"{sci(r['fvu_mean'])} ± {sci(r['fvu_sem'])}",
             sci(r["paper"]),
@@ -231,14 +252,18 @@ def _fvu_section(rows: _Rows, defaults: dict[str, dict[str, Any]]) -> list[str]:
             "Where the paper is silent about a task detail, the reproduction's default is "
             "the variant whose intact-model mean held-out FVU (over all trained models of "
             "the condition) is closest to the paper's in |log(ours / paper)|; ablation "
-            "results never enter. Candidates are the task's conditions in the paper's "
-            f"section 4 setting ({PAPER_TASK_SETTING[0]}, Nh {PAPER_TASK_SETTING[1]}) when "
-            "the sweep has them, else all of its conditions. The copy task has no "
+            "results never enter. The rule chooses a task detail, not a training "
+            "schedule: candidates are only the conditions trained with the "
+            "reproduction's settings (training *reproduce*: the paper's Adam settings, "
+            "learning rate held constant), and among them the task's conditions in the "
+            f"paper's section 4 setting ({PAPER_TASK_SETTING[0]}, Nh "
+            f"{PAPER_TASK_SETTING[1]}) when the sweep has them. The copy task has no "
             "published FVU."
         ),
         "",
         markdown_table(
-            ["condition", "models", "FVU mean ± SEM", "paper", "ratio"], table
+            ["condition", "training", "models", "FVU mean ± SEM", "paper", "ratio"],
+            table,
         ),
         "",
         "Chosen per task:" if picks else "No task with a published FVU in this sweep.",
@@ -259,21 +284,25 @@ def _summary_section(claims: _Rows, comparisons: _Rows) -> list[str]:
             "Each condition's means beside the numbers the paper publishes for it "
             f"(FVU, ΔFVU, S_ΔT within a factor {CRITERIA['ratio_flag']:g} either way; copy "
             f"accuracies at Nh = 72 within {COPY_ACC_FLAG}; a condition without a "
-            "published number is not listed):"
+            "published number is not listed; a number we lack, e.g. ΔFVU of a "
+            "condition with no learned model, is *not compared* and not counted):"
         ),
         "",
     ]
-    for cond, cs in by_cond.items():
+    for cond, all_cs in by_cond.items():
+        cs = [c for c in all_cs if c["agrees"] is not None]
         off = [c for c in cs if not c["agrees"]]
         if not off:
-            lines.append(f"- {cond}: matches the paper's {len(cs)} published numbers.")
+            text = f"matches the paper's {len(cs)} published numbers"
         else:
             gaps = ", ".join(
                 f"{c['quantity']} {sci(c['ours'])} vs {sci(c['paper'])}" for c in off
             )
-            lines.append(
-                f"- {cond}: differs on {len(off)} of {len(cs)} numbers ({gaps})."
-            )
+            text = f"differs on {len(off)} of {len(cs)} numbers ({gaps})"
+        skipped = [c["quantity"] for c in all_cs if c["agrees"] is None]
+        if skipped:
+            text += f"; not compared (no value of ours): {', '.join(skipped)}"
+        lines.append(f"- {cond}: {text}.")
     lines += [
         "",
         "Each claim by the reading of its interval per condition (Method):",
@@ -298,10 +327,14 @@ def write_study_report(
     """Write ``study.md``, ``study_claims.csv``, ``study_fvu.csv``,
     ``study_numbers.csv`` and the figures for a sweep folder; returns ``study.md``.
 
-    ``out_dir`` defaults to ``sweep_dir/report``.
+    ``sweep_dir`` is the sweep folder or its ``results.parquet``; ``out_dir`` defaults
+    to ``report`` in the sweep folder.
     """
     models, varying = load_models(sweep_dir)
-    out = Path(out_dir) if out_dir is not None else Path(sweep_dir) / "report"
+    folder = Path(sweep_dir)
+    if folder.is_file():
+        folder = folder.parent
+    out = Path(out_dir) if out_dir is not None else folder / "report"
     out.mkdir(parents=True, exist_ok=True)
     claims = claim_table(models)
     fvus = fvu_table(models)
@@ -353,7 +386,11 @@ def add_study_report_parser(subparsers: Any) -> argparse.ArgumentParser:
             "(study_claims.csv), the intact-FVU table and the distribution figures."
         ),
     )
-    p.add_argument("dir", metavar="DIR", help="output folder of rnnschur sweep")
+    p.add_argument(
+        "dir",
+        metavar="DIR",
+        help="output folder of rnnschur sweep, or its results.parquet",
+    )
     p.add_argument(
         "--out", metavar="REPORT_DIR", help="where to write (default: DIR/report)"
     )
@@ -365,7 +402,9 @@ def cmd_study_report(args: argparse.Namespace) -> int:
     """Run ``rnnschur study-report``; returns the exit code."""
     try:
         path = write_study_report(args.dir, args.out)
-    except (FileNotFoundError, ValueError) as exc:
+    except (ImportError, OSError, ValueError) as exc:
+        # ImportError: pyarrow missing (the message names the extra to install);
+        # OSError: a missing table, an unreadable file or an unwritable folder.
         print(f"rnnschur study-report: error: {exc}", file=sys.stderr)
         return 2
     print(path)
