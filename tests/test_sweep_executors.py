@@ -23,6 +23,7 @@ from rnnschur.sweep import (
     read_results,
     run_sweep,
 )
+from rnnschur.sweep.executors import DASK_WORKER_CONFIG
 
 pytest.importorskip("pyarrow")
 
@@ -73,6 +74,24 @@ def test_missing_dask_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(ImportError, match=r'pip install "rnnschur\[dask\]"'):
         DaskExecutor(n_workers=1)
+
+
+def _worker_settings(_):
+    import dask
+
+    return {k: dask.config.get(k) for k in DASK_WORKER_CONFIG}
+
+
+def test_local_cluster_workers_run_without_profiler_and_gil_monitor():
+    pytest.importorskip("distributed")
+    import dask
+
+    before = {k: dask.config.get(k) for k in DASK_WORKER_CONFIG}
+    with DaskExecutor(n_workers=1) as ex:
+        got = ex.client.submit(_worker_settings, 0, pure=False).result()
+    assert got == DASK_WORKER_CONFIG
+    # the client process keeps its own configuration
+    assert {k: dask.config.get(k) for k in DASK_WORKER_CONFIG} == before
 
 
 def test_dask_local_cluster_gives_the_local_table(tmp_path):

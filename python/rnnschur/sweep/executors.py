@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # Self is typing.Self from Python 3.11 on
     from typing_extensions import Self
 
-__all__ = ["WORKER_ENV", "DaskExecutor", "Executor", "LocalExecutor", "make_executor"]
+__all__ = [
+    "DASK_WORKER_CONFIG",
+    "WORKER_ENV",
+    "DaskExecutor",
+    "Executor",
+    "LocalExecutor",
+    "make_executor",
+]
 
 #: Environment of every worker process: one thread per numerical library. The sweep
 #: passes ``n_threads = 1`` to the core itself; these cover BLAS and Numba.
@@ -35,6 +42,21 @@ WORKER_ENV = {
     "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
     "NUMBA_NUM_THREADS": "1",
+}
+
+#: Dask worker settings of the LocalCluster: the statistical profiler (a stack sample
+#: every 10 ms), the GIL monitor (every 1 ms) and the 20 ms event-loop tick take the
+#: GIL from the training thread, which made a flip-flop model ~35 % slower inside a
+#: Dask worker than in a local process (docs/sweeps.md, Throughput). Workers started
+#: with ``dask worker`` take the same settings from the environment variables
+#: ``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False``,
+#: ``DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__GIL__ENABLED=False`` and
+#: ``DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL=1s``.
+DASK_WORKER_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.system-monitor.gil.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
 }
 
 _DASK_HINT = 'Dask executors need dask.distributed: pip install "rnnschur[dask]"'
@@ -185,15 +207,19 @@ class DaskExecutor(Executor):
             ):
                 msg = f"n_workers must be a positive integer; got {n_workers!r}"
                 raise ValueError(msg)
-            self.cluster = distributed.LocalCluster(
-                n_workers=n_workers,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                scheduler_port=0,
-                dashboard_address=None,
-                env=dict(WORKER_ENV),
-            )
+            import dask
+
+            # The nannies hand the configuration current at their start to the workers.
+            with dask.config.set(DASK_WORKER_CONFIG):
+                self.cluster = distributed.LocalCluster(
+                    n_workers=n_workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    scheduler_port=0,
+                    dashboard_address=None,
+                    env=dict(WORKER_ENV),
+                )
             self.client = distributed.Client(self.cluster)
             self.description = f"Dask LocalCluster ({n_workers} workers)"
 
