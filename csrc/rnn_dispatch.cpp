@@ -293,6 +293,22 @@ int choose_parts(int n_threads, i64 items_max, double flops, i64 rows) {
     return static_cast<int>(parts < 1 ? 1 : parts);
 }
 
+// Runs fn(0..items-1) on at most nt threads: nt pool parts that claim items
+// from a shared counter. The item -> data mapping does not depend on which
+// thread runs it, so results do not either; the cap keeps n_threads a limit
+// on machines whose pool is larger than nt.
+void parallel_items(int nt, i64 items, const std::function<void(i64)>& fn) {
+    const i64 parts = nt < items ? nt : items;
+    if (parts <= 1) {
+        for (i64 it = 0; it < items; ++it) fn(it);
+        return;
+    }
+    std::atomic<i64> next{0};
+    parallel_for(static_cast<int>(parts), [&](int) {
+        for (i64 it = next.fetch_add(1); it < items; it = next.fetch_add(1)) fn(it);
+    });
+}
+
 // Forward work items are (variant, batch shard) pairs, claimed one at a time
 // by whichever thread is free. Aim for kItemsPerThread of them per thread, so
 // a thread that the OS deschedules on these shared cores (or one that runs
@@ -340,16 +356,7 @@ bool forward_impl(const ForwardArgs<T>& a, int n_threads) {
             ok = all_finite(yk + (t * d.B + b0) * d.Ny, (b1 - b0) * d.Ny);
         if (!ok) finite.store(false, std::memory_order_relaxed);
     };
-    if (nt <= 1) {
-        for (i64 it = 0; it < items; ++it) item(it);
-    } else {
-        // One item per part, up to a bound that keeps the part index an int.
-        const i64 parts = items < (i64(1) << 20) ? items : (i64(1) << 20);
-        parallel_for(static_cast<int>(parts), [&](int p) {
-            for (i64 it = items * p / parts; it < items * (p + 1) / parts; ++it)
-                item(it);
-        });
-    }
+    parallel_items(nt, items, item);
     return finite.load();
 }
 
@@ -359,6 +366,7 @@ bool grad_impl(GradArgs<T>& a, int n_threads) {
     const KernelSet<T>& ks = kernels_for<T>(simd_level());
     const double flops =
         6.0 * d.T * d.B * (double(d.Nh) * d.Nh + double(d.Nh) * (d.Nx + d.Ny));
+    const int nt = threads_for(n_threads, flops);
     const int parts = choose_parts(n_threads, d.B, flops, d.B);
     const i64 bs_max = (d.B + parts - 1) / parts;
     const RnnLayout L = make_layout(d, ks.nr, bs_max, true, a.leak != T(1));
@@ -369,7 +377,7 @@ bool grad_impl(GradArgs<T>& a, int n_threads) {
     const i64 gstride = align_elems(L.g_size);
     T* gall = scratch<T>(2, gstride * parts);
     std::vector<double> sse(static_cast<std::size_t>(parts), 0.0);
-    parallel_for(parts, [&](int p) {
+    parallel_items(nt, parts, [&](i64 p) {
         sse[static_cast<std::size_t>(p)] =
             ks.grad_item(a, L, packed, d.B * p / parts, d.B * (p + 1) / parts,
                          scratch<T>(1, L.ws_size), gall + gstride * p);

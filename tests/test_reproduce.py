@@ -273,3 +273,25 @@ def test_cli_reproduce_interrupted(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(rep, "reproduce", interrupted)
     assert main(["reproduce", "--out", str(tmp_path)]) == 130
     assert "run the same command again to resume" in capsys.readouterr().err
+
+
+def test_report_names_the_task_variants_it_ran(tiny_run):
+    """The tasks run with STUDY_DEFAULTS, and the report's settings table says so."""
+    from rnnschur.paper.settings import STUDY_DEFAULTS
+
+    out, path, _ = tiny_run
+    text = path.read_text()
+    for task, params in STUDY_DEFAULTS:
+        row = next(
+            line for line in text.splitlines() if line.startswith(f"| {task} task")
+        )
+        for name, value in params:
+            assert f"{name} = {value}" in row
+        assert "STUDY_DEFAULTS" in row
+    import rnnschur
+
+    for task, params in STUDY_DEFAULTS:
+        ckpt = min((out / "models").glob(f"{task}_*.npz"))
+        trained = rnnschur.load(ckpt).task
+        for name, value in params:
+            assert getattr(trained, name) == value

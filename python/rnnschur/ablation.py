@@ -23,8 +23,9 @@ one contiguous range of models per thread) forms the three ``C_b`` once per mode
 with BLAS products on the blocks ``Q_R``, ``Q_C``, ``N_RR``, ``T_C→R``, ``N_CC``
 in place, and writes all subsets in one streaming pass, instead of
 ``2·|subsets|`` full matrix products. With ``base="W"`` (default) the unablated
-variant is the original ``W`` bit for bit; with ``base="QTQ"`` every variant is the exact reconstruction ``Q Z_S(T) Qᵀ`` (they differ
-by the factorisation's backward error, ``O(n ε ‖W‖)``).
+variant is the original ``W`` bit for bit; with ``base="QTQ"`` every variant is the
+exact reconstruction ``Q Z_S(T) Qᵀ`` (they differ by the factorisation's backward
+error, ``O(n ε ‖W‖)``).
 """
 
 from __future__ import annotations

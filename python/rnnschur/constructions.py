@@ -288,9 +288,9 @@ class CayleyMap:
 
     Holds ``M = (I + A)^{-1}``, ``O = (I - A) M = 2M - I`` and ``W``, so the pullback
     costs four matrix products (six for a dense ``D``). Both run in Numba kernels on
-    the calling thread, never in multi-threaded BLAS (see :mod:`rnnschur._cayley_kernels` for why). Inputs are
-    not validated here (use :func:`W_from_cayley` / :func:`cayley_pullback` for
-    checked entry points).
+    the calling thread, never in multi-threaded BLAS (see
+    :mod:`rnnschur._cayley_kernels` for why). Inputs are not validated here (use
+    :func:`W_from_cayley` / :func:`cayley_pullback` for checked entry points).
 
     Parameters
     ----------

@@ -250,11 +250,11 @@ def rollout(
     return_hidden : bool, default False
         Also return the hidden states ``h_1 .. h_T`` (not ``h_0``). Must be a bool.
     n_threads : int, optional
-        For how many threads the work is cut into parts (about eight (variant,
-        batch shard) items per thread); the parts run on a persistent pool of
-        hardware-thread workers plus the calling thread. ``None`` means every
-        hardware thread; 1 runs on the calling thread only. Small calls stay on the
-        calling thread regardless.
+        At most this many threads run the call (the calling thread and workers of
+        a persistent pool); the work is cut into about eight (variant, batch shard)
+        items per thread, which the threads claim as they become free. ``None``
+        means every hardware thread; 1 runs on the calling thread only. Small calls
+        stay on the calling thread regardless.
     leak : float, default 1.0
         Leak of the state update, in (0, 1]: ``h_t = (1 - leak) h_{t-1} +
         leak tanh(...)``, shared by all K variants. It is rounded to the working

@@ -307,6 +307,18 @@ def _settings_section(results: dict[str, Any]) -> list[str]:
                 "the paper's (section 4)" if paper else "modified from the paper's",
             ]
         )
+        for task, params in s.get("task_params") or ():
+            rows.append(
+                [
+                    f"{task} task",
+                    ", ".join(f"{k} = {v}" for k, v in params),
+                    (
+                        "chosen where the paper is silent, by the robustness study's "
+                        "rule (intact FVU closest to the paper's; "
+                        "`rnnschur.paper.settings.STUDY_DEFAULTS`)"
+                    ),
+                ]
+            )
     if "alphas" not in s:
         return [
             "## Settings",

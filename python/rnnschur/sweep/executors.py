@@ -45,13 +45,14 @@ WORKER_ENV = {
 }
 
 #: Dask worker settings of the LocalCluster: the statistical profiler (a stack sample
-#: every 10 ms), the GIL monitor (every 1 ms) and the 20 ms event-loop tick take the
-#: GIL from the training thread, which made a flip-flop model ~35 % slower inside a
-#: Dask worker than in a local process (docs/sweeps.md, Throughput). Workers started
-#: with ``dask worker`` take the same settings from the environment variables
+#: every 10 ms), the GIL monitor (every 1 ms), the 20 ms event-loop tick and the system
+#: monitor take the GIL from the training thread (docs/sweeps.md, Throughput). Workers
+#: started with ``dask worker`` take the same settings from the environment variables
 #: ``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False``,
-#: ``DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__GIL__ENABLED=False`` and
-#: ``DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL=1s``.
+#: ``DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__GIL__ENABLED=False``,
+#: ``DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL=1s`` and
+#: ``DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL=5s``. The client's own
+#: scheduler (in this process) also gets them while the cluster starts: harmless.
 DASK_WORKER_CONFIG = {
     "distributed.worker.profile.enabled": False,
     "distributed.admin.system-monitor.gil.enabled": False,
