@@ -1,5 +1,6 @@
 """The file conventions shared by the package's formats (training checkpoints,
-saved networks): a SHA-256 over metadata and arrays, and atomic writes.
+saved networks): a SHA-256 over metadata and arrays, the array listing in the
+metadata, and atomic writes.
 
 Both formats store the digest of :func:`content_digest` next to a JSON metadata
 entry and write through :func:`atomic_write`, so a reader can tell a complete,
@@ -13,11 +14,11 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
-__all__ = ["atomic_write", "content_digest", "current_umask"]
+__all__ = ["atomic_write", "check_listed_arrays", "content_digest", "current_umask"]
 
 
 def content_digest(meta_bytes: bytes, arrays: dict[str, np.ndarray]) -> bytes:
@@ -43,6 +44,31 @@ def content_digest(meta_bytes: bytes, arrays: dict[str, np.ndarray]) -> bytes:
             h.update(part.encode())
         h.update(a.tobytes())
     return h.digest()
+
+
+def check_listed_arrays(listed: dict[str, Any], entries: dict[str, np.ndarray]) -> None:
+    """Check that the stored arrays are exactly those the metadata lists.
+
+    Parameters
+    ----------
+    listed : dict of str to [dtype str, shape list]
+        The metadata's ``"arrays"`` entry.
+    entries : dict of str to ndarray
+        The arrays read from the file.
+
+    Raises
+    ------
+    ValueError
+        Another set of names, or an array whose dtype or shape differs from its
+        listing.
+    """
+    if set(listed) != set(entries):
+        msg = f"arrays {sorted(entries)} do not match the metadata {sorted(listed)}"
+        raise ValueError(msg)
+    for k, (dt, shape) in listed.items():
+        if entries[k].dtype.str != dt or list(entries[k].shape) != shape:
+            msg = f"array {k!r} is {entries[k].dtype}{entries[k].shape}, expected {dt}{shape}"
+            raise ValueError(msg)
 
 
 def current_umask() -> int:

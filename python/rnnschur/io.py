@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .files import atomic_write, content_digest
+from .files import atomic_write, check_listed_arrays, content_digest
 from .importers import from_torch
 from .network import Network, UnsupportedNetworkError
 
@@ -227,14 +227,10 @@ def _own(
 
 
 def _network_from_meta(meta: dict[str, Any], entries: dict[str, np.ndarray]) -> Network:
-    listed = meta["arrays"]
-    if set(listed) != set(entries) or not set(entries) <= set(_FIELDS):
-        msg = f"arrays {sorted(entries)} do not match the metadata {sorted(listed)}"
+    check_listed_arrays(meta["arrays"], entries)
+    if not set(entries) <= set(_FIELDS):
+        msg = f"arrays {sorted(set(entries) - set(_FIELDS))} are not network fields"
         raise ValueError(msg)
-    for k, (dt, shape) in listed.items():
-        if entries[k].dtype.str != dt or list(entries[k].shape) != shape:
-            msg = f"array {k!r} is {entries[k].dtype}{entries[k].shape}, expected {dt}{shape}"
-            raise ValueError(msg)
     leak = meta["leak"]
     if not isinstance(leak, float) or not math.isfinite(leak):
         msg = f"leak must be a finite float; got {leak!r}"

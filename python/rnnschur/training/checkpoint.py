@@ -19,7 +19,7 @@ import numpy as np
 
 from .._validation import check_path, is_integer
 from ..constructions import CONSTRUCTIONS, W_from_cayley
-from ..files import atomic_write, content_digest
+from ..files import atomic_write, check_listed_arrays, content_digest
 from ..tasks import task_from_dict
 from .config import TrainConfig
 from .model import TrainedModel
@@ -191,14 +191,7 @@ def _check_cayley(
 
 
 def _model_from(meta: dict[str, Any], entries: dict[str, np.ndarray]) -> TrainedModel:
-    listed = meta["arrays"]
-    if set(listed) != set(entries):
-        msg = f"arrays {sorted(entries)} do not match the metadata {sorted(listed)}"
-        raise ValueError(msg)
-    for k, (dt, shape) in listed.items():
-        if entries[k].dtype.str != dt or list(entries[k].shape) != shape:
-            msg = f"array {k!r} is {entries[k].dtype}{entries[k].shape}, expected {dt}{shape}"
-            raise ValueError(msg)
+    check_listed_arrays(meta["arrays"], entries)
     task = task_from_dict(meta["task"])
     config = TrainConfig.from_dict(meta["config"])
     construction = meta["construction"]
