@@ -30,23 +30,13 @@ from typing import Any
 import numpy as np
 
 from . import metrics
-from .ablation import Ablation, ablate, canonical_subset
+from .ablation import DEFAULT_SUBSETS, Ablation, ablate, canonical_subset
 from .network import Network, check_targets, time_major
 from .schur import SchurForm, SchurSplit, ordered_schur, schur_split
 
 __all__ = ["DiagnoseResult", "diagnose"]
 
 _METRICS = ("fvu", "sign_accuracy", "mse")
-_ALL_SUBSETS: tuple[tuple[str, ...], ...] = (
-    (),
-    ("RR",),
-    ("CR",),
-    ("CC",),
-    ("RR", "CR"),
-    ("RR", "CC"),
-    ("CR", "CC"),
-    ("RR", "CR", "CC"),
-)
 
 
 @dataclass(frozen=True, eq=False)
@@ -151,7 +141,7 @@ def _check_metric(metric: Any) -> tuple[str, Callable[..., Any] | None]:
 def _subsets(subsets: Any) -> tuple[tuple[str, ...], ...]:
     """Canonical subsets, the empty one first (the baseline of every Δ)."""
     if subsets is None:
-        return _ALL_SUBSETS
+        return DEFAULT_SUBSETS
     if isinstance(subsets, str) or not isinstance(subsets, Iterable):
         msg = f"subsets must be None or an iterable of subsets; got {subsets!r}"
         raise TypeError(msg)
