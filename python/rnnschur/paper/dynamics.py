@@ -34,6 +34,7 @@ __all__ = [
     "hidden_states",
     "model_fixed_points",
     "model_subspaces",
+    "point_records",
     "subspace_rows",
 ]
 
@@ -140,28 +141,38 @@ def subspace_rows(spec: ModelSpec, sa: SubspaceAlignment) -> list[dict[str, Any]
     return [{**_model_fields(spec), **pcs, **r} for r in sa.to_records()]
 
 
+def point_records(fp: FixedPoints, W_hy: np.ndarray) -> list[dict[str, Any]]:
+    """One record per distinct fixed or slow point: status, q, stability, unstable
+    modes, largest |eigenvalue|, starts that reached it, and the readout ``W_hy h``
+    (a list of floats)."""
+    return [
+        {
+            "point": p,
+            "status": str(fp.status[p]),
+            "q": float(fp.q[p]),
+            "stable": bool(fp.stable[p]),
+            "n_unstable": int(fp.n_unstable[p]),
+            "max_abs_eig": float(np.abs(fp.eigenvalues[p, 0])),
+            "starts": int(fp.count[p]),
+            "readout": [float(v) for v in W_hy @ fp.h[p]],
+        }
+        for p in range(fp.h.shape[0])
+    ]
+
+
 def fixed_point_rows(
     spec: ModelSpec, fp: FixedPoints, model: TrainedModel
 ) -> list[dict[str, Any]]:
-    """One row per distinct fixed or slow point: q, stability, unstable modes, and the
-    readout ``W_hy h`` at the point."""
+    """:func:`point_records` of one model as flat CSV rows (the readout as text)."""
     W_hy = np.asarray(model.W_hy, np.float64)
-    rows = []
-    for p in range(fp.h.shape[0]):
-        rows.append(
-            {
-                **_model_fields(spec),
-                "point": p,
-                "status": str(fp.status[p]),
-                "q": float(fp.q[p]),
-                "stable": bool(fp.stable[p]),
-                "n_unstable": int(fp.n_unstable[p]),
-                "max_abs_eig": float(np.abs(fp.eigenvalues[p, 0])),
-                "starts": int(fp.count[p]),
-                "readout": " ".join(f"{v:+.2f}" for v in W_hy @ fp.h[p]),
-            }
-        )
-    return rows
+    return [
+        {
+            **_model_fields(spec),
+            **r,
+            "readout": " ".join(f"{v:+.2f}" for v in r["readout"]),
+        }
+        for r in point_records(fp, W_hy)
+    ]
 
 
 def continuation_rows(

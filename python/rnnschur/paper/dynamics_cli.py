@@ -14,10 +14,15 @@ import numpy as np
 
 from ..ablation import BLOCK_NAMES
 from ..cli_types import positive_int
-from ..dynamics import FixedPoints, fixed_points
+from ..dynamics import fixed_points
 from ..dynamics_ablation import continue_fixed_points
 from ..training import CheckpointError, TrainedModel, load
-from .dynamics import Float64Net, continuation_summary, model_subspaces
+from .dynamics import (
+    Float64Net,
+    continuation_summary,
+    model_subspaces,
+    point_records,
+)
 from .settings import DEFAULT_ALPHA
 from .tables import jsonable
 
@@ -92,22 +97,6 @@ def add_fixed_points_parser(
     return p
 
 
-def _points(fp: FixedPoints, W_hy: np.ndarray) -> list[dict[str, Any]]:
-    return [
-        {
-            "point": p,
-            "status": str(fp.status[p]),
-            "q": float(fp.q[p]),
-            "stable": bool(fp.stable[p]),
-            "n_unstable": int(fp.n_unstable[p]),
-            "max_abs_eig": float(np.abs(fp.eigenvalues[p, 0])),
-            "starts": int(fp.count[p]),
-            "readout": [float(v) for v in W_hy @ fp.h[p]],
-        }
-        for p in range(fp.h.shape[0])
-    ]
-
-
 def fixed_point_report(
     model: TrainedModel,
     *,
@@ -128,7 +117,7 @@ def fixed_point_report(
         "n_starts": n_starts,
         "seed": seed,
         "summary": fp.summary(),
-        "points": _points(fp, net.W_hy),
+        "points": point_records(fp, net.W_hy),
     }
     if ablate:
         cont = continue_fixed_points(
