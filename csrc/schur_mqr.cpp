@@ -24,7 +24,14 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <condition_variable>
 #include <cstddef>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "schur.hpp"
@@ -168,6 +175,103 @@ void mul_left(MapM& A, Index r0, Index c0, Index c1, const Eigen::MatrixXd& Vt,
     for (Index j = 0; j < n; ++j)
         std::copy_n(tmp.data() + j * k, k, a + j * A.outerStride());
 }
+
+// Where the iteration's orthogonal updates of Z go. Nothing in the iteration on H
+// reads Z, so its updates (a window's reflectors, an AED window's V) can run on a
+// second thread, in the order they were made, while this one goes on with H: the
+// result is the same bit for bit. Without start() they are applied at once.
+class ZSink {
+   public:
+    explicit ZSink(MapM Z) : Z_(Z) {}
+    ZSink(const ZSink&) = delete;
+    ZSink& operator=(const ZSink&) = delete;
+    ~ZSink() {
+        if (worker_.joinable()) close_and_join();
+    }
+
+    Index rows() const { return Z_.rows(); }
+
+    // From now on updates are queued for a worker thread, which runs `prepare`
+    // (it must set Z) before the first of them.
+    void start(const std::function<void()>& prepare) {
+        worker_ = std::thread([this, prepare] { run(prepare); });
+    }
+
+    // Z[:, c0:c1+1] <- Z[:, c0:c1+1] * (the reflectors f, in order).
+    void reflectors(Index c0, Index c1, const std::vector<Refl>& f) {
+        push(Item{c0, c1, f, Eigen::MatrixXd()});
+    }
+
+    // Z[:, c0:c0+k] <- Z[:, c0:c0+k] * V (V k x k).
+    void matrix(Index c0, Eigen::MatrixXd V) {
+        push(Item{c0, c0 + V.cols() - 1, {}, std::move(V)});
+    }
+
+    // Waits for the queued updates; rethrows the worker's exception, if any.
+    void finish() {
+        if (!worker_.joinable()) return;
+        close_and_join();
+        if (error_) std::rethrow_exception(error_);
+    }
+
+   private:
+    struct Item {
+        Index c0, c1;
+        std::vector<Refl> f;
+        Eigen::MatrixXd V;  // empty: apply f
+    };
+
+    void apply(const Item& it) {
+        if (it.V.size() == 0)
+            refls_right(Z_, 0, Z_.rows(), it.c0, it.c1, it.f, buf_);
+        else
+            mul_right(Z_, 0, Z_.rows(), it.c0, it.V, buf_);
+    }
+
+    void push(Item it) {
+        if (!worker_.joinable()) return apply(it);
+        {
+            const std::lock_guard<std::mutex> lock(m_);
+            queue_.push_back(std::move(it));
+        }
+        cv_.notify_one();
+    }
+
+    void run(const std::function<void()>& prepare) {
+        try {
+            prepare();
+            for (;;) {
+                std::unique_lock<std::mutex> lock(m_);
+                cv_.wait(lock, [this] { return closing_ || !queue_.empty(); });
+                if (queue_.empty()) return;
+                Item it = std::move(queue_.front());
+                queue_.pop_front();
+                lock.unlock();
+                apply(it);
+            }
+        } catch (...) {
+            error_ = std::current_exception();
+        }
+    }
+
+    void close_and_join() {
+        {
+            const std::lock_guard<std::mutex> lock(m_);
+            closing_ = true;
+        }
+        cv_.notify_one();
+        worker_.join();
+    }
+
+    MapM Z_;
+    std::vector<double> buf_;
+    std::thread worker_;
+    std::mutex m_;
+    std::condition_variable cv_;
+    std::deque<Item> queue_;
+    bool closing_ = false;
+    std::exception_ptr error_;
+};
 
 inline Index floor_div(Index a, Index b) {
     Index q = a / b;
@@ -344,7 +448,7 @@ void chase_step(MapM& H, Index lo, Index hi, Index col0, Index win_lo, Index win
 // One small-bulge multishift QR sweep on the active block [lo, hi] of H with the
 // given shift pairs (one bulge each), chained 3 rows apart (see the file comment
 // for how the transformations reach the rest of H and Z).
-void sweep(MapM& H, MapM& Z, Index lo, Index hi, const std::vector<ShiftPair>& shifts,
+void sweep(MapM& H, ZSink& Z, Index lo, Index hi, const std::vector<ShiftPair>& shifts,
            Work& w) {
     const Index n = H.cols();
     const Index num_bulges = static_cast<Index>(shifts.size());
@@ -371,7 +475,7 @@ void sweep(MapM& H, MapM& Z, Index lo, Index hi, const std::vector<ShiftPair>& s
                                       (win_lo + n - win_hi - 1 + Z.rows()));
         refls_right(H, 0, win_lo, win_lo, win_hi, w.refls, w.buf);
         refls_left(H, win_lo, win_hi, win_hi + 1, n, w.refls, w.buf);
-        refls_right(Z, 0, Z.rows(), win_lo, win_hi, w.refls, w.buf);
+        Z.reflectors(win_lo, win_hi, w.refls);
     }
 }
 
@@ -521,7 +625,7 @@ void fold_spike(MapM& T, MapM& V, Index kept) {
 // becomes a column spike * V(0, :) left of T = V^T H_w V; an eigenvalue whose
 // entries of that column are negligible deflates. Checked bottom up; an
 // undeflatable block is swapped to the top so that the next one reaches the bottom.
-AedResult aed(MapM& H, MapM& Z, Index lo, Index hi, Index window, Work& wk) {
+AedResult aed(MapM& H, ZSink& Z, Index lo, Index hi, Index window, Work& wk) {
     AedResult res;
     const Index n = H.cols();
     const double tiny = kSafeMin * (static_cast<double>(n) / kUlp);
@@ -591,7 +695,7 @@ AedResult aed(MapM& H, MapM& Z, Index lo, Index hi, Index window, Work& wk) {
         mul_right(H, 0, top, top, Vw, wk.tmp);
         const Eigen::MatrixXd Vt = Vw.transpose();
         mul_left(H, top, hi + 1, n, Vt, wk.tmp);
-        mul_right(Z, 0, Z.rows(), top, Vw, wk.tmp);
+        Z.matrix(top, std::move(Vw));
     }
     res.deflated = width - kept;
     RNNSCHUR_STAT(aed_deflated += res.deflated);
@@ -770,10 +874,9 @@ void sort_shift_candidates(std::vector<double>& re, std::vector<double>& im) {
 // The multishift QR driver: repeatedly find the active block at the bottom, run
 // AED on its trailing window, and sweep with the window's undeflated eigenvalues
 // as shifts unless AED deflated enough that another AED is likely cheaper.
-bool multishift_impl(MapM H, MapM Z) {
+bool multishift_impl(MapM H, ZSink& Z) {
     const Index n = H.rows();
     const Index min_order = kMultishiftMinOrder;
-    if (n < min_order) return francis(H, Z);
     Work wk;
     const Plan plan = plan_for_order(n);
     const int skip_sweep_percent = kSkipSweepPercent;
@@ -819,14 +922,27 @@ bool multishift_impl(MapM H, MapM Z) {
 }
 
 bool schur_of(MapM T, MapM V) {
-    if (T.rows() >= kMultishiftMinOrder) return multishift_impl(T, V);
-    return francis(T, V);
+    if (T.rows() < kMultishiftMinOrder) return francis(T, V);
+    ZSink sink(V);
+    return multishift_impl(T, sink);
 }
 
 }  // namespace
 
 bool multishift(MapM H, MapM Z) {
-    return multishift_impl(H, Z);
+    return schur_of(H, Z);
+}
+
+bool multishift_overlapped(MapM H, MapM Z, const std::function<void()>& prepare_z) {
+    if (H.rows() < kMultishiftMinOrder) {
+        prepare_z();
+        return francis(H, Z);
+    }
+    ZSink sink(Z);
+    sink.start(prepare_z);
+    const bool ok = multishift_impl(H, sink);
+    sink.finish();
+    return ok;
 }
 
 }  // namespace rnnschur::schur::qr
