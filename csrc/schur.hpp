@@ -139,9 +139,9 @@ void real_schur_eigen(const ConstMatRef& W, Eigen::MatrixXd& T, Eigen::MatrixXd&
 // reduction and QR iteration (Francis double-shift below order 75, small-bulge
 // multishift with aggressive early deflation from there); 2x2 blocks
 // standardised. With threads >= 2 (from order 128 on) a second thread forms Q and
-// applies the iteration's updates to it while this one works on T; the result is
-// the same bit for bit. Throws std::runtime_error if the iteration does not
-// converge.
+// takes the iteration's updates of Q and of T outside its active block while
+// this one iterates on the block; the result is the same bit for bit. Throws
+// std::runtime_error if the iteration does not converge.
 void real_schur_own(const ConstMatRef& W, Eigen::MatrixXd& T, Eigen::MatrixXd& Q,
                     int threads = 1);
 

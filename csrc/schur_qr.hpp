@@ -186,11 +186,12 @@ bool francis(MapM H, MapM Z);
 // same contract as francis. Falls back to francis for small n.
 bool multishift(MapM H, MapM Z);
 
-// The same on a second thread's share: `prepare_z` (which must set Z) and then
-// every update of Z, in order, run on another thread while this one iterates on
-// H (nothing in the iteration reads Z). Same result, bit for bit, as
-// prepare_z() followed by multishift(H, Z); returns when both are done and
-// rethrows an exception of either.
+// The same with a second thread: `prepare_z` (which must set Z) and then every
+// update outside the active block (of Z, and of H above or right of the block:
+// nothing in the iteration reads them again) run there, in order, while this
+// thread iterates on the block. Same result, bit for bit, as prepare_z()
+// followed by multishift(H, Z); returns when both are done and rethrows an
+// exception of either.
 bool multishift_overlapped(MapM H, MapM Z, const std::function<void()>& prepare_z);
 
 // From this order on, real_schur_own with two threads overlaps the updates of Q
