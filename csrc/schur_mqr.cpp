@@ -355,6 +355,7 @@ Refl advance_partial_bulge(MapM& H, Index col) {
 
 // Left application of one step's reflectors (disjoint rows, sorted by row) to
 // columns first..last of H; a reflector at rows at.. acts on columns from at on.
+RNNSCHUR_CLONES
 void step_left(MapM& H, const std::vector<Refl>& step, Index first, Index last) {
     for (Index j = first; j <= last; ++j) {
         double* col = H.data() + j * H.outerStride();
