@@ -107,26 +107,35 @@ void register_factorisations(py::module_& m) {
 
     m.def(
         "schur_ordered_own",
-        [](const Eigen::Ref<const RowMat>& W, double rtol, double atol) {
-            return ordered_schur_with(W, rtol, atol, sc::real_schur_own);
+        [](const Eigen::Ref<const RowMat>& W, double rtol, double atol, int threads) {
+            if (threads < 1) throw py::value_error("threads must be >= 1");
+            return ordered_schur_with(
+                W, rtol, atol,
+                [threads](const sc::ConstMatRef& Wc, Eigen::MatrixXd& T,
+                          Eigen::MatrixXd& Q) {
+                    sc::real_schur_own(Wc, T, Q, threads);
+                });
         },
-        "W"_a, "rtol"_a, "atol"_a,
-        "Own Hessenberg + Francis QR, then standardise and reorder: (T, Q, stats).");
+        "W"_a, "rtol"_a, "atol"_a, "threads"_a = 1,
+        "Own Hessenberg + QR iteration, then standardise and reorder: (T, Q, stats).\n"
+        "threads >= 2 lets a second thread form Q and apply its updates (n >= 128).");
 
     m.def(
         "schur_real_own",
-        [](const Eigen::Ref<const RowMat>& W) {
+        [](const Eigen::Ref<const RowMat>& W, int threads) {
             check_square(W.rows(), W.cols(), "W");
             if (!W.allFinite()) throw NonFiniteError("W must be finite");
+            if (threads < 1) throw py::value_error("threads must be >= 1");
             Eigen::MatrixXd T, Q;
             {
                 const py::gil_scoped_release release;
                 const Eigen::MatrixXd Wc = W;
-                sc::real_schur_own(Wc, T, Q);
+                sc::real_schur_own(Wc, T, Q, threads);
             }
             return py::make_tuple(T, Q);
         },
-        "W"_a, "Unordered real Schur form by the own Francis QR: returns (T, Q).");
+        "W"_a, "threads"_a = 1,
+        "Unordered real Schur form by the own QR iteration: returns (T, Q).");
 }
 
 // Standardisation, single swaps and the full reordering of a Schur pair in place.

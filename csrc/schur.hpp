@@ -136,9 +136,14 @@ ReorderStats reorder_by_modulus(MatRef T, MatRef Q, double rtol, double atol,
 void real_schur_eigen(const ConstMatRef& W, Eigen::MatrixXd& T, Eigen::MatrixXd& Q);
 
 // Unordered real Schur factorisation by the project's own Householder Hessenberg
-// reduction and Francis double-shift QR (schur_hqr.cpp); 2x2 blocks standardised.
-// Throws std::runtime_error if the iteration does not converge.
-void real_schur_own(const ConstMatRef& W, Eigen::MatrixXd& T, Eigen::MatrixXd& Q);
+// reduction and QR iteration (Francis double-shift below order 75, small-bulge
+// multishift with aggressive early deflation from there); 2x2 blocks
+// standardised. With threads >= 2 (from order 128 on) a second thread forms Q and
+// takes the iteration's updates of Q and of T outside its active block while
+// this one iterates on the block; the result is the same bit for bit. Throws
+// std::runtime_error if the iteration does not converge.
+void real_schur_own(const ConstMatRef& W, Eigen::MatrixXd& T, Eigen::MatrixXd& Q,
+                    int threads = 1);
 
 // Estimate of sep_F(T11, T22) = sigma_min(I kron T11 - T22^T kron I), where
 // T11 = T[:r, :r] and T22 = T[r:, r:] of a standardised quasi-triangular T and r is a

@@ -256,9 +256,9 @@ Index hessenberg_panels(Eigen::MatrixXd& A, Eigen::MatrixXd& Vall,
     return k;
 }
 
-// Q = H_0 H_1 ... H_{n-3} from the reflectors of hessenberg() (Vall, taus).
-void hessenberg_q(const Eigen::MatrixXd& Vall, const std::vector<double>& taus,
-                  Eigen::MatrixXd& Q) {
+// Q = H_0 H_1 ... H_{n-3} from the reflectors (Vall, taus); Q = I on entry.
+void form_q(const Eigen::MatrixXd& Vall, const std::vector<double>& taus,
+            Eigen::MatrixXd& Q) {
     const Index n = Q.rows();
     const Index nr = n - 2;
     // Backwards by groups: Q(g0+1:, g0+1:) <- (I - V T V^T) Q(g0+1:, g0+1:).
@@ -290,14 +290,16 @@ void hessenberg_q(const Eigen::MatrixXd& Vall, const std::vector<double>& taus,
 // Quintana-Orti & van de Geijn (ACM TOMS 32, 2006): panels of kPanel reflectors are
 // built with matrix-vector products, then the rest of the matrix is updated with matrix
 // products; Q is formed backwards from the compact WY form of each group.
-void hessenberg(Eigen::MatrixXd& A, Eigen::MatrixXd& Q) {
+HessenbergReflectors hessenberg_reduce(Eigen::MatrixXd& A) {
     const Index n = A.rows();
     const Index ld = A.outerStride();
-    Q.setIdentity(n, n);
-    if (n < 3) return;
+    HessenbergReflectors r;
+    if (n < 3) return r;
     const Index nr = n - 2;  // number of reflectors; v_k lives in rows k+1..n-1
-    Eigen::MatrixXd Vall = Eigen::MatrixXd::Zero(n, nr);
-    std::vector<double> taus(static_cast<std::size_t>(nr), 0.0);
+    r.V = Eigen::MatrixXd::Zero(n, nr);
+    r.taus.assign(static_cast<std::size_t>(nr), 0.0);
+    Eigen::MatrixXd& Vall = r.V;
+    std::vector<double>& taus = r.taus;
     std::vector<double> w(static_cast<std::size_t>(n));
     Index k = 0;
 
@@ -319,8 +321,17 @@ void hessenberg(Eigen::MatrixXd& A, Eigen::MatrixXd& Q) {
         reflect_left(A.data() + (k + 1) * ld + (k + 1), ld, m, m, v + k + 1, tau);
         reflect_right(A.data() + (k + 1) * ld, ld, n, m, v + k + 1, tau, w.data());
     }
+    return r;
+}
 
-    hessenberg_q(Vall, taus, Q);
+void hessenberg_q(const HessenbergReflectors& r, Index n, Eigen::MatrixXd& Q) {
+    Q.setIdentity(n, n);
+    if (n >= 3) form_q(r.V, r.taus, Q);
+}
+
+void hessenberg(Eigen::MatrixXd& A, Eigen::MatrixXd& Q) {
+    const HessenbergReflectors r = hessenberg_reduce(A);
+    hessenberg_q(r, A.rows(), Q);
 }
 
 namespace {
@@ -502,14 +513,22 @@ bool francis(MapM H, MapM Z) {
 
 }  // namespace qr
 
-void real_schur_own(const ConstMatRef& W, Eigen::MatrixXd& T, Eigen::MatrixXd& Q) {
+void real_schur_own(const ConstMatRef& W, Eigen::MatrixXd& T, Eigen::MatrixXd& Q,
+                    int threads) {
     T = W;
-    qr::hessenberg(T, Q);
     const Index n = T.rows();
+    const qr::HessenbergReflectors refl = qr::hessenberg_reduce(T);
+    Q.resize(n, n);
     qr::MapM Tm = qr::view(T.data(), n, n, T.outerStride());
     qr::MapM Qm = qr::view(Q.data(), n, n, Q.outerStride());
-    const bool ok =
-        n >= qr::kMultishiftMinOrder ? qr::multishift(Tm, Qm) : qr::francis(Tm, Qm);
+    bool ok = false;
+    if (threads >= 2 && n >= qr::kOverlapMinOrder) {
+        ok = qr::multishift_overlapped(Tm, Qm, [&] { qr::hessenberg_q(refl, n, Q); });
+    } else {
+        qr::hessenberg_q(refl, n, Q);
+        ok =
+            n >= qr::kMultishiftMinOrder ? qr::multishift(Tm, Qm) : qr::francis(Tm, Qm);
+    }
     if (!ok)
         throw std::runtime_error(
             "the QR algorithm did not converge");  // -> RuntimeError

@@ -20,11 +20,21 @@
 //   project's Bai-Demmel swaps (swap_adjacent, stability tests included), and
 //   applies the window's orthogonal matrix to the rest of H and Z with a small
 //   GEMM kernel.
+// * The parts of those updates outside the active block (rows of H above it,
+//   columns right of it, all of Z) are never read by the iteration again; with a
+//   second thread they run there (OuterUpdates), in order, beside the iteration.
 #include <Eigen/Core>
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <condition_variable>
 #include <cstddef>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "schur.hpp"
@@ -169,6 +179,113 @@ void mul_left(MapM& A, Index r0, Index c0, Index c1, const Eigen::MatrixXd& Vt,
         std::copy_n(tmp.data() + j * k, k, a + j * A.outerStride());
 }
 
+// The updates of a window's transformation that reach outside the active block:
+// rows of H above it, columns of H right of it, and Z. The iteration on the
+// block never reads those again (it only reads and writes H inside the current
+// active block, which moves up the diagonal), so they can run on a second thread,
+// in the order they were made, while this one goes on: the result is the same
+// bit for bit. Without start() they are applied at once.
+class OuterUpdates {
+   public:
+    OuterUpdates(MapM H, MapM Z) : H_(H), Z_(Z) {}
+    OuterUpdates(const OuterUpdates&) = delete;
+    OuterUpdates& operator=(const OuterUpdates&) = delete;
+    ~OuterUpdates() {
+        if (worker_.joinable()) close_and_join();
+    }
+
+    // From now on updates are queued for a worker thread, which runs `prepare`
+    // (it must set Z) before the first of them.
+    void start(const std::function<void()>& prepare) {
+        worker_ = std::thread([this, prepare] { run(prepare); });
+    }
+
+    // A sweep window's reflectors f (acting on columns / rows win_lo..win_hi)
+    // outside the active block lo..hi.
+    void reflectors(Index lo, Index hi, Index win_lo, Index win_hi,
+                    const std::vector<Refl>& f) {
+        push(Item{lo, hi, win_lo, win_hi, f, Eigen::MatrixXd()});
+    }
+
+    // An AED window's orthogonal V (acting on top..top+k-1) outside lo..hi.
+    void matrix(Index lo, Index hi, Index top, Eigen::MatrixXd V) {
+        const Index last = top + V.cols() - 1;
+        push(Item{lo, hi, top, last, {}, std::move(V)});
+    }
+
+    // Waits for the queued updates; rethrows the worker's exception, if any.
+    void finish() {
+        if (!worker_.joinable()) return;
+        close_and_join();
+        if (error_) std::rethrow_exception(error_);
+    }
+
+   private:
+    struct Item {
+        Index lo, hi, w0, w1;
+        std::vector<Refl> f;
+        Eigen::MatrixXd V;  // empty: apply f
+    };
+
+    void apply(const Item& it) {
+        const Index n = H_.cols();
+        if (it.V.size() == 0) {
+            refls_right(H_, 0, it.lo, it.w0, it.w1, it.f, buf_);
+            refls_left(H_, it.w0, it.w1, it.hi + 1, n, it.f, buf_);
+            refls_right(Z_, 0, Z_.rows(), it.w0, it.w1, it.f, buf_);
+        } else {
+            mul_right(H_, 0, it.lo, it.w0, it.V, buf_);
+            const Eigen::MatrixXd Vt = it.V.transpose();
+            mul_left(H_, it.w0, it.hi + 1, n, Vt, buf_);
+            mul_right(Z_, 0, Z_.rows(), it.w0, it.V, buf_);
+        }
+    }
+
+    void push(Item it) {
+        if (!worker_.joinable()) return apply(it);
+        {
+            const std::lock_guard<std::mutex> lock(m_);
+            queue_.push_back(std::move(it));
+        }
+        cv_.notify_one();
+    }
+
+    void run(const std::function<void()>& prepare) {
+        try {
+            prepare();
+            for (;;) {
+                std::unique_lock<std::mutex> lock(m_);
+                cv_.wait(lock, [this] { return closing_ || !queue_.empty(); });
+                if (queue_.empty()) return;
+                Item it = std::move(queue_.front());
+                queue_.pop_front();
+                lock.unlock();
+                apply(it);
+            }
+        } catch (...) {
+            error_ = std::current_exception();
+        }
+    }
+
+    void close_and_join() {
+        {
+            const std::lock_guard<std::mutex> lock(m_);
+            closing_ = true;
+        }
+        cv_.notify_one();
+        worker_.join();
+    }
+
+    MapM H_, Z_;
+    std::vector<double> buf_;
+    std::thread worker_;
+    std::mutex m_;
+    std::condition_variable cv_;
+    std::deque<Item> queue_;
+    bool closing_ = false;
+    std::exception_ptr error_;
+};
+
 inline Index floor_div(Index a, Index b) {
     Index q = a / b;
     if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
@@ -238,6 +355,7 @@ Refl advance_partial_bulge(MapM& H, Index col) {
 
 // Left application of one step's reflectors (disjoint rows, sorted by row) to
 // columns first..last of H; a reflector at rows at.. acts on columns from at on.
+RNNSCHUR_CLONES
 void step_left(MapM& H, const std::vector<Refl>& step, Index first, Index last) {
     for (Index j = first; j <= last; ++j) {
         double* col = H.data() + j * H.outerStride();
@@ -344,8 +462,8 @@ void chase_step(MapM& H, Index lo, Index hi, Index col0, Index win_lo, Index win
 // One small-bulge multishift QR sweep on the active block [lo, hi] of H with the
 // given shift pairs (one bulge each), chained 3 rows apart (see the file comment
 // for how the transformations reach the rest of H and Z).
-void sweep(MapM& H, MapM& Z, Index lo, Index hi, const std::vector<ShiftPair>& shifts,
-           Work& w) {
+void sweep(MapM& H, OuterUpdates& out, Index lo, Index hi,
+           const std::vector<ShiftPair>& shifts, Work& w) {
     const Index n = H.cols();
     const Index num_bulges = static_cast<Index>(shifts.size());
     if (num_bulges == 0 || lo >= hi) return;
@@ -368,10 +486,10 @@ void sweep(MapM& H, MapM& Z, Index lo, Index hi, const std::vector<ShiftPair>& s
         // The window's reflectors, in order, on the rest of H and on Z.
         RNNSCHUR_STAT(windows++);
         RNNSCHUR_STAT(refl_applied += static_cast<long>(w.refls.size()) *
-                                      (win_lo + n - win_hi - 1 + Z.rows()));
-        refls_right(H, 0, win_lo, win_lo, win_hi, w.refls, w.buf);
-        refls_left(H, win_lo, win_hi, win_hi + 1, n, w.refls, w.buf);
-        refls_right(Z, 0, Z.rows(), win_lo, win_hi, w.refls, w.buf);
+                                      (win_lo + n - win_hi - 1 + n));
+        refls_right(H, lo, win_lo, win_lo, win_hi, w.refls, w.buf);
+        refls_left(H, win_lo, win_hi, win_hi + 1, hi + 1, w.refls, w.buf);
+        out.reflectors(lo, hi, win_lo, win_hi, w.refls);
     }
 }
 
@@ -521,7 +639,7 @@ void fold_spike(MapM& T, MapM& V, Index kept) {
 // becomes a column spike * V(0, :) left of T = V^T H_w V; an eigenvalue whose
 // entries of that column are negligible deflates. Checked bottom up; an
 // undeflatable block is swapped to the top so that the next one reaches the bottom.
-AedResult aed(MapM& H, MapM& Z, Index lo, Index hi, Index window, Work& wk) {
+AedResult aed(MapM& H, OuterUpdates& out, Index lo, Index hi, Index window, Work& wk) {
     AedResult res;
     const Index n = H.cols();
     const double tiny = kSafeMin * (static_cast<double>(n) / kUlp);
@@ -588,10 +706,8 @@ AedResult aed(MapM& H, MapM& Z, Index lo, Index hi, Index window, Work& wk) {
             for (Index r = 0; r <= last; ++r) H(top + r, top + c) = T(r, c);
         }
         // The window's orthogonal V on the rest of H and on Z.
-        mul_right(H, 0, top, top, Vw, wk.tmp);
-        const Eigen::MatrixXd Vt = Vw.transpose();
-        mul_left(H, top, hi + 1, n, Vt, wk.tmp);
-        mul_right(Z, 0, Z.rows(), top, Vw, wk.tmp);
+        mul_right(H, lo, top, top, Vw, wk.tmp);
+        out.matrix(lo, hi, top, std::move(Vw));
     }
     res.deflated = width - kept;
     RNNSCHUR_STAT(aed_deflated += res.deflated);
@@ -770,10 +886,9 @@ void sort_shift_candidates(std::vector<double>& re, std::vector<double>& im) {
 // The multishift QR driver: repeatedly find the active block at the bottom, run
 // AED on its trailing window, and sweep with the window's undeflated eigenvalues
 // as shifts unless AED deflated enough that another AED is likely cheaper.
-bool multishift_impl(MapM H, MapM Z) {
+bool multishift_impl(MapM H, OuterUpdates& out) {
     const Index n = H.rows();
     const Index min_order = kMultishiftMinOrder;
-    if (n < min_order) return francis(H, Z);
     Work wk;
     const Plan plan = plan_for_order(n);
     const int skip_sweep_percent = kSkipSweepPercent;
@@ -788,7 +903,7 @@ bool multishift_impl(MapM H, MapM Z) {
         while (lo > 0 && H(lo, lo - 1) != 0.0) --lo;
 
         window = aed_window(H, lo, hi, plan, stalled, window, shrink);
-        AedResult found = aed(H, Z, lo, hi, window, wk);
+        AedResult found = aed(H, out, lo, hi, window, wk);
         hi -= found.deflated;
 
         const bool sweep_worthwhile =
@@ -811,7 +926,7 @@ bool multishift_impl(MapM H, MapM Z) {
                     sort_shift_candidates(re, im);
             }
             const std::vector<ShiftPair> pairs = pair_shifts(re, im, count, H(hi, hi));
-            sweep(H, Z, lo, hi, pairs, wk);
+            sweep(H, out, lo, hi, pairs, wk);
         }
         stalled = found.deflated > 0 ? 1 : stalled + 1;
     }
@@ -819,14 +934,27 @@ bool multishift_impl(MapM H, MapM Z) {
 }
 
 bool schur_of(MapM T, MapM V) {
-    if (T.rows() >= kMultishiftMinOrder) return multishift_impl(T, V);
-    return francis(T, V);
+    if (T.rows() < kMultishiftMinOrder) return francis(T, V);
+    OuterUpdates out(T, V);
+    return multishift_impl(T, out);
 }
 
 }  // namespace
 
 bool multishift(MapM H, MapM Z) {
-    return multishift_impl(H, Z);
+    return schur_of(H, Z);
+}
+
+bool multishift_overlapped(MapM H, MapM Z, const std::function<void()>& prepare_z) {
+    if (H.rows() < kMultishiftMinOrder) {
+        prepare_z();
+        return francis(H, Z);
+    }
+    OuterUpdates out(H, Z);
+    out.start(prepare_z);
+    const bool ok = multishift_impl(H, out);
+    out.finish();
+    return ok;
 }
 
 }  // namespace rnnschur::schur::qr

@@ -21,7 +21,9 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
+#include <vector>
 
 #include "schur.hpp"
 
@@ -145,8 +147,21 @@ inline bool ahues_tisseur_negligible(double sub, double super, double upper,
     return off_small * (off_large / scale) <= std::max(tiny, kUlp * diag_product);
 }
 
+// The Householder reflectors of a Hessenberg reduction: v_k in column k of V (rows
+// k+1..n-1, v_k(k+1) = 1), tau_k in taus.
+struct HessenbergReflectors {
+    Eigen::MatrixXd V;
+    std::vector<double> taus;
+};
+
 // Householder Hessenberg reduction A <- Q^T A Q (entries below the subdiagonal
-// zeroed), Q formed explicitly.
+// zeroed); Q = H_0 H_1 ... H_{n-3} is left as reflectors for hessenberg_q.
+HessenbergReflectors hessenberg_reduce(Eigen::MatrixXd& A);
+
+// Q (resized to n x n) formed from the reflectors of hessenberg_reduce.
+void hessenberg_q(const HessenbergReflectors& r, Index n, Eigen::MatrixXd& Q);
+
+// Both of the above: A <- Q^T A Q with Q formed explicitly.
 void hessenberg(Eigen::MatrixXd& A, Eigen::MatrixXd& Q);
 
 // C (m x n) = alpha A B  (accumulate: C += alpha A B); A m x k, B k x n, all
@@ -170,6 +185,19 @@ bool francis(MapM H, MapM Z);
 // Small-bulge multishift QR with aggressive early deflation (schur_mqr.cpp); the
 // same contract as francis. Falls back to francis for small n.
 bool multishift(MapM H, MapM Z);
+
+// The same with a second thread: `prepare_z` (which must set Z) and then every
+// update outside the active block (of Z, and of H above or right of the block:
+// nothing in the iteration reads them again) run there, in order, while this
+// thread iterates on the block. Same result, bit for bit, as prepare_z()
+// followed by multishift(H, Z); returns when both are done and rethrows an
+// exception of either.
+bool multishift_overlapped(MapM H, MapM Z, const std::function<void()>& prepare_z);
+
+// From this order on, real_schur_own with two threads overlaps the updates of Q
+// (forming it, then the QR iteration's) with the iteration on H: below, a thread's
+// start and hand-overs cost more than the share of work it takes.
+constexpr Index kOverlapMinOrder = 128;
 
 // Below this order the driver runs francis instead of the multishift QR (LAPACK's
 // iparmq crossover, nmin = 75).

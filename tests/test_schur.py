@@ -136,7 +136,7 @@ def test_rtol_controls_ties():
     np.testing.assert_allclose(strict.eigvals.real, [1.0 + 1e-3, 1.0 + 1e-9, 1.0])
 
 
-@pytest.mark.parametrize(("threads", "own_max"), [("1", 1024), ("2", 768)])
+@pytest.mark.parametrize(("threads", "own_max"), [("1", 1024), ("2", 1024)])
 def test_auto_method_by_size_and_blas_threads(monkeypatch, threads, own_max):
     # Identity matrices: the choice depends on n and the BLAS threads only, and the
     # QR has no work.
@@ -617,3 +617,44 @@ def test_threads_give_the_same_results(rng):
         np.testing.assert_array_equal(a.T, b.T)
         np.testing.assert_array_equal(a.Q, b.Q)
     assert seq_sep == par_sep
+
+
+def _overlap_cases() -> list[np.ndarray]:
+    rng = np.random.default_rng(128)
+    n = 160
+    G = rng.standard_normal((n, n)) / np.sqrt(n)
+    return [
+        G,
+        G + 5.0 * np.eye(n),  # every modulus near 5: many ties
+        np.triu(G, -1),  # already Hessenberg: the reduction is (almost) the identity
+        np.roll(np.eye(n), 1, axis=0),  # cyclic permutation: exceptional shifts
+        np.diag(np.ones(n - 1), 1) + np.diag(np.ones(n - 1), -1),  # symmetric
+        np.linalg.qr(G)[0],  # orthogonal: every modulus 1
+        np.outer(G[0], G[1]),  # rank one: n - 1 zero eigenvalues
+    ]
+
+
+@pytest.mark.parametrize("W", _overlap_cases())
+def test_own_qr_second_thread_changes_no_bit(W):
+    # The second thread only takes over Q's updates, in their original order.
+    T1, Q1, s1 = _core.schur_ordered_own(W, 1e-8, -1.0, threads=1)
+    T2, Q2, s2 = _core.schur_ordered_own(W, 1e-8, -1.0, threads=2)
+    np.testing.assert_array_equal(T2, T1)
+    np.testing.assert_array_equal(Q2, Q1)
+    assert s2.keys() == s1.keys()
+    for key in s1:
+        np.testing.assert_array_equal(s2[key], s1[key])
+    Tu1, Qu1 = _core.schur_real_own(W)
+    Tu2, Qu2 = _core.schur_real_own(W, threads=2)
+    np.testing.assert_array_equal(Tu2, Tu1)
+    np.testing.assert_array_equal(Qu2, Qu1)
+    n = W.shape[0]
+    assert np.linalg.norm(W - Q2 @ T2 @ Q2.T) <= C_BOUND * n * EPS * np.linalg.norm(W)
+    assert np.linalg.norm(Q2.T @ Q2 - np.eye(n)) <= C_BOUND * n * EPS
+
+
+def test_own_qr_threads_validated():
+    with pytest.raises(ValueError, match="threads"):
+        _core.schur_ordered_own(np.eye(3), 1e-8, -1.0, threads=0)
+    with pytest.raises(ValueError, match="threads"):
+        _core.schur_real_own(np.eye(3), threads=0)

@@ -58,10 +58,10 @@ def schur_real_eigen(
     W: npt.ArrayLike,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
 def schur_real_own(
-    W: npt.ArrayLike,
+    W: npt.ArrayLike, threads: int = 1
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
 def schur_ordered_own(
-    W: npt.ArrayLike, rtol: float, atol: float
+    W: npt.ArrayLike, rtol: float, atol: float, threads: int = 1
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], dict[str, Any]]: ...
 def schur_ordered_eigen(
     W: npt.ArrayLike, rtol: float, atol: float

@@ -21,24 +21,21 @@ __all__ = ["METHODS", "blas_threads", "ordered_factor", "resolve_method"]
 #: Accepted values of ``ordered_schur(method=...)``.
 METHODS = ("auto", "own", "lapack", "eigen")
 
-# Largest n for which method="auto" takes the own QR (single-threaded) over LAPACK
-# dgees: with one BLAS thread, and with two or more (dgees then runs its
-# Hessenberg reduction and bulge-chasing updates on both cores). The figures
-# behind them are in benchmarks/README.md.
+# Largest n for which method="auto" takes the own QR over LAPACK dgees, with one
+# BLAS thread or more (then both run on two cores: dgees through OpenBLAS, the own
+# QR with a second thread for Q). The figures behind it are in benchmarks/README.md.
 _OWN_MAX_N = 1024
-_OWN_MAX_N_THREADED = 768
 # Workspace size of dgees per n, from one workspace query each.
 _LWORK: dict[int, int] = {}
 
 
 def resolve_method(method: str, n: int) -> str:
-    """Validate ``method`` and resolve ``"auto"`` by size and BLAS thread count."""
+    """Validate ``method`` and resolve ``"auto"`` by size."""
     if method not in METHODS:
         msg = f"method must be one of {METHODS}; got {method!r}"
         raise ValueError(msg)
     if method == "auto":
-        limit = _OWN_MAX_N if blas_threads() == 1 else _OWN_MAX_N_THREADED
-        return "own" if n <= limit else "lapack"
+        return "own" if n <= _OWN_MAX_N else "lapack"
     return method
 
 
@@ -49,11 +46,14 @@ def ordered_factor(
 
     ``Ws`` is float64 ``(n, n)``, already validated and scaled; ``method`` is
     resolved (not ``"auto"``); ``atol < 0`` asks the core for its default. If the
-    own QR iteration does not converge, LAPACK is used instead.
+    own QR iteration does not converge, LAPACK is used instead. The own QR takes a
+    second thread (forming Q and applying its updates, for n >= 128; the result is
+    the same bit for bit) when BLAS may use more than one (:func:`blas_threads`).
     """
     if method == "own":
         try:
-            T, Q, stats = _core.schur_ordered_own(Ws, rtol, atol)
+            threads = 2 if blas_threads() > 1 else 1
+            T, Q, stats = _core.schur_ordered_own(Ws, rtol, atol, threads=threads)
         except RuntimeError:  # QR iteration did not converge: LAPACK instead
             method = "lapack"
         else:

@@ -8,16 +8,16 @@ diagonal (eigenvalue) blocks, ``N`` the strictly block-upper-triangular coupling
 How the form is computed
 ------------------------
 1. An unordered real Schur form, in float64. ``method="auto"`` takes the faster
-   source measured for the size and the BLAS thread count (``benchmarks/run.py
-   --only schur``): for ``n <= 1024`` with one BLAS thread, ``n <= 768`` with more
-   (LAPACK's ``dgees`` gains from a second thread, the own QR runs on one), the
-   compiled core's own blocked Householder Hessenberg reduction, then the
+   source measured for the size (``benchmarks/run.py --only schur``): for
+   ``n <= 1024`` the compiled core's own blocked Householder Hessenberg reduction, then the
    Francis double-shift QR (``csrc/schur_hqr.cpp``, with the Ahues & Tisseur
    deflation test) below ``n = 75`` and a small-bulge multishift QR with aggressive
    early deflation (``csrc/schur_mqr.cpp``, after Braman, Byers & Mathias 2002; the
    algorithm of LAPACK ``dlaqr0``, in the project's own code) from there, with
-   x86-64-v3 (AVX2/FMA) clones selected at run time; above, LAPACK ``dgees``
-   through SciPy. Eigen's
+   x86-64-v3 (AVX2/FMA) clones selected at run time and,
+   when OpenBLAS may use more than one thread, a second thread that forms ``Q`` and
+   applies the iteration's updates to it (same result bit for bit; n >= 128);
+   above, LAPACK ``dgees`` through SciPy. Eigen's
    ``RealSchur`` is available as ``method="eigen"`` (slower at every size).
 2. The compiled core (``csrc/schur_swap.cpp``, the project's own code) then
 
@@ -260,8 +260,10 @@ def ordered_schur(
         Source of the unordered factorisation: the compiled core's own QR
         (``"own"``: double-shift below n = 75, multishift from there), LAPACK
         ``dgees`` (``"lapack"``) or Eigen (``"eigen"``).
-        ``"auto"`` picks the one measured faster for this ``n``: own up to 1024
-        with one BLAS thread (``OPENBLAS_NUM_THREADS=1``), up to 768 with more.
+        ``"auto"`` picks the one measured faster for this ``n``: own up to 1024,
+        LAPACK above. The own QR uses a second thread (for ``Q``; ``n >= 128``)
+        unless ``OPENBLAS_NUM_THREADS`` (or ``OMP_NUM_THREADS``) is 1 or the
+        machine has one core; the result is the same bit for bit.
         If the own QR iteration fails to converge, LAPACK is used instead. The
         standardisation and reordering are always the compiled core's.
 
