@@ -350,6 +350,10 @@ void register_rnn(py::module_& m) {
             return out;
         },
         "x"_a, "Test hook: the kernels' vector tanh of a flat float32/float64 array.");
+    m.def("_set_forward_transposed", &set_forward_transposed, "on"_a,
+          "Test/benchmark hook: whether the AVX-512 forward keeps the batch in the "
+          "vector lanes (default True) or uses the row layout of the other levels; "
+          "returns the previous setting.");
     m.def("hardware_threads", &hardware_threads,
           "Threads used when n_threads is None.");
 }

@@ -83,6 +83,10 @@ bool rnn_forward(const ForwardArgs<double>& a, int n_threads);
 bool rnn_loss_and_grad(GradArgs<float>& a, int n_threads);
 bool rnn_loss_and_grad(GradArgs<double>& a, int n_threads);
 
+// Test/benchmark hook: whether AVX-512 forwards use the batch-in-lanes layout
+// (default true); returns the previous setting.
+bool set_forward_transposed(bool on);
+
 SimdLevel simd_level();
 const char* simd_level_name(SimdLevel level);
 // Parses "baseline", "avx2" or "avx512"; false for any other name.
