@@ -329,19 +329,34 @@ i64 forward_shards(i64 K, i64 B, int nt) {
     return shards < 1 ? 1 : shards;
 }
 
-// The transposed forward (batch in the lanes) is used where the level has it,
-// unless a test or benchmark switched it off to compare with the row layout.
-std::atomic<bool> g_tposed{true};
+// Where the level has the transposed forward (batch in the lanes), it runs
+// when its shards fill their vectors (ForwardLayout::automatic, see
+// tposed_pays), or always / never (tests and benchmarks compare the layouts).
+std::atomic<int> g_layout{static_cast<int>(ForwardLayout::automatic)};
 
 // Shards of the transposed forward: its register tile spans 4 vectors of batch
-// columns, so shards stay wide (up to 16 vectors, a state block that fits L1/L2)
-// and split further only when there are fewer variants than threads (narrower
-// shards run narrower, slower tiles).
+// columns, so shards stay wide (up to kTposedMaxVecs vectors, a state block
+// that fits L1/L2) and split further only when there are fewer variants than
+// threads (narrower shards run narrower, slower tiles).
+constexpr i64 kTposedMaxVecs = 16;
 i64 tposed_shards(i64 K, i64 B, int nt, i64 lanes) {
-    const i64 max_rows = 16 * lanes, per_thread = (nt + K - 1) / K;
+    const i64 max_rows = kTposedMaxVecs * lanes, per_thread = (nt + K - 1) / K;
     i64 shards = (B + max_rows - 1) / max_rows;
     if (nt > 1 && shards < per_thread) shards = per_thread < B ? per_thread : B;
     return shards < 1 ? 1 : shards;
+}
+
+// The transposed forward computes whole vectors of batch columns: it pays
+// where its one-thread shards waste few padding lanes (>= 85% used) and span
+// >= 2 vectors (one vector per tile row loads as often as it multiplies).
+// Measured against the row layout at Nh = 72, float32, one thread: 64 rows
+// 1.24x, 48 and 32 1.1x, 100 (89% of 112 lanes used) 1.05x; 56 and 16 rows
+// 0.98x, 24 0.84x, 17 0.56x, 8 0.44x. The choice depends on B only, never on
+// the thread count, so that results do not either.
+bool tposed_pays(i64 B, i64 lanes) {
+    const i64 shards = tposed_shards(1, B, 1, lanes);
+    const i64 narrowest = B / shards, widest = (B + shards - 1) / shards;
+    return narrowest > lanes && 100 * B >= 85 * shards * round_up(widest, lanes);
 }
 
 // Every finite check of item (k, rows [b0, b1)) while its outputs are warm (a
@@ -383,8 +398,12 @@ bool forward_impl(const ForwardArgs<T>& a, int n_threads) {
     const double flops =
         2.0 * d.K * d.T * d.B * (double(d.Nh) * d.Nh + double(d.Nh) * (d.Nx + d.Ny));
     const int nt = threads_for(n_threads, flops);
-    if (ks.forward_item_t && d.Nh > 0 && g_tposed.load())
-        return forward_tposed(ks, a, nt);
+    if (ks.forward_item_t && d.Nh > 0) {
+        const auto layout = static_cast<ForwardLayout>(g_layout.load());
+        if (layout == ForwardLayout::transposed ||
+            (layout == ForwardLayout::automatic && tposed_pays(d.B, ks.lanes)))
+            return forward_tposed(ks, a, nt);
+    }
     const i64 shards = forward_shards(d.K, d.B, nt);
     const i64 items = d.K * shards;
     const i64 bs_max = (d.B + shards - 1) / shards;
@@ -461,8 +480,8 @@ bool rnn_loss_and_grad(GradArgs<double>& a, int n) {
     return grad_impl(a, n);
 }
 
-bool set_forward_transposed(bool on) {
-    return g_tposed.exchange(on);
+ForwardLayout set_forward_layout(ForwardLayout layout) {
+    return static_cast<ForwardLayout>(g_layout.exchange(static_cast<int>(layout)));
 }
 
 SimdLevel simd_level() {

@@ -7,10 +7,11 @@
 //   [A^T ; Y_{t-1}^T] = [W_hh W_xh ; W_hy 0] [S_{t-1}^T ; X_t^T] + [b_h ; b_y],
 // one GEMM of R = Nh + Ny rows over Kin = Nh + Nx inner terms (X^T transposed
 // once per call, shared by all items), then S_t^T = tanh(A^T) (leaked) and
-// Y_{t-1}^T transposed into y. Columns are the batch, so a register tile of 6 rows x 4
-// vectors (24 accumulators of the 32 zmm registers) takes 4 loads and 6
-// broadcasts per 24 FMAs, the hidden width needs no vector padding, and the
-// tanh of a tile runs on 24 independent values while they are in registers.
+// Y_{t-1}^T transposed into y. Columns are the batch, so a register tile of 6
+// rows x 4 vectors (24 accumulators of the 32 zmm registers) takes 4 loads and
+// 6 broadcasts per 24 FMAs (the row layout's 6 x 2 tile: 8 per 12), and the
+// hidden width needs no vector padding. Used where the shards fill their
+// vectors (rnn_dispatch.cpp, tposed_pays); small or ragged batches waste lanes.
 #if RNNSCHUR_VBYTES == 64
 
 // Tile heights: the R rows split into kTposedRows-row tiles of nearly equal

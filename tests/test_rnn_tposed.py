@@ -1,11 +1,11 @@
 """The AVX-512 forward with the batch in the vector lanes (rnn_simd_tposed.hpp).
 
 On the AVX-512 level, ``rollout`` keeps the state transposed (hidden units x
-batch columns); ``_core._set_forward_transposed(False)`` switches it back to the
-row layout of the other levels. Both must agree with the NumPy reference and
-with each other, for ragged batches (shards padded to the vector length), any
-widths, stacks, biases, initial states, the leak and the hidden states; the
-other levels must not be affected by the switch.
+batch columns) where that is faster; ``_core._set_forward_layout`` forces it
+('transposed') or the row layout of the other levels ('rows'). Both must agree
+with the NumPy reference and with each other, for ragged batches (shards padded
+to the vector length), any widths, stacks, biases, initial states, the leak and
+the hidden states; the other levels must not be affected by the switch.
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ pytestmark = pytest.mark.skipif(
 def avx512():
     before = _core.simd_level()
     assert _core.set_simd_level("avx512") == "avx512"
+    prev = _core._set_forward_layout("transposed")
     yield
+    _core._set_forward_layout(prev)
     _core.set_simd_level(before)
-    _core._set_forward_transposed(True)
 
 
 def tol(dtype):
@@ -59,13 +60,13 @@ def problem(rng, T, B, Nx, Nh, Ny, K, dtype):
 
 def both_layouts(args, **kw):
     """(transposed, row layout) results of one rollout call."""
-    prev = _core._set_forward_transposed(True)
+    prev = _core._set_forward_layout("transposed")
     try:
         new = rollout(*args, **kw)
-        _core._set_forward_transposed(False)
+        _core._set_forward_layout("rows")
         old = rollout(*args, **kw)
     finally:
-        _core._set_forward_transposed(prev)
+        _core._set_forward_layout(prev)
     return new, old
 
 
@@ -129,15 +130,21 @@ def test_h0_leak_biases(rng, dtype, h0_kind, leak, biases):
 
 
 @pytest.mark.usefixtures("avx512")
-@pytest.mark.parametrize("n_threads", [1, 2, 3])
-@pytest.mark.parametrize(("B", "K"), [(64, 8), (100, 1), (33, 2), (5, 1)])
-def test_shards_do_not_change_results(rng, n_threads, B, K):
+@pytest.mark.parametrize("layout", ["transposed", "auto"])
+@pytest.mark.parametrize("n_threads", [2, 3])
+@pytest.mark.parametrize(("B", "K"), [(64, 8), (100, 1), (33, 2), (5, 1), (24, 1)])
+def test_threads_do_not_change_results(rng, layout, n_threads, B, K):
     """Items are (variant, batch shard) pairs whatever the thread count; rows are
-    independent, so every split gives the same bits as one thread."""
+    independent, so every split gives the same bits as one thread (and 'auto'
+    picks its layout from the batch alone, not from the thread count)."""
     p = problem(rng, 20, B, 8, 72, 8, K, np.float32)
     args = (p["W_xh"], p["W_hh"], p["W_hy"], p["x"])
-    y1, h1 = rollout(*args, return_hidden=True, n_threads=1)
-    yn, hn = rollout(*args, return_hidden=True, n_threads=n_threads)
+    prev = _core._set_forward_layout(layout)
+    try:
+        y1, h1 = rollout(*args, return_hidden=True, n_threads=1)
+        yn, hn = rollout(*args, return_hidden=True, n_threads=n_threads)
+    finally:
+        _core._set_forward_layout(prev)
     np.testing.assert_array_equal(yn, y1)
     np.testing.assert_array_equal(hn, h1)
 
@@ -163,15 +170,36 @@ def test_non_finite_input_raises_like_the_row_layout(rng):
     p["x"][2, 4, 1] = np.inf
     args = (p["W_xh"], p["W_hh"], p["W_hy"], p["x"])
     errors = []
-    for on in (True, False):
-        prev = _core._set_forward_transposed(on)
+    for layout in ("transposed", "rows"):
+        prev = _core._set_forward_layout(layout)
         try:
             with pytest.raises(Exception) as info:  # noqa: PT011 (same type both ways)
                 rollout(*args)
             errors.append(type(info.value))
         finally:
-            _core._set_forward_transposed(prev)
+            _core._set_forward_layout(prev)
     assert errors[0] is errors[1]
+
+
+@pytest.mark.usefixtures("avx512")
+@pytest.mark.parametrize(("B", "K"), [(64, 8), (17, 1), (1, 3), (100, 2)])
+def test_automatic_layout_gives_one_of_the_two(rng, B, K):
+    """'auto' (the default) runs one of the two layouts, whichever it picks."""
+    p = problem(rng, 12, B, 3, 20, 2, K, np.float64)
+    args = (p["W_xh"], p["W_hh"], p["W_hy"], p["x"])
+    new, old = both_layouts(args)
+    prev = _core._set_forward_layout("auto")
+    try:
+        y = rollout(*args)
+    finally:
+        _core._set_forward_layout(prev)
+    assert np.array_equal(y, new) or np.array_equal(y, old)
+
+
+def test_layout_hook_rejects_unknown_names():
+    with pytest.raises(ValueError, match="layout must be"):
+        _core._set_forward_layout("columns")
+    assert _core._set_forward_layout("auto") == "auto"
 
 
 @pytest.mark.parametrize("level", ["baseline", "avx2"])
