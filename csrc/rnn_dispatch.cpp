@@ -347,16 +347,14 @@ i64 tposed_shards(i64 K, i64 B, int nt, i64 lanes) {
 }
 
 // The transposed forward computes whole vectors of batch columns: it pays
-// where its one-thread shards waste few padding lanes (>= 85% used) and span
-// >= 2 vectors (one vector per tile row loads as often as it multiplies).
+// where its one-thread shards leave at most 1/8 of the lanes as padding.
 // Measured against the row layout at Nh = 72, float32, one thread: 64 rows
-// 1.24x, 48 and 32 1.1x, 100 (89% of 112 lanes used) 1.05x; 56 and 16 rows
-// 0.98x, 24 0.84x, 17 0.56x, 8 0.44x. The choice depends on B only, never on
-// the thread count, so that results do not either.
+// 1.24x, 56 (7/8 used) 1.14x, 32 1.18x, 28 (7/8) 1.07x, 16 1.09x, 14 (7/8)
+// 1.01x; 24 (3/4) 0.91x, 17 (17/32) 0.56x, 8 0.44x. The choice depends on B
+// only, never on the thread count, so that results do not either.
 bool tposed_pays(i64 B, i64 lanes) {
     const i64 shards = tposed_shards(1, B, 1, lanes);
-    const i64 narrowest = B / shards, widest = (B + shards - 1) / shards;
-    return narrowest > lanes && 100 * B >= 85 * shards * round_up(widest, lanes);
+    return 8 * B >= 7 * shards * round_up((B + shards - 1) / shards, lanes);
 }
 
 // Every finite check of item (k, rows [b0, b1)) while its outputs are warm (a

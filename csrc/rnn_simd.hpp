@@ -121,11 +121,14 @@ static inline RnnLayout make_layout(const RnnDims& d, i64 nr, i64 bs, bool grad,
 // Forward pass with the batch in the vector lanes (rnn_simd_tposed.hpp): the
 // packed weights of all variants and one work item's workspace, in elements.
 // R = Nh + Ny rows (hidden units, then the fused readout of the previous step)
-// over Kin = Nh + Nx inner terms, split into ntiles row tiles of at most
-// kTposedRows rows; ldS = the largest shard's rows rounded up to the lanes.
-static constexpr i64 kTposedRows = 6;
+// over Kin = Nh + Nx inner terms, split into ntiles row tiles of at most mr
+// rows; ldS = the largest shard's rows rounded up to the lanes. A register
+// tile holds 24 accumulators: 6 rows x 4 vectors of batch columns, or, for
+// shards of at most 2 vectors, 12 rows x 2 (6 x 2 would load a vector per 3
+// FMAs instead of per 6).
+static constexpr i64 kTposedRows = 6, kTposedRowsNarrow = 12;
 struct TposedLayout {
-    i64 R, Kin, ntiles, ldS, ldX;
+    i64 R, Kin, mr, ntiles, ldS, ldX;
     i64 off_A, off_bias, off_X, packed_size;
     i64 off_S, off_Y, ws_size;
 };
@@ -134,8 +137,9 @@ static inline TposedLayout make_tposed_layout(const RnnDims& d, i64 lanes, i64 b
     TposedLayout L{};
     L.R = d.Nh + d.Ny;
     L.Kin = d.Nh + d.Nx;
-    L.ntiles = (L.R + kTposedRows - 1) / kTposedRows;
     L.ldS = round_up(bs, lanes);
+    L.mr = L.ldS <= 2 * lanes ? kTposedRowsNarrow : kTposedRows;
+    L.ntiles = (L.R + L.mr - 1) / L.mr;
     L.ldX = round_up(d.B, lanes) + L.ldS;  // an item reads ldS columns from b0
     i64 o = 0;
     auto take = [&o](i64 n) {

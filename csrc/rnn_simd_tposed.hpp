@@ -14,11 +14,11 @@
 // vectors (rnn_dispatch.cpp, tposed_pays); small or ragged batches waste lanes.
 #if RNNSCHUR_VBYTES == 64
 
-// Tile heights: the R rows split into kTposedRows-row tiles of nearly equal
-// height (the row layout of the packed weights, shared by all column widths).
-// Column blocks of up to kTposedVecs vectors.
-constexpr int kTposedVecs = 4;
-static_assert(kTposedRows * kTposedVecs <= 24, "leave registers for the B vectors");
+// Tiles: the R rows split into tiles of nearly equal height <= L.mr (the row
+// layout of the packed weights), times column blocks of up to 24 / L.mr
+// vectors: 24 accumulators, 8 registers left for the B vectors and the
+// broadcast.
+constexpr int kTposedAcc = 24;
 
 // Where a tile's rows go: hidden rows (r < Nh), plus bias, to cur if
 // `hidden`; readout rows to ybuf (row r - Nh, stride ldS) if `readout`. The
@@ -41,7 +41,7 @@ inline void tposed_fma(i64 K, const T* __restrict a, const T* __restrict b, i64 
         vec_t<T> bv[NVV];
 #pragma GCC unroll 4
         for (int v = 0; v < NVV; ++v) bv[v] = vload<T>(b + kk * ldb + v * Lv);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
         for (int i = 0; i < M; ++i) {
             const vec_t<T> ai = vbcast<T>(a[kk * M + i]);
 #pragma GCC unroll 4
@@ -65,7 +65,7 @@ __attribute__((noinline)) void tposed_tile(i64 Nh, i64 nx, const T* a, const T* 
     for (int i = 0; i < M * NVV; ++i) acc[i] = vec_t<T>{};
     tposed_fma<T, M, NVV>(Nh, a, S + c0, e.ldS, acc);
     tposed_fma<T, M, NVV>(nx, a + Nh * M, X + c0, ldX, acc);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int i = 0; i < M; ++i) {
         const i64 r = r0 + i;
         T* dst;
@@ -102,24 +102,33 @@ void tposed_tanh(T* h, const T* prev, i64 n, T leak) {
 // Runs the row tiles [tile_lo, ntiles) of the step GEMM over all column blocks
 // of an item with nvec vectors of batch columns: inner terms from the state S
 // (Nh rows) and nx rows of the inputs X (stride L.ldX).
-template <class T>
-void tposed_gemm(const TposedLayout& L, const T* A, const T* S, const T* X, i64 nx,
-                 i64 nvec, i64 tile_lo, const TposedEpi<T>& e) {
-    constexpr int Lv = V<T>::L;
+template <class T, int MR>
+void tposed_gemm_mr(const TposedLayout& L, const T* A, const T* S, const T* X, i64 nx,
+                    i64 nvec, i64 tile_lo, const TposedEpi<T>& e) {
+    constexpr int Lv = V<T>::L, NVMAX = kTposedAcc / MR;
     for (i64 tile = tile_lo; tile < L.ntiles; ++tile) {
         const i64 r0 = L.R * tile / L.ntiles, r1 = L.R * (tile + 1) / L.ntiles;
         const T* a = A + r0 * L.Kin;
-        for (i64 v0 = 0; v0 < nvec; v0 += kTposedVecs) {
-            const int nvv = static_cast<int>(imin(kTposedVecs, nvec - v0));
-            with_rows<kTposedRows>(static_cast<int>(r1 - r0), [&](auto m) {
+        for (i64 v0 = 0; v0 < nvec; v0 += NVMAX) {
+            const int nvv = static_cast<int>(imin(NVMAX, nvec - v0));
+            with_rows<MR>(static_cast<int>(r1 - r0), [&](auto m) {
                 constexpr int M = decltype(m)::value;
-                with_rows<kTposedVecs>(nvv, [&](auto n) {
+                with_rows<NVMAX>(nvv, [&](auto n) {
                     tposed_tile<T, M, decltype(n)::value>(e.Nh, nx, a, S, X, L.ldX, r0,
                                                           v0 * Lv, e);
                 });
             });
         }
     }
+}
+
+template <class T>
+void tposed_gemm(const TposedLayout& L, const T* A, const T* S, const T* X, i64 nx,
+                 i64 nvec, i64 tile_lo, const TposedEpi<T>& e) {
+    if (L.mr == kTposedRowsNarrow)
+        tposed_gemm_mr<T, kTposedRowsNarrow>(L, A, S, X, nx, nvec, tile_lo, e);
+    else
+        tposed_gemm_mr<T, kTposedRows>(L, A, S, X, nx, nvec, tile_lo, e);
 }
 
 // X^T of the whole call, shared by every item: XT[(t*Nx + m)*ldX + b] =
