@@ -112,6 +112,17 @@ def test_matches_reference_and_row_layout(rng, B, Nh, K, Nx, Ny, dtype):
 
 
 @pytest.mark.usefixtures("avx512")
+@pytest.mark.parametrize(("Nx", "Ny", "B"), [(0, 2, 20), (3, 0, 20), (2, 1, 300)])
+def test_empty_widths_and_several_shards(rng, Nx, Ny, B):
+    """No inputs (no input rows in the GEMM), no outputs (no readout rows), and
+    a batch of several shards (300 rows, shards of at most 16 vectors)."""
+    p = problem(rng, 6, B, Nx, 7, Ny, None, np.float64)
+    args = (p["W_xh"], p["W_hh"], p["W_hy"], p["x"])
+    y, h = rollout(*args, b_h=p["b_h"], b_y=p["b_y"], return_hidden=True, n_threads=2)
+    check_against_reference(p, None, y, h, np.float64)
+
+
+@pytest.mark.usefixtures("avx512")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("h0_kind", [None, "batch", "shared"])
 @pytest.mark.parametrize("leak", [1.0, 0.3])
