@@ -377,7 +377,8 @@ bool forward_tposed(const KernelSet<T>& ks, const ForwardArgs<T>& a, int nt) {
     const i64 bs_max = (d.B + shards - 1) / shards;
     const TposedLayout L = make_tposed_layout(d, ks.lanes, bs_max);
     T* packed = scratch<T>(0, L.packed_size);
-    ks.pack_forward_t(a, L, packed);
+    parallel_items(nt, L.pack_parts,
+                   [&](i64 part) { ks.pack_forward_t(a, L, packed, part); });
     std::atomic<bool> finite{true};
     parallel_items(nt, d.K * shards, [&](i64 it) {
         const i64 k = it / shards, s = it % shards;

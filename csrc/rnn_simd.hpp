@@ -130,6 +130,7 @@ static constexpr i64 kTposedRows = 6, kTposedRowsNarrow = 12;
 struct TposedLayout {
     i64 R, Kin, mr, ntiles, ldS, ldX;
     i64 off_A, off_bias, off_X, packed_size;
+    i64 pack_steps, pack_parts;  // packing: one part per variant + X^T chunks
     i64 off_S, off_Y, ws_size;
 };
 
@@ -151,6 +152,8 @@ static inline TposedLayout make_tposed_layout(const RnnDims& d, i64 lanes, i64 b
     L.off_bias = take(L.R);
     L.off_X = take(d.T * d.Nx * L.ldX);  // x^T of all steps
     L.packed_size = o;
+    L.pack_steps = 32;
+    L.pack_parts = d.K + (d.T + L.pack_steps - 1) / L.pack_steps;
     o = 0;
     L.off_S = take(2 * d.Nh * L.ldS);  // ping-pong S^T blocks
     L.off_Y = take((d.Ny < 1 ? 1 : d.Ny) * L.ldS);
@@ -177,7 +180,8 @@ struct KernelSet {
     // The transposed forward (batch in the lanes): null below AVX-512. lanes is
     // its vector length; the item's rows must fit in L.ldS.
     i64 lanes;
-    void (*pack_forward_t)(const ForwardArgs<T>& a, const TposedLayout& L, T* packed);
+    void (*pack_forward_t)(const ForwardArgs<T>& a, const TposedLayout& L, T* packed,
+                           i64 part);
     void (*forward_item_t)(const ForwardArgs<T>& a, const TposedLayout& L,
                            const T* packed, i64 k, i64 b0, i64 b1, T* ws);
 };
