@@ -350,6 +350,23 @@ void register_rnn(py::module_& m) {
             return out;
         },
         "x"_a, "Test hook: the kernels' vector tanh of a flat float32/float64 array.");
+    m.def(
+        "_set_forward_layout",
+        [](const std::string& layout) {
+            static const char* names[] = {"rows", "auto", "transposed"};
+            int want = -1;
+            for (int i = 0; i < 3; ++i)
+                if (layout == names[i]) want = i;
+            if (want < 0)
+                value_error("layout must be 'rows', 'auto' or 'transposed', got '" +
+                            layout + "'");
+            const auto prev = set_forward_layout(static_cast<ForwardLayout>(want));
+            return std::string(names[static_cast<int>(prev)]);
+        },
+        "layout"_a,
+        "Test/benchmark hook: the state layout of the AVX-512 forward ('auto', the "
+        "default: batch in the vector lanes where that is faster; 'transposed': "
+        "always; 'rows': the layout of the other levels). Returns the previous one.");
     m.def("hardware_threads", &hardware_threads,
           "Threads used when n_threads is None.");
 }

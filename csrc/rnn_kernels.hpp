@@ -83,6 +83,12 @@ bool rnn_forward(const ForwardArgs<double>& a, int n_threads);
 bool rnn_loss_and_grad(GradArgs<float>& a, int n_threads);
 bool rnn_loss_and_grad(GradArgs<double>& a, int n_threads);
 
+// Test/benchmark hook: the state layout of AVX-512 forwards (the other levels
+// always use rows). automatic (the default) picks the batch-in-lanes layout
+// where it is faster; returns the previous setting.
+enum class ForwardLayout : int { rows = 0, automatic = 1, transposed = 2 };
+ForwardLayout set_forward_layout(ForwardLayout layout);
+
 SimdLevel simd_level();
 const char* simd_level_name(SimdLevel level);
 // Parses "baseline", "avx2" or "avx512"; false for any other name.

@@ -118,6 +118,49 @@ static inline RnnLayout make_layout(const RnnDims& d, i64 nr, i64 bs, bool grad,
     return L;
 }
 
+// Forward pass with the batch in the vector lanes (rnn_simd_tposed.hpp): the
+// packed weights of all variants and one work item's workspace, in elements.
+// R = Nh + Ny rows (hidden units, then the fused readout of the previous step)
+// over Kin = Nh + Nx inner terms, split into ntiles row tiles of at most mr
+// rows; ldS = the largest shard's rows rounded up to the lanes. A register
+// tile holds 24 accumulators: 6 rows x 4 vectors of batch columns, or, for
+// shards of at most 2 vectors, 12 rows x 2 (6 x 2 would load a vector per 3
+// FMAs instead of per 6).
+static constexpr i64 kTposedRows = 6, kTposedRowsNarrow = 12;
+struct TposedLayout {
+    i64 R, Kin, mr, ntiles, ldS, ldX;
+    i64 off_A, off_bias, off_X, packed_size;
+    i64 pack_steps, pack_parts;  // packing: one part per variant + X^T chunks
+    i64 off_S, off_Y, ws_size;
+};
+
+static inline TposedLayout make_tposed_layout(const RnnDims& d, i64 lanes, i64 bs) {
+    TposedLayout L{};
+    L.R = d.Nh + d.Ny;
+    L.Kin = d.Nh + d.Nx;
+    L.ldS = round_up(bs, lanes);
+    L.mr = L.ldS <= 2 * lanes ? kTposedRowsNarrow : kTposedRows;
+    L.ntiles = (L.R + L.mr - 1) / L.mr;
+    L.ldX = round_up(d.B, lanes) + L.ldS;  // an item reads ldS columns from b0
+    i64 o = 0;
+    auto take = [&o](i64 n) {
+        const i64 at = o;
+        o += align_elems(n);
+        return at;
+    };
+    L.off_A = take(d.K * L.R * L.Kin);
+    L.off_bias = take(L.R);
+    L.off_X = take(d.T * d.Nx * L.ldX);  // x^T of all steps
+    L.packed_size = o;
+    L.pack_steps = 32;
+    L.pack_parts = d.K + (d.T + L.pack_steps - 1) / L.pack_steps;
+    o = 0;
+    L.off_S = take(2 * d.Nh * L.ldS);  // ping-pong S^T blocks
+    L.off_Y = take((d.Ny < 1 ? 1 : d.Ny) * L.ldS);
+    L.ws_size = o;
+    return L;
+}
+
 // Entry points of one ISA level for one scalar type.
 template <class T>
 struct KernelSet {
@@ -134,6 +177,13 @@ struct KernelSet {
                         i64 b0, i64 b1, T* ws, T* g);
     // Test hook: y = tanh(x) elementwise with the kernels' vector tanh.
     void (*tanh_array)(const T* x, T* y, i64 n);
+    // The transposed forward (batch in the lanes): null below AVX-512. lanes is
+    // its vector length; the item's rows must fit in L.ldS.
+    i64 lanes;
+    void (*pack_forward_t)(const ForwardArgs<T>& a, const TposedLayout& L, T* packed,
+                           i64 part);
+    void (*forward_item_t)(const ForwardArgs<T>& a, const TposedLayout& L,
+                           const T* packed, i64 k, i64 b0, i64 b1, T* ws);
 };
 
 namespace isa_baseline {

@@ -164,6 +164,33 @@ inline vec_t<T> vdiv(vec_t<T> n, vec_t<T> d) {
     return n / d;
 }
 
+// min(a, c) for c not NaN, NaN a staying NaN (vminps returns its second
+// operand when either is NaN: one instruction where the compare-and-blend
+// needs two).
+template <class T>
+inline vec_t<T> vmin_clamp(vec_t<T> a, vec_t<T> c) {
+#if RNNSCHUR_VBYTES == 64 && defined(__AVX512F__)
+    if constexpr (sizeof(T) == 4) return _mm512_min_ps(c, a);
+    if constexpr (sizeof(T) == 8) return _mm512_min_pd(c, a);
+#endif
+    return c < a ? c : a;
+}
+
+// 2^n for the integral n in [-29, 0] (f32) / [-57, 0] (f64), given s, the
+// shifter sum holding n in its low mantissa bits: the exponent field n + bias
+// built from the bits of s, or one vscalef of 1 by n on AVX-512 (one
+// instruction instead of two integer ones; the same exact power of two).
+template <class T>
+inline vec_t<T> vexp2i(vec_t<T> s, vec_t<T> n) {
+#if RNNSCHUR_VBYTES == 64 && defined(__AVX512F__)
+    if constexpr (sizeof(T) == 4) return _mm512_scalef_ps(vbcast<T>(T(1)), n);
+    if constexpr (sizeof(T) == 8) return _mm512_scalef_pd(vbcast<T>(T(1)), n);
+#endif
+    using iv = ivec_t<T>;
+    const iv shift = (iv)vbcast<T>(TanhConst<T>::shifter);
+    return (vec_t<T>)(((iv)s - shift + V<T>::exp_bias) << V<T>::mant_bits);
+}
+
 template <class T>
 inline vec_t<T> vtanh(vec_t<T> x) {
     using C = TanhConst<T>;
@@ -172,7 +199,7 @@ inline vec_t<T> vtanh(vec_t<T> x) {
     const iv sign_mask = (iv)vbcast<T>(T(-0.0));
     const iv xb = (iv)x;
     vec_t<T> a = (vec_t<T>)(xb & ~sign_mask);
-    a = C::clamp < a ? vbcast<T>(C::clamp) : a;  // minps order: NaN stays NaN
+    a = vmin_clamp<T>(a, vbcast<T>(C::clamp));
     const vec_t<T> z = a * T(-2);
     // n = round(z / ln2) by the shifter trick: s holds n in its low mantissa
     // bits, so bits(s) - bits(shifter) = n as an integer (no float->int64
@@ -185,9 +212,7 @@ inline vec_t<T> vtanh(vec_t<T> x) {
 #pragma GCC unroll 16
     for (int i = C::n_coef - 2; i >= 0; --i) q = q * r + F.c[i];
     const vec_t<T> p = r + (r * r) * q;  // expm1(r)
-    // 2^n (n in [-29, 0] for f32, [-57, 0] for f64): exponent field n + bias.
-    const iv eb = (((iv)s - (iv)shift) + V<T>::exp_bias) << V<T>::mant_bits;
-    const vec_t<T> two_n = (vec_t<T>)eb;
+    const vec_t<T> two_n = vexp2i<T>(s, n);
     // w = -expm1(z) in [0, 1); 1 - 2^n is exact. tanh|x| = w / (2 - w) >= +0,
     // so the sign of x can be or-ed in without clearing the sign bit first.
     const vec_t<T> w = (T(1) - two_n) - two_n * p;
@@ -899,14 +924,23 @@ double grad_item(const GradArgs<T>& a, const RnnLayout& L, const T* P, i64 b0, i
     return sse;
 }
 
+#include "rnn_simd_tposed.hpp"
+
 }  // namespace
 
-const KernelSet<float> kernels_f32 = {NR<float>,         &pack_forward<float>,
-                                      &pack_grad<float>, &forward_item<float>,
-                                      &grad_item<float>, &tanh_array<float>};
+#if RNNSCHUR_VBYTES == 64
+#define RNNSCHUR_TPOSED(T) &pack_forward_t<T>, &forward_item_t<T>
+#else
+#define RNNSCHUR_TPOSED(T) nullptr, nullptr
+#endif
+const KernelSet<float> kernels_f32 = {
+    NR<float>,         &pack_forward<float>, &pack_grad<float>, &forward_item<float>,
+    &grad_item<float>, &tanh_array<float>,   V<float>::L,       RNNSCHUR_TPOSED(float)};
 const KernelSet<double> kernels_f64 = {NR<double>,         &pack_forward<double>,
                                        &pack_grad<double>, &forward_item<double>,
-                                       &grad_item<double>, &tanh_array<double>};
+                                       &grad_item<double>, &tanh_array<double>,
+                                       V<double>::L,       RNNSCHUR_TPOSED(double)};
+#undef RNNSCHUR_TPOSED
 
 }  // namespace RNNSCHUR_ISA_NS
 }  // namespace rnnschur
