@@ -170,8 +170,10 @@ inline vec_t<T> vdiv(vec_t<T> n, vec_t<T> d) {
 template <class T>
 inline vec_t<T> vmin_clamp(vec_t<T> a, vec_t<T> c) {
 #if RNNSCHUR_VBYTES == 64 && defined(__AVX512F__)
-    if constexpr (sizeof(T) == 4) return _mm512_min_ps(c, a);
-    if constexpr (sizeof(T) == 8) return _mm512_min_pd(c, a);
+    // Zero-masked forms with every lane set: the unmasked intrinsics pass GCC 12 an
+    // "undefined" source that -Wmaybe-uninitialized flags (see vdiv).
+    if constexpr (sizeof(T) == 4) return _mm512_maskz_min_ps(__mmask16(0xFFFF), c, a);
+    if constexpr (sizeof(T) == 8) return _mm512_maskz_min_pd(__mmask8(0xFF), c, a);
 #endif
     return c < a ? c : a;
 }
@@ -181,10 +183,12 @@ inline vec_t<T> vmin_clamp(vec_t<T> a, vec_t<T> c) {
 // built from the bits of s, or one vscalef of 1 by n on AVX-512 (one
 // instruction instead of two integer ones; the same exact power of two).
 template <class T>
-inline vec_t<T> vexp2i(vec_t<T> s, vec_t<T> n) {
+inline vec_t<T> vexp2i(vec_t<T> s, [[maybe_unused]] vec_t<T> n) {
 #if RNNSCHUR_VBYTES == 64 && defined(__AVX512F__)
-    if constexpr (sizeof(T) == 4) return _mm512_scalef_ps(vbcast<T>(T(1)), n);
-    if constexpr (sizeof(T) == 8) return _mm512_scalef_pd(vbcast<T>(T(1)), n);
+    if constexpr (sizeof(T) == 4)
+        return _mm512_maskz_scalef_ps(__mmask16(0xFFFF), vbcast<T>(T(1)), n);
+    if constexpr (sizeof(T) == 8)
+        return _mm512_maskz_scalef_pd(__mmask8(0xFF), vbcast<T>(T(1)), n);
 #endif
     using iv = ivec_t<T>;
     const iv shift = (iv)vbcast<T>(TanhConst<T>::shifter);

@@ -204,14 +204,19 @@ void tposed_unpack(const T* src, i64 ldS, i64 nrows, i64 bs, T* out, i64 ostride
         const __m512i idx32 = _mm512_mullo_epi32(
             _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
             _mm512_set1_epi32(static_cast<int>(ostride)));
+        // The 8 double lanes' indices built at 256 bits: GCC 12's 512 -> 256 cast
+        // goes through an extract with an "undefined" source that
+        // -Wmaybe-uninitialized flags.
+        const __m256i idx8 =
+            _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                               _mm256_set1_epi32(static_cast<int>(ostride)));
         for (; b0 + Lv <= bs; b0 += Lv)
             for (i64 r = 0; r < nrows; ++r) {
                 T* dst = out + b0 * ostride + r;
                 if constexpr (sizeof(T) == 4)
                     _mm512_i32scatter_ps(dst, idx32, vload<T>(src + r * ldS + b0), 4);
                 else
-                    _mm512_i32scatter_pd(dst, _mm512_castsi512_si256(idx32),
-                                         vload<T>(src + r * ldS + b0), 8);
+                    _mm512_i32scatter_pd(dst, idx8, vload<T>(src + r * ldS + b0), 8);
             }
     }
 #endif
