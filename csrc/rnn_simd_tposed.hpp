@@ -3,7 +3,8 @@
 //
 // The state of one work item is kept transposed, S^T (Nh rows x bsp batch
 // columns, bsp = the shard's rows rounded up to the vector length; padding
-// lanes run a harmless zero-input trajectory that is never read back). A step is
+// lanes run a trajectory of their own, on the next shard's inputs or zeros, that
+// is never written back). A step is
 //   [A^T ; Y_{t-1}^T] = [W_hh W_xh ; W_hy 0] [S_{t-1}^T ; X_t^T] + [b_h ; b_y],
 // one GEMM of R = Nh + Ny rows over Kin = Nh + Nx inner terms (X^T transposed
 // once per call, shared by all items), then S_t^T = tanh(A^T) (leaked) and

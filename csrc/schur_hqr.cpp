@@ -518,6 +518,9 @@ void real_schur_own(const ConstMatRef& W, Eigen::MatrixXd& T, Eigen::MatrixXd& Q
     T = W;
     const Index n = T.rows();
     const qr::HessenbergReflectors refl = qr::hessenberg_reduce(T);
+    // Q gets its final size before the view Qm is taken: hessenberg_q's
+    // setIdentity(n, n) then keeps the storage the view (and the second thread)
+    // points to.
     Q.resize(n, n);
     qr::MapM Tm = qr::view(T.data(), n, n, T.outerStride());
     qr::MapM Qm = qr::view(Q.data(), n, n, Q.outerStride());

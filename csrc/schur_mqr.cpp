@@ -179,12 +179,13 @@ void mul_left(MapM& A, Index r0, Index c0, Index c1, const Eigen::MatrixXd& Vt,
         std::copy_n(tmp.data() + j * k, k, a + j * A.outerStride());
 }
 
-// The updates of a window's transformation that reach outside the active block:
-// rows of H above it, columns of H right of it, and Z. The iteration on the
-// block never reads those again (it only reads and writes H inside the current
-// active block, which moves up the diagonal), so they can run on a second thread,
-// in the order they were made, while this one goes on: the result is the same
-// bit for bit. Without start() they are applied at once.
+// The updates of a window's transformation that reach outside the active block
+// [lo, hi]: rows of H above it, columns of H right of it, and Z. The iteration
+// never reads those again: it reads and writes H only inside the current active
+// block, and every later active block lies inside [lo, hi] or entirely above row
+// lo (H(lo, lo-1) = 0 exactly, and nothing writes it again). So they can run on a
+// second thread, in the order they were made, while this one goes on: the result
+// is the same bit for bit. Without start() they are applied at once.
 class OuterUpdates {
    public:
     OuterUpdates(MapM H, MapM Z) : H_(H), Z_(Z) {}

@@ -137,9 +137,9 @@ def test_rtol_controls_ties():
 
 
 @pytest.mark.parametrize(("threads", "own_max"), [("1", 1024), ("2", 1024)])
-def test_auto_method_by_size_and_blas_threads(monkeypatch, threads, own_max):
-    # Identity matrices: the choice depends on n and the BLAS threads only, and the
-    # QR has no work.
+def test_auto_method_by_size_at_any_blas_threads(monkeypatch, threads, own_max):
+    # Identity matrices: the choice depends on n only (the same at one and at two
+    # BLAS threads), and the QR has no work.
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", threads)
     assert ordered_schur(np.eye(own_max)).method == "own"
     assert ordered_schur(np.eye(own_max + 1)).method == "lapack"
@@ -658,3 +658,19 @@ def test_own_qr_threads_validated():
         _core.schur_ordered_own(np.eye(3), 1e-8, -1.0, threads=0)
     with pytest.raises(ValueError, match="threads"):
         _core.schur_real_own(np.eye(3), threads=0)
+
+
+@pytest.mark.parametrize(("env", "expected"), [("1", 1), ("2", 2), ("8", 2)])
+def test_own_qr_takes_a_second_thread_when_blas_may(monkeypatch, env, expected):
+    seen = []
+    real = _core.schur_ordered_own
+
+    def spy(W, rtol, atol, threads=1):
+        seen.append(threads)
+        return real(W, rtol, atol, threads=threads)
+
+    monkeypatch.setattr(_core, "schur_ordered_own", spy)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", env)
+    f = ordered_schur(np.diag(np.arange(1.0, 7.0)), method="own")
+    assert seen == [expected]
+    np.testing.assert_array_equal(np.sort(f.eigvals.real), np.arange(1.0, 7.0))

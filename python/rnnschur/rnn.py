@@ -254,7 +254,11 @@ def rollout(
         a persistent pool); the work is cut into about eight (variant, batch shard)
         items per thread, which the threads claim as they become free. ``None``
         means every hardware thread; 1 runs on the calling thread only. Small calls
-        stay on the calling thread regardless.
+        stay on the calling thread regardless. Results do not depend on it. On
+        AVX-512 machines the kernel (batch in the vector lanes, or the row layout
+        for batches that would leave more than 1/8 of the lanes empty) is chosen
+        from ``B``, so a sequence's outputs can differ in the last bits between
+        calls with different batch sizes.
     leak : float, default 1.0
         Leak of the state update, in (0, 1]: ``h_t = (1 - leak) h_{t-1} +
         leak tanh(...)``, shared by all K variants. It is rounded to the working

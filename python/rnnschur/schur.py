@@ -16,7 +16,8 @@ How the form is computed
    algorithm of LAPACK ``dlaqr0``, in the project's own code) from there, with
    x86-64-v3 (AVX2/FMA) clones selected at run time and,
    when OpenBLAS may use more than one thread, a second thread that forms ``Q`` and
-   applies the iteration's updates to it (same result bit for bit; n >= 128);
+   applies the iteration's updates outside the active block (of ``Q``, and of ``T``
+   above or right of the block; same result bit for bit; n >= 128);
    above, LAPACK ``dgees`` through SciPy. Eigen's
    ``RealSchur`` is available as ``method="eigen"`` (slower at every size).
 2. The compiled core (``csrc/schur_swap.cpp``, the project's own code) then
