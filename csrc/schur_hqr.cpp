@@ -169,8 +169,8 @@ void compact_wy_factor(Index m, Index nb, const double* V, Index ldv, const doub
     }
 }
 
-// The panels of hessenberg() for columns 0..k-1 (k returned, a multiple of kPanel):
-// reflectors go to A (below the subdiagonal zeroed), Vall and taus.
+// The panels of hessenberg_reduce() for columns 0..k-1 (k returned, a multiple of
+// kPanel): reflectors go to A (below the subdiagonal zeroed), Vall and taus.
 Index hessenberg_panels(Eigen::MatrixXd& A, Eigen::MatrixXd& Vall,
                         std::vector<double>& taus) {
     const Index n = A.rows();
@@ -327,11 +327,6 @@ HessenbergReflectors hessenberg_reduce(Eigen::MatrixXd& A) {
 void hessenberg_q(const HessenbergReflectors& r, Index n, Eigen::MatrixXd& Q) {
     Q.setIdentity(n, n);
     if (n >= 3) form_q(r.V, r.taus, Q);
-}
-
-void hessenberg(Eigen::MatrixXd& A, Eigen::MatrixXd& Q) {
-    const HessenbergReflectors r = hessenberg_reduce(A);
-    hessenberg_q(r, A.rows(), Q);
 }
 
 namespace {

@@ -205,11 +205,14 @@ class OuterUpdates {
     // outside the active block lo..hi.
     void reflectors(Index lo, Index hi, Index win_lo, Index win_hi,
                     const std::vector<Refl>& f) {
-        push(Item{lo, hi, win_lo, win_hi, f, Eigen::MatrixXd()});
+        if (!worker_.joinable()) return apply_refls(lo, hi, win_lo, win_hi, f);
+        push(
+            Item{lo, hi, win_lo, win_hi, f, Eigen::MatrixXd()});  // a copy: f is reused
     }
 
     // An AED window's orthogonal V (acting on top..top+k-1) outside lo..hi.
     void matrix(Index lo, Index hi, Index top, Eigen::MatrixXd V) {
+        if (!worker_.joinable()) return apply_matrix(lo, hi, top, V);
         const Index last = top + V.cols() - 1;
         push(Item{lo, hi, top, last, {}, std::move(V)});
     }
@@ -228,22 +231,28 @@ class OuterUpdates {
         Eigen::MatrixXd V;  // empty: apply f
     };
 
+    void apply_refls(Index lo, Index hi, Index w0, Index w1,
+                     const std::vector<Refl>& f) {
+        refls_right(H_, 0, lo, w0, w1, f, buf_);
+        refls_left(H_, w0, w1, hi + 1, H_.cols(), f, buf_);
+        refls_right(Z_, 0, Z_.rows(), w0, w1, f, buf_);
+    }
+
+    void apply_matrix(Index lo, Index hi, Index top, const Eigen::MatrixXd& V) {
+        mul_right(H_, 0, lo, top, V, buf_);
+        if (hi + 1 < H_.cols())
+            mul_left(H_, top, hi + 1, H_.cols(), V.transpose(), buf_);
+        mul_right(Z_, 0, Z_.rows(), top, V, buf_);
+    }
+
     void apply(const Item& it) {
-        const Index n = H_.cols();
-        if (it.V.size() == 0) {
-            refls_right(H_, 0, it.lo, it.w0, it.w1, it.f, buf_);
-            refls_left(H_, it.w0, it.w1, it.hi + 1, n, it.f, buf_);
-            refls_right(Z_, 0, Z_.rows(), it.w0, it.w1, it.f, buf_);
-        } else {
-            mul_right(H_, 0, it.lo, it.w0, it.V, buf_);
-            const Eigen::MatrixXd Vt = it.V.transpose();
-            mul_left(H_, it.w0, it.hi + 1, n, Vt, buf_);
-            mul_right(Z_, 0, Z_.rows(), it.w0, it.V, buf_);
-        }
+        if (it.V.size() == 0)
+            apply_refls(it.lo, it.hi, it.w0, it.w1, it.f);
+        else
+            apply_matrix(it.lo, it.hi, it.w0, it.V);
     }
 
     void push(Item it) {
-        if (!worker_.joinable()) return apply(it);
         {
             const std::lock_guard<std::mutex> lock(m_);
             queue_.push_back(std::move(it));

@@ -161,9 +161,6 @@ HessenbergReflectors hessenberg_reduce(Eigen::MatrixXd& A);
 // Q (resized to n x n) formed from the reflectors of hessenberg_reduce.
 void hessenberg_q(const HessenbergReflectors& r, Index n, Eigen::MatrixXd& Q);
 
-// Both of the above: A <- Q^T A Q with Q formed explicitly.
-void hessenberg(Eigen::MatrixXd& A, Eigen::MatrixXd& Q);
-
 // C (m x n) = alpha A B  (accumulate: C += alpha A B); A m x k, B k x n, all
 // column-major with leading dimensions; C must not overlap A or B.
 void gemm(Index m, Index n, Index k, double alpha, const double* A, Index lda,
