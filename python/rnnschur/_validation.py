@@ -19,6 +19,7 @@ import numpy as np
 __all__ = [
     "as_generator",
     "check_bool",
+    "check_choice",
     "check_int",
     "check_path",
     "check_real",
@@ -69,6 +70,18 @@ def check_bool(name: str, value: Any) -> bool:
         msg = f"{name} must be a bool; got {value!r}"
         raise TypeError(msg)
     return bool(value)
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of the strings ``choices``; a ``TypeError`` (not a
+    string) or ``ValueError`` (another string) naming the argument otherwise."""
+    if not isinstance(value, str):
+        msg = f"{name} must be a string; got {type(value).__name__}"
+        raise TypeError(msg)
+    if value not in choices:
+        msg = f"{name} must be one of {choices}; got {value!r}"
+        raise ValueError(msg)
+    return value
 
 
 def as_generator(name: str, value: Any) -> np.random.Generator:

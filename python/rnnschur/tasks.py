@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import DTypeLike
 
-from ._validation import check_int, check_real
+from ._validation import check_choice, check_int, check_real
 
 __all__ = [
     "TASKS",
@@ -48,15 +48,6 @@ _SPLITS = ("train", "test")
 _EVAL_FREQS = ("unseen", "train")
 #: ``ContextIntegration`` targets.
 _CDI_TARGETS = ("integral", "drift")
-
-
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if not isinstance(value, str):
-        msg = f"{name} must be a string; got {type(value).__name__}"
-        raise TypeError(msg)
-    if value not in choices:
-        msg = f"{name} must be one of {choices}; got {value!r}"
-        raise ValueError(msg)
 
 
 class Task:
@@ -348,7 +339,7 @@ class SineGeneration(Task):
             raise ValueError(msg)
         object.__setattr__(self, "holdout_every", every)
         object.__setattr__(self, "holdout_offset", offset)
-        _check_choice("eval_freqs", self.eval_freqs, _EVAL_FREQS)
+        check_choice("eval_freqs", self.eval_freqs, _EVAL_FREQS)
 
     @property
     def n_inputs(self) -> int:
@@ -476,7 +467,7 @@ class ContextIntegration(Task):
         object.__setattr__(
             self, "dt", check_real("dt", self.dt, low=0.0, low_open=True)
         )
-        _check_choice("target", self.target, _CDI_TARGETS)
+        check_choice("target", self.target, _CDI_TARGETS)
 
     @property
     def n_inputs(self) -> int:
